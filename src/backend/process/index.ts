@@ -1,0 +1,109 @@
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
+import { openLoopbackNetwork } from '../../net/loopback.js';
+import { FleetboxError } from '../../protocol/errors.js';
+import { processStartTime } from '../../store/proc.js';
+import type { Backend, BackendContext, ExitInfo, MemberHandle } from '../types.js';
+
+const SERVER_SCRIPT = fileURLToPath(new URL('./tcp-server.js', import.meta.url));
+const SETPRIV = '/usr/bin/setpriv';
+
+function portAnswers(host: string, port: number, timeoutMs = 200): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** The last `lines` lines of a file, for error messages. */
+export function tailFile(path: string, lines = 20): string {
+  try {
+    const size = statSync(path).size;
+    const text = readFileSync(path, 'utf8').slice(Math.max(0, size - 16_384));
+    return text.split('\n').filter(Boolean).slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Members are plain OS processes: the built-in TCP server or `sh -c <cmd>`, each on its own
+ * loopback address, in its own process group (stop signals the whole group), started under
+ * `setpriv --pdeathsig KILL` so a SIGKILLed holder takes its direct child with it.
+ */
+export function createProcessBackend(): Backend {
+  return {
+    kind: 'process',
+    openNetwork: openLoopbackNetwork,
+    async prepare(): Promise<void> {},
+
+    async start(ctx: BackendContext): Promise<MemberHandle> {
+      const { config, network, store } = ctx;
+      const program = config.cmd ? ['/bin/sh', '-c', config.cmd] : [process.execPath, SERVER_SCRIPT];
+      const argv = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...program] : program;
+      const logPath = store.serialLogPath(config.cluster, config.name);
+      const out = openSync(logPath, 'a', 0o600);
+      try {
+        const child = spawn(argv[0] ?? '', argv.slice(1), {
+          detached: true,
+          stdio: ['ignore', out, out],
+          env: {
+            PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+            FLEETBOX_NAME: config.name,
+            FLEETBOX_CLUSTER: config.cluster,
+            FLEETBOX_IP: network.ip,
+            FLEETBOX_PORT: String(config.port),
+          },
+        });
+        const exited = new Promise<ExitInfo>((resolve) => {
+          child.once('exit', (code, signal) => resolve({ code, signal }));
+          child.once('error', () => resolve({ code: null, signal: null }));
+        });
+        const pid = child.pid;
+        if (pid === undefined) {
+          throw new FleetboxError('boot_failed', `could not start ${argv[0]}`);
+        }
+        return { pid, startTime: processStartTime(pid) ?? '0', exited };
+      } finally {
+        closeSync(out);
+      }
+    },
+
+    probe(ctx: BackendContext): Promise<boolean> {
+      return portAnswers(ctx.network.ip, ctx.config.port);
+    },
+
+    async stop(ctx: BackendContext, handle: MemberHandle, timeoutMs: number): Promise<void> {
+      const signalGroup = (signal: NodeJS.Signals) => {
+        try {
+          process.kill(-handle.pid, signal);
+        } catch {
+          // the group is already gone
+        }
+      };
+      ctx.log.info('member_stop_signal', { member: ctx.config.name, signal: 'SIGTERM' });
+      signalGroup('SIGTERM');
+      const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref());
+      if ((await Promise.race([handle.exited, timer])) === 'timeout') {
+        ctx.log.warn('member_stop_escalate', { member: ctx.config.name, signal: 'SIGKILL', afterMs: timeoutMs });
+        signalGroup('SIGKILL');
+        await handle.exited;
+      }
+      // Whatever the leader left in its group goes too.
+      signalGroup('SIGKILL');
+    },
+
+    diagnose(ctx: BackendContext): string {
+      return tailFile(ctx.store.serialLogPath(ctx.config.cluster, ctx.config.name));
+    },
+  };
+}

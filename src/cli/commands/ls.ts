@@ -1,0 +1,29 @@
+import { Command } from 'commander';
+import { getStatus } from '../../control/status.js';
+import { listMembers } from '../../store/members.js';
+import { age, openStore, printJson, printTable } from '../output.js';
+
+export function lsCommand(): Command {
+  return new Command('ls')
+    .alias('list')
+    .description('list every member on this machine')
+    .option('-q, --quiet', 'names only, one a line')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { quiet?: boolean; json?: boolean }) => {
+      const store = openStore();
+      const views = await Promise.all(listMembers(store).map((ref) => getStatus(store, ref)));
+      if (opts.json) return printJson(views);
+      if (opts.quiet) {
+        if (views.length > 0) process.stdout.write(views.map((v) => v.name).join('\n') + '\n');
+        return;
+      }
+      if (views.length === 0) {
+        process.stderr.write("no members; start some with 'fleetbox up demo -n 3'\n");
+        return;
+      }
+      printTable(
+        ['NAME', 'CLUSTER', 'STATE', 'IP', 'PID', 'AGE', 'BACKEND'],
+        views.map((v) => [v.name, v.cluster, v.state, v.ip, v.pid, age(v.since), v.backend]),
+      );
+    });
+}

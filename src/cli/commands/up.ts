@@ -1,0 +1,68 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { up } from '../../control/up.js';
+import { BACKENDS, type BackendKind } from '../../store/member-config.js';
+import { notice, openStore, printJson, printTable } from '../output.js';
+
+function whole(min: number, max: number) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+export function upCommand(): Command {
+  return new Command('up')
+    .description('start members (booting new ones or re-joining stopped ones to their live cluster)')
+    .argument('<name...>', 'cluster name (web) or member name (web-2)')
+    .option('-n, --count <n>', 'with a cluster name: members <cluster>-1 … -<n>', whole(1, 254))
+    .addOption(new Option('--backend <kind>', 'what a member is: a real VM or a plain process').choices(BACKENDS).default('qemu'))
+    .option('--cmd <command>', "process backend: shell command a member runs (gets FLEETBOX_IP, FLEETBOX_PORT, FLEETBOX_NAME); default: a built-in TCP server")
+    .option('--port <port>', 'process backend: port the member listens on', whole(1, 65535))
+    .option('--cpus <n>', 'qemu: virtual CPUs per member', whole(1, 64))
+    .option('--mem <MiB>', 'qemu: memory per member in MiB', whole(64, 65536))
+    .option('--disk <MiB>', 'qemu: size of a persistent disk mounted at /data (0 = none)', whole(0, 1048576))
+    .option('--timeout <seconds>', 'boot timeout per call (image preparation is not charged)', whole(1, 3600), 120)
+    .option('--json', 'print the members as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ fleetbox up demo -n 3 --backend process     three process members demo-1..3
+  $ fleetbox up web -n 3                         three real VMs
+  $ fleetbox up web-2                            re-join web-2 to the live cluster web`,
+    )
+    .action(async (names: string[], opts: {
+      count?: number; backend: BackendKind; cmd?: string; port?: number; cpus?: number; mem?: number; disk?: number; timeout: number; json?: boolean;
+    }, command: Command) => {
+      const store = openStore();
+      const backendGiven = command.getOptionValueSource('backend') === 'cli';
+      const result = await up(store, {
+        names,
+        ...(opts.count !== undefined && { count: opts.count }),
+        spec: {
+          ...(backendGiven ? { backend: opts.backend } : {}),
+          ...(opts.cmd !== undefined && { cmd: opts.cmd }),
+          ...(opts.port !== undefined && { port: opts.port }),
+          ...(opts.cpus !== undefined && { cpus: opts.cpus }),
+          ...(opts.mem !== undefined && { memoryMiB: opts.mem }),
+          ...(opts.disk !== undefined && { diskMiB: opts.disk }),
+        },
+        bound: false,
+        bootTimeoutMs: opts.timeout * 1000,
+        onChange: (view) => {
+          if (opts.json) return;
+          const detail = view.progress ? `: ${view.progress}` : '';
+          notice(`${view.name}: ${view.state}${detail}`);
+        },
+      });
+      if (opts.json) {
+        printJson(result.members);
+        return;
+      }
+      printTable(
+        ['NAME', 'STATE', 'IP', 'PID', 'BACKEND'],
+        result.members.map((m) => [m.name, m.state, m.ip, m.pid, m.backend]),
+      );
+    });
+}

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { downCommand } from './commands/down.js';
+import { lsCommand } from './commands/ls.js';
+import { rmCommand } from './commands/rm.js';
+import { statusCommand } from './commands/status.js';
+import { upCommand } from './commands/up.js';
+import { EXIT, reportError } from './exit.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('fleetbox')
+    .description('real Linux virtual machines as test fixtures and throw-away clusters')
+    .version(pkg.version)
+    .showSuggestionAfterError()
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ fleetbox up demo -n 3 --backend process   start a 3-member cluster of plain processes
+  $ fleetbox ls                                list members (--json for scripts)
+  $ fleetbox down demo-2 && fleetbox up demo-2 stop one member, re-join it
+  $ fleetbox rm demo --yes                     delete the cluster
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 not found.
+State lives in $FLEETBOX_HOME (default ~/.fleetbox).`,
+    );
+  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand()]) {
+    program.addCommand(command);
+  }
+  // Commander's own errors (unknown option, missing argument) become our usage exit code.
+  const exitOverride = (command: Command) => {
+    command.exitOverride();
+    command.configureOutput({ writeErr: (text) => process.stderr.write(text.replace(/^error: /, 'fleetbox: ')) });
+    command.commands.forEach(exitOverride);
+  };
+  exitOverride(program);
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    return reportError(error);
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,60 @@
+import { connect } from 'node:net';
+import type { z } from 'zod';
+import { FleetboxError } from '../protocol/errors.js';
+import { readLines, writeLine } from '../protocol/framing.js';
+import { ErrorReplySchema } from '../protocol/schemas.js';
+
+export interface RequestOptions {
+  /** Whole-request deadline; `stop` and `addmember` wait for real work, so pass a long one. */
+  timeoutMs?: number;
+}
+
+/**
+ * Sends one request on a fresh connection and resolves with the validated success reply.
+ * `unreachable` means nobody listens there (no live holder); an error reply becomes a
+ * FleetboxError with the holder's code and message.
+ */
+export function request<T extends z.ZodType>(
+  socketPath: string,
+  body: Record<string, unknown>,
+  success: T,
+  options: RequestOptions = {},
+): Promise<z.infer<T>> {
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    let settled = false;
+    const finish = (error: Error | undefined, value?: z.infer<T>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(value as z.infer<T>);
+    };
+    const timer = setTimeout(
+      () => finish(new FleetboxError('unreachable', `no answer from ${socketPath} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.once('connect', () => writeLine(socket, body));
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      finish(new FleetboxError('unreachable', `cannot reach holder at ${socketPath}: ${error.code ?? error.message}`, { cause: error }));
+    });
+    socket.once('close', () => finish(new FleetboxError('unreachable', `holder closed ${socketPath} without answering`)));
+    const reader = readLines(socket);
+    reader.onError((error) => finish(new FleetboxError('internal', `holder sent a bad reply: ${error.message}`)));
+    reader.onValue((value) => {
+      const failure = ErrorReplySchema.safeParse(value);
+      if (failure.success) {
+        finish(new FleetboxError(failure.data.error.code, failure.data.error.message));
+        return;
+      }
+      const parsed = success.safeParse(value);
+      if (!parsed.success) {
+        finish(new FleetboxError('internal', `holder sent an unexpected reply: ${parsed.error.issues[0]?.message}`));
+        return;
+      }
+      finish(undefined, parsed.data);
+    });
+  });
+}

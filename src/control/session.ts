@@ -1,0 +1,43 @@
+import type { SpawnedHolder } from './spawn.js';
+import { isProcessAlive } from '../store/proc.js';
+
+/**
+ * A bound holder's lifetime, owned by this process. Closing it (or disposing it with
+ * `await using`) closes the owner connection: the holder stops every member and exits.
+ */
+export class Session {
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly cluster: string,
+    private readonly holder: SpawnedHolder,
+  ) {}
+
+  get holderPid(): number {
+    return this.holder.pid;
+  }
+
+  /** Idempotent; resolves once the holder process is gone (SIGKILL after `timeoutMs`). */
+  close(timeoutMs = 30_000): Promise<void> {
+    this.closing ??= (async () => {
+      this.holder.control?.end();
+      const deadline = Date.now() + timeoutMs;
+      while (isProcessAlive(this.holder.pid)) {
+        if (Date.now() > deadline) {
+          try {
+            process.kill(this.holder.pid, 'SIGKILL');
+          } catch {
+            // exited just now
+          }
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

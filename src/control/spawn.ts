@@ -1,0 +1,166 @@
+import { openSync, closeSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { crashPoint } from '../protocol/crash-point.js';
+import { FleetboxError } from '../protocol/errors.js';
+import { readLines, writeLine } from '../protocol/framing.js';
+import { HolderOptionsSchema, RUNNER_FLAG, type HolderOptionsInput } from '../protocol/holder-options.js';
+import { AckReplySchema, BindReplySchema, ErrorReplySchema } from '../protocol/schemas.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
+import type { Store } from '../store/layout.js';
+import { liveHolder } from '../store/pidfile.js';
+import { tailText } from './tail.js';
+
+/** The holder's entry point, found next to this file in the built tree (no import of its code). */
+const HOLDER_MAIN = fileURLToPath(new URL('../holder/main.js', import.meta.url));
+
+export interface SpawnOptions {
+  cluster: string;
+  members: string[];
+  /** bound: the holder lives only as long as this process and its control connection. */
+  bound: boolean;
+  /** How long the holder may take to start listening. */
+  readyTimeoutMs?: number;
+  holderOptions?: Partial<HolderOptionsInput>;
+}
+
+export interface SpawnedHolder {
+  pid: number;
+  /** Bound mode: the acked control connection. Closing it tells the holder to stop everything. */
+  control: Socket | undefined;
+  instance: string | undefined;
+  /** Bound mode: settles when the holder process exits. */
+  exited: Promise<unknown>;
+}
+
+function tryConnect(path: string): Promise<Socket | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+  });
+}
+
+/** Reads the next JSON line from the control connection. */
+function nextLine(socket: Socket, timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const reader = readLines(socket);
+    const timer = setTimeout(() => reject(new FleetboxError('holder_failed', 'holder did not answer on its control socket')), timeoutMs);
+    reader.onValue((value) => {
+      clearTimeout(timer);
+      socket.unpipe();
+      socket.removeAllListeners('data');
+      resolve(value);
+    });
+    reader.onError((error) => {
+      clearTimeout(timer);
+      reject(new FleetboxError('holder_failed', `holder sent a bad line: ${error.message}`));
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      reject(new FleetboxError('holder_failed', 'holder closed its control socket'));
+    });
+  });
+}
+
+/**
+ * Starts a holder for `cluster` and resolves once its sockets listen (and, bound, once it has
+ * acked us as its owner). Detached holders are session leaders with their output in the
+ * holder log, unref'd so this process may exit; bound holders are our children.
+ */
+export async function spawnHolder(store: Store, options: SpawnOptions): Promise<SpawnedHolder> {
+  const holderOptions = HolderOptionsSchema.parse({
+    home: store.home,
+    mode: options.bound ? 'bound' : 'detached',
+    ...options.holderOptions,
+  });
+  const logPath = store.holderLogPath(options.cluster);
+  const logFd = openSync(logPath, 'a', 0o600);
+  let child: ResultPromise;
+  try {
+    child = execa(process.execPath, [HOLDER_MAIN, RUNNER_FLAG, options.cluster, options.members.join(',')], {
+      detached: !options.bound,
+      cleanup: false,
+      reject: false,
+      stdin: 'ignore',
+      stdout: logFd,
+      stderr: logFd,
+      env: {
+        FLEETBOX_OPTS: JSON.stringify(holderOptions),
+        ...(options.bound && { FLEETBOX_PARENT_PID: String(process.pid) }),
+      },
+    } as never) as ResultPromise;
+  } finally {
+    closeSync(logFd);
+  }
+  const pid = child.pid;
+  if (pid === undefined) throw new FleetboxError('holder_failed', `could not start the holder: ${tailText(logPath)}`);
+  let exitInfo: string | undefined;
+  const exited = child.then((r) => {
+    exitInfo = r.signal ? `signal ${r.signal}` : `exit code ${r.exitCode}`;
+    return r;
+  });
+  // Neither the holder nor its connection keeps this process alive: a script that ends without
+  // closing its cluster ends the holder's owner connection, which is exactly the cleanup signal.
+  child.unref();
+
+  const controlPath = store.controlSocketPath(options.cluster);
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 15_000);
+  // Ready means: every member's pidfile names this holder (written only after its socket
+  // listens) and the control socket answers.
+  const pidfilesReady = () =>
+    options.members.every((m) => liveHolder(store.pidfilePath(options.cluster, m))?.pid === pid);
+  let socket: Socket | undefined;
+  while (!socket) {
+    if (exitInfo !== undefined) {
+      throw new FleetboxError('holder_failed', `holder of ${options.cluster} exited (${exitInfo}) before it was ready: ${tailText(logPath)}`);
+    }
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGKILL');
+      throw new FleetboxError('holder_failed', `holder of ${options.cluster} did not start listening in time: ${tailText(logPath)}`);
+    }
+    socket = pidfilesReady() ? await tryConnect(controlPath) : undefined;
+    if (!socket) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  if (!options.bound) {
+    socket.destroy();
+    return { pid, control: undefined, instance: undefined, exited };
+  }
+  return bind(socket, pid, exited, options.cluster);
+}
+
+async function bind(socket: Socket, pid: number, exited: Promise<unknown>, cluster: string): Promise<SpawnedHolder> {
+  try {
+    writeLine(socket, { cmd: 'bind', version: PROTOCOL_VERSION });
+    const reply = await nextLine(socket, 10_000);
+    const failure = ErrorReplySchema.safeParse(reply);
+    if (failure.success) {
+      if (failure.data.error.code === 'version_mismatch') {
+        // A stale holder binary (or a stale client) must not keep members half-owned.
+        process.kill(pid, 'SIGKILL');
+        throw new FleetboxError(
+          'version_mismatch',
+          `the holder of ${cluster} speaks another protocol (${failure.data.error.message}); it was stopped. Rebuild fleetbox (npm run build) so client and holder match`,
+        );
+      }
+      throw new FleetboxError(failure.data.error.code, failure.data.error.message);
+    }
+    const bound = BindReplySchema.parse(reply);
+    crashPoint('client-before-ack');
+    writeLine(socket, { cmd: 'ack' });
+    AckReplySchema.parse(await nextLine(socket, 10_000));
+    socket.on('error', () => socket.destroy());
+    socket.unref();
+    return { pid, control: socket, instance: bound.instance, exited };
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+}

@@ -1,0 +1,52 @@
+import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
+import { StatusReplySchema, type MemberStatus } from '../protocol/schemas.js';
+import type { Store } from '../store/layout.js';
+import { readMemberConfig, readMemberState, type MemberRef } from '../store/members.js';
+import { liveHolder } from '../store/pidfile.js';
+import { request } from './client.js';
+
+export interface MemberView extends MemberStatus {
+  cluster: string;
+  backend: string;
+  /** `holder`: a live holder answered; `disk`: no holder answered, read from state.json. */
+  source: 'holder' | 'disk';
+  /** PID of the holder process that owns the member, when one is alive. */
+  holderPid: number | null;
+  createdAt: string | null;
+}
+
+/**
+ * A member's status: a live holder's answer beats any file. Without one, the last state on disk
+ * is reported, except that nothing without a holder can be running: that reads as stopped.
+ */
+export async function getStatus(store: Store, ref: MemberRef, timeoutMs = 2_000): Promise<MemberView> {
+  const config = readMemberConfig(store, ref.cluster, ref.name);
+  if (!config) throw new FleetboxError('not_found', `no member named ${ref.name}; 'fleetbox ls' lists them`);
+  const base = { cluster: ref.cluster, backend: config.backend, createdAt: config.createdAt };
+  // The socket is asked even without a pidfile: the pidfile is written after the socket listens.
+  try {
+    const reply = await request(store.memberSocketPath(ref.name), { cmd: 'status' }, StatusReplySchema, { timeoutMs });
+    const holder = liveHolder(store.pidfilePath(ref.cluster, ref.name));
+    return { ...reply.status, ...base, source: 'holder', holderPid: holder?.pid ?? null };
+  } catch (error) {
+    if (!isFleetboxError(error, 'unreachable')) throw error;
+  }
+  const state = readMemberState(store, ref.cluster, ref.name);
+  const settled = state && (state.state === 'stopped' || state.state === 'error');
+  return {
+    name: ref.name,
+    pid: null,
+    running: false,
+    ip: state?.ip ?? null,
+    state: settled ? state.state : 'stopped',
+    ...(settled && state.error !== undefined && { error: state.error }),
+    since: state?.since ?? config.createdAt,
+    ...base,
+    source: 'disk',
+    holderPid: null,
+  };
+}
+
+export async function isRunning(store: Store, ref: MemberRef): Promise<boolean> {
+  return (await getStatus(store, ref)).state === 'running';
+}

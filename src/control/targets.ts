@@ -1,0 +1,27 @@
+import { existsSync } from 'node:fs';
+import { FleetboxError } from '../protocol/errors.js';
+import type { Store } from '../store/layout.js';
+import { listClusters, listMembers, type MemberRef } from '../store/members.js';
+import { clusterOf, validateName } from '../store/names.js';
+
+/**
+ * Turns command-line names into members: a cluster name means all its members, a member name
+ * means that member. Unknown names are an error naming them, so nothing half-happens.
+ */
+export function resolveTargets(store: Store, names: string[]): MemberRef[] {
+  const found = new Map<string, MemberRef>();
+  const unknown: string[] = [];
+  for (const name of names) {
+    validateName(name);
+    const clusterMembers = listClusters(store).includes(name) ? listMembers(store, name) : [];
+    const cluster = clusterOf(name);
+    const asMember = existsSync(store.configPath(cluster, name)) ? [{ cluster, name }] : [];
+    const refs = clusterMembers.length > 0 ? clusterMembers : asMember;
+    if (refs.length === 0) unknown.push(name);
+    for (const ref of refs) found.set(ref.name, ref);
+  }
+  if (unknown.length > 0) {
+    throw new FleetboxError('not_found', `no member or cluster named ${unknown.join(', ')}; 'fleetbox ls' lists them`);
+  }
+  return [...found.values()];
+}

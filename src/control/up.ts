@@ -1,0 +1,152 @@
+import { mkdirSync } from 'node:fs';
+import { FleetboxError } from '../protocol/errors.js';
+import type { HolderOptionsInput } from '../protocol/holder-options.js';
+import type { Store } from '../store/layout.js';
+import { withLock } from '../store/lock.js';
+import { MemberConfigSchema, type BackendKind, type MemberConfigInput } from '../store/member-config.js';
+import { listMembers, readMemberConfig, writeMemberConfig, type MemberRef } from '../store/members.js';
+import { clusterOf, memberNames, validateName } from '../store/names.js';
+import { reconcileMember } from '../store/reconcile.js';
+import { addMember, liveSibling } from './add-member.js';
+import { spawnHolder, type SpawnedHolder } from './spawn.js';
+import { getStatus, type MemberView } from './status.js';
+import { waitMembers } from './wait.js';
+
+export type MemberSpecInput = Omit<MemberConfigInput, 'name' | 'cluster' | 'createdAt' | 'backend'> & {
+  backend?: BackendKind;
+};
+
+export interface UpOptions {
+  /** Member names (`web-2`) or cluster names (`web`). */
+  names: string[];
+  /** With one cluster name: make sure members `<cluster>-1 … -<count>` run. */
+  count?: number;
+  spec?: MemberSpecInput;
+  /** bound: the holder dies with this process (library); detached: it outlives it (CLI). */
+  bound?: boolean;
+  /** Boot budget per call; image preparation is not charged to it. */
+  bootTimeoutMs?: number;
+  prepareTimeoutMs?: number;
+  holderOptions?: Partial<HolderOptionsInput>;
+  onChange?(view: MemberView): void;
+}
+
+export interface UpResult {
+  members: MemberView[];
+  /** Holders spawned by this call (one per cluster at most); bound ones carry the control socket. */
+  spawned: Map<string, SpawnedHolder>;
+}
+
+const ACTIVE = new Set(['running', 'starting', 'downloading']);
+
+/** Which members `names` (+ `count`) stand for, grouped by cluster. */
+export function planMembers(store: Store, names: string[], count?: number): Map<string, string[]> {
+  if (names.length === 0) throw new FleetboxError('usage', 'name at least one member or cluster, e.g. fleetbox up web -n 3');
+  if (count !== undefined && (!Number.isInteger(count) || count < 1 || count > 254)) {
+    throw new FleetboxError('usage', `-n must be a whole number from 1 to 254, not ${count}`);
+  }
+  const plan = new Map<string, string[]>();
+  const add = (member: string) => {
+    const cluster = clusterOf(member);
+    const list = plan.get(cluster) ?? [];
+    if (!list.includes(member)) list.push(member);
+    plan.set(cluster, list);
+  };
+  for (const name of names) {
+    validateName(name);
+    const isMember = clusterOf(name) !== name;
+    if (isMember) {
+      if (count !== undefined) {
+        throw new FleetboxError('usage', `-n takes a cluster name; ${name} names a member of ${clusterOf(name)}`);
+      }
+      add(name);
+      continue;
+    }
+    const existing = listMembers(store, name).map((m) => m.name);
+    const wanted = count !== undefined ? memberNames(name, count) : existing.length > 0 ? existing : memberNames(name, 1);
+    wanted.forEach(add);
+  }
+  return plan;
+}
+
+function ensureConfig(store: Store, cluster: string, name: string, spec: MemberSpecInput): void {
+  const existing = readMemberConfig(store, cluster, name);
+  if (existing) {
+    if (spec.backend !== undefined && spec.backend !== existing.backend) {
+      throw new FleetboxError(
+        'usage',
+        `member ${name} was created with backend ${existing.backend}; 'fleetbox rm ${name} --yes' first to change it`,
+      );
+    }
+    return;
+  }
+  // A new member of an existing cluster is made like its siblings unless told otherwise.
+  const sibling = listMembers(store, cluster)
+    .map((ref) => readMemberConfig(store, cluster, ref.name))
+    .find((c) => c !== undefined);
+  const inherited = sibling
+    ? { backend: sibling.backend, cmd: sibling.cmd, port: sibling.port, cpus: sibling.cpus, memoryMiB: sibling.memoryMiB, diskMiB: sibling.diskMiB }
+    : {};
+  const config = MemberConfigSchema.parse({
+    ...inherited,
+    ...spec,
+    backend: spec.backend ?? inherited.backend ?? 'qemu',
+    name,
+    cluster,
+    createdAt: new Date().toISOString(),
+  });
+  mkdirSync(store.memberDir(cluster, name), { recursive: true, mode: 0o700 });
+  writeMemberConfig(store, config);
+}
+
+/**
+ * Makes the named members run. Per cluster, under the cluster lock: clean up after dead
+ * holders, write configs for new members, then either ask the live holder to take the members
+ * on (addmember: they join its network) or spawn a holder for them. Two concurrent `up` of one
+ * cluster serialise here: the second finds the first's holder and attaches to it.
+ */
+export async function up(store: Store, options: UpOptions): Promise<UpResult> {
+  const plan = planMembers(store, options.names, options.count);
+  const spec = options.spec ?? {};
+  const spawned = new Map<string, SpawnedHolder>();
+  const refs: MemberRef[] = [];
+  const bootTimeoutMs = options.bootTimeoutMs ?? 120_000;
+  try {
+    for (const [cluster, members] of plan) {
+      members.forEach((name) => refs.push({ cluster, name }));
+      await withLock(store.clusterLockPath(cluster), async () => {
+        for (const name of members) ensureConfig(store, cluster, name, spec);
+        for (const member of listMembers(store, cluster)) reconcileMember(store, cluster, member.name);
+        const views = await Promise.all(members.map((name) => getStatus(store, { cluster, name })));
+        const idle = views.filter((v) => !ACTIVE.has(v.state)).map((v) => v.name);
+        if (idle.length === 0) return;
+        if (liveSibling(store, cluster)) {
+          if (options.bound) {
+            throw new FleetboxError('busy', `cluster ${cluster} is already held by another process; pick another name`);
+          }
+          await Promise.all(idle.map((name) => addMember(store, name, bootTimeoutMs + 60_000)));
+          return;
+        }
+        spawned.set(
+          cluster,
+          await spawnHolder(store, {
+            cluster,
+            members: idle,
+            bound: options.bound ?? false,
+            ...(options.holderOptions && { holderOptions: options.holderOptions }),
+          }),
+        );
+      });
+    }
+    const members = await waitMembers(store, refs, {
+      timeoutMs: bootTimeoutMs,
+      ...(options.prepareTimeoutMs !== undefined && { prepareTimeoutMs: options.prepareTimeoutMs }),
+      ...(options.onChange && { onChange: (view: MemberView) => options.onChange?.(view) }),
+    });
+    return { members, spawned };
+  } catch (error) {
+    // A bound holder we started must not outlive a failed call: closing its owner connection stops it.
+    for (const holder of spawned.values()) holder.control?.destroy();
+    throw error;
+  }
+}

@@ -1,0 +1,57 @@
+import { FleetboxError } from '../protocol/errors.js';
+import type { Store } from '../store/layout.js';
+import type { MemberRef } from '../store/members.js';
+import { getStatus, type MemberView } from './status.js';
+
+const POLL_MS = 25;
+
+export interface WaitOptions {
+  /** Boot budget; time spent `downloading` (image preparation) is not charged to it. */
+  timeoutMs: number;
+  /** Separate budget for preparation (downloads, image builds). */
+  prepareTimeoutMs?: number;
+  /** Called when a member's state or progress changes (for the CLI's progress lines). */
+  onChange?(view: MemberView): void;
+}
+
+/**
+ * Polls until every member is running with an address. Fails fast on `error` (and on a member
+ * that went back to stopped, i.e. its holder died) instead of waiting out the budget.
+ */
+export async function waitMembers(store: Store, refs: MemberRef[], options: WaitOptions): Promise<MemberView[]> {
+  const prepareTimeoutMs = options.prepareTimeoutMs ?? 30 * 60_000;
+  let bootUsed = 0;
+  let prepareUsed = 0;
+  let last = Date.now();
+  const seen = new Map<string, string>();
+  for (;;) {
+    const views = await Promise.all(refs.map((ref) => getStatus(store, ref)));
+    const now = Date.now();
+    const downloading = views.some((v) => v.state === 'downloading');
+    if (downloading) prepareUsed += now - last;
+    else bootUsed += now - last;
+    last = now;
+    for (const view of views) {
+      const key = `${view.state}|${view.progress ?? ''}`;
+      if (seen.get(view.name) !== key) {
+        seen.set(view.name, key);
+        options.onChange?.(view);
+      }
+    }
+    const failed = views.find((v) => v.state === 'error');
+    if (failed) throw new FleetboxError('boot_failed', failed.error ?? `${failed.name} failed to start`);
+    const gone = views.find((v) => v.source === 'disk');
+    if (gone) {
+      throw new FleetboxError('holder_failed', `${gone.name} has no live holder any more (state ${gone.state}); see 'fleetbox logs' or the holder log under ${store.logsDir}`);
+    }
+    if (views.every((v) => v.state === 'running' && v.ip)) return views;
+    if (bootUsed > options.timeoutMs) {
+      const slow = views.filter((v) => v.state !== 'running').map((v) => `${v.name} (${v.state})`);
+      throw new FleetboxError('boot_timeout', `boot timeout of ${options.timeoutMs} ms expired waiting for ${slow.join(', ')}`);
+    }
+    if (prepareUsed > prepareTimeoutMs) {
+      throw new FleetboxError('prepare_timeout', `image preparation took longer than ${prepareTimeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}

@@ -1,0 +1,71 @@
+import type { Server, Socket } from 'node:net';
+import { crashPoint } from '../protocol/crash-point.js';
+import { FleetboxError } from '../protocol/errors.js';
+import { readLines, writeLine } from '../protocol/framing.js';
+import { CONTROL_COMMANDS, ControlRequestSchema } from '../protocol/schemas.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
+import type { Holder } from './holder.js';
+import { errorReply } from './member-socket.js';
+import { listenUnix } from './socket-server.js';
+
+/** The version this holder speaks; tests may pretend to be another build. */
+function holderVersion(): string {
+  return process.env.FLEETBOX_TEST_HOLDER_VERSION ?? PROTOCOL_VERSION;
+}
+
+/**
+ * bind → reply → ack. Only the ack arms the death-watch: a connection that closes before it
+ * (a retry, a probe, a fuzzer) tears nothing down. One owner at a time.
+ */
+export function serveControlSocket(holder: Holder): Promise<Server> {
+  let owner: Socket | undefined;
+  return listenUnix(holder.store.controlSocketPath(holder.cluster), (socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    let bound = false;
+    const reader = readLines(socket);
+    reader.onError((error) => {
+      writeLine(socket, { ok: false, error: { code: 'bad_request', message: error.message } });
+      socket.end();
+    });
+    reader.onValue((value) => {
+      if (socket === owner) return; // the owner has nothing more to say; its EOF is what counts
+      const cmd = typeof value === 'object' && value !== null ? (value as { cmd?: unknown }).cmd : undefined;
+      if (typeof cmd === 'string' && !(CONTROL_COMMANDS as readonly string[]).includes(cmd)) {
+        writeLine(socket, errorReply(new FleetboxError('unknown_command', `unknown command ${JSON.stringify(cmd.slice(0, 40))}; expected bind or ack`)));
+        return;
+      }
+      const parsed = ControlRequestSchema.safeParse(value);
+      if (!parsed.success) {
+        writeLine(socket, errorReply(new FleetboxError('bad_request', `invalid request: ${parsed.error.issues[0]?.message ?? 'unknown problem'}`)));
+        return;
+      }
+      const request = parsed.data;
+      if (request.cmd === 'bind') {
+        if (request.version !== holderVersion()) {
+          writeLine(socket, errorReply(new FleetboxError('version_mismatch', `holder speaks protocol ${holderVersion()}, client speaks ${request.version}`)));
+          return;
+        }
+        if (holder.options.mode !== 'bound') {
+          writeLine(socket, errorReply(new FleetboxError('busy', 'this holder is detached; it takes no owner')));
+          return;
+        }
+        if (owner) {
+          writeLine(socket, errorReply(new FleetboxError('busy', 'this holder already has an owner')));
+          return;
+        }
+        bound = true;
+        writeLine(socket, { ok: true, version: holderVersion(), pid: process.pid, instance: holder.instance });
+        crashPoint('holder-before-ack');
+        return;
+      }
+      // ack
+      if (!bound || owner) {
+        writeLine(socket, errorReply(new FleetboxError('bad_request', 'ack without a successful bind on this connection')));
+        return;
+      }
+      owner = socket;
+      writeLine(socket, { ok: true });
+      holder.armOwner(socket);
+    });
+  });
+}

@@ -1,0 +1,217 @@
+import { randomBytes } from 'node:crypto';
+import type { Server, Socket } from 'node:net';
+import type { Backend, ClusterNetwork, Logger } from '../backend/types.js';
+import { crashPoint } from '../protocol/crash-point.js';
+import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
+import type { HolderOptions } from '../protocol/holder-options.js';
+import type { MemberStatus } from '../protocol/schemas.js';
+import type { Store } from '../store/layout.js';
+import { listMembers, readMemberConfig, writeMemberConfig, writeMemberState } from '../store/members.js';
+import { clusterOf, validateName } from '../store/names.js';
+import { removePidfile, writePidfile } from '../store/pidfile.js';
+import { processStartTime } from '../store/proc.js';
+import { reconcileMember } from '../store/reconcile.js';
+import { serveControlSocket } from './control-socket.js';
+import { MemberRuntime } from './member-runtime.js';
+import { serveMemberSocket } from './member-socket.js';
+import { closeUnix } from './socket-server.js';
+
+export interface HolderInit {
+  store: Store;
+  cluster: string;
+  members: string[];
+  options: HolderOptions;
+  backend: Backend;
+  log: Logger;
+  /** Called once the holder has stopped everything; the runner exits the process. */
+  onExit(code: number): void;
+}
+
+/**
+ * The server half: owns one cluster's member processes, its network and its sockets. It exits
+ * when its last member stops, when its owner goes away (bound mode), or on SIGTERM/SIGINT.
+ */
+export class Holder {
+  readonly instance = randomBytes(8).toString('hex');
+  readonly runtimes = new Map<string, MemberRuntime>();
+  private readonly servers = new Map<string, Server>();
+  private controlServer: Server | undefined;
+  private network: ClusterNetwork | undefined;
+  private shuttingDown: Promise<void> | undefined;
+  private readonly startTime = processStartTime(process.pid) ?? '0';
+
+  constructor(readonly init: HolderInit) {}
+
+  get store(): Store {
+    return this.init.store;
+  }
+  get cluster(): string {
+    return this.init.cluster;
+  }
+  get log(): Logger {
+    return this.init.log;
+  }
+  get options(): HolderOptions {
+    return this.init.options;
+  }
+
+  async start(): Promise<void> {
+    const { store, cluster, members, log } = this.init;
+    log.info('holder_start', { pid: process.pid, instance: this.instance, members, mode: this.options.mode });
+    for (const member of listMembers(store, cluster)) {
+      const result = reconcileMember(store, cluster, member.name);
+      if (result.killed.length > 0) log.warn('reconciled_orphans', { member: member.name, killed: result.killed });
+    }
+    // The control socket comes first: a second holder of this cluster fails here, touching nothing.
+    this.controlServer = await serveControlSocket(this);
+    this.network = await this.init.backend.openNetwork(store, cluster, log);
+    for (const name of members) await this.adopt(name);
+    crashPoint('holder-after-pidfile');
+    for (const name of members) void this.runtimes.get(name)?.boot();
+  }
+
+  /** Takes `name` on as a member of this holder: config, socket, then pidfile (DESIGN §3). */
+  private async adopt(name: string): Promise<MemberRuntime> {
+    validateName(name, 'member name');
+    if (clusterOf(name) !== this.cluster) {
+      throw new FleetboxError(
+        'bad_request',
+        `member ${name} belongs to cluster ${clusterOf(name)}, not to ${this.cluster}; run 'fleetbox up ${name}' instead`,
+      );
+    }
+    const config = this.configFor(name);
+    if (config.backend !== this.init.backend.kind) {
+      throw new FleetboxError(
+        'bad_request',
+        `member ${name} uses backend ${config.backend} but cluster ${this.cluster} runs on ${this.init.backend.kind}`,
+      );
+    }
+    const existing = this.runtimes.get(name);
+    if (existing?.active) {
+      throw new FleetboxError('already_running', `member ${name} is already ${existing.state}`);
+    }
+    if (!this.network) throw new FleetboxError('internal', 'holder network is not open');
+    const runtime = new MemberRuntime(config, this.init.backend, this.network, this.store, this.log, {
+      onChange: (r) => this.persist(r),
+    });
+    this.runtimes.set(name, runtime);
+    if (!this.servers.has(name)) {
+      this.servers.set(name, await serveMemberSocket(this, name));
+      crashPoint('holder-after-socket-listen');
+    }
+    writePidfile(this.store.pidfilePath(this.cluster, name), this.instance);
+    this.persist(runtime);
+    return runtime;
+  }
+
+  /** The member's own config, or, for a name never seen, a copy of a sibling's. */
+  private configFor(name: string) {
+    const own = readMemberConfig(this.store, this.cluster, name);
+    if (own) return own;
+    const sibling = [...this.runtimes.values()][0]?.config;
+    if (!sibling) throw new FleetboxError('unknown_member', `member ${name} has no config and no sibling to copy`);
+    const config = { ...sibling, name, createdAt: new Date().toISOString() };
+    writeMemberConfig(this.store, config);
+    return config;
+  }
+
+  private persist(runtime: MemberRuntime): void {
+    if (!this.runtimes.has(runtime.name)) return;
+    try {
+      const handle = runtime.handle;
+      writeMemberState(this.store, this.cluster, {
+        ...runtime.status(),
+        ...(handle && { processStartTime: handle.startTime }),
+        holder: { pid: process.pid, startTime: this.startTime },
+      });
+    } catch (error) {
+      this.log.error('state_write_failed', { member: runtime.name, message: String(error) });
+    }
+    if (!runtime.active) this.exitIfIdle();
+  }
+
+  statusOf(name: string): MemberStatus {
+    const runtime = this.runtimes.get(name);
+    if (!runtime) throw new FleetboxError('unknown_member', `member ${name} is not held here`);
+    return runtime.status();
+  }
+
+  /** addmember: boots `name` onto this holder's network; resolves when running, rejects if it failed. */
+  async addMember(name: string): Promise<MemberStatus> {
+    if (this.shuttingDown) throw new FleetboxError('busy', `holder of ${this.cluster} is shutting down; retry`);
+    const runtime = await this.adopt(name);
+    this.log.info('addmember', { member: name });
+    crashPoint('holder-mid-addmember');
+    await runtime.boot();
+    const status = runtime.status();
+    if (status.state !== 'running') {
+      throw new FleetboxError('boot_failed', status.error ?? `member ${name} did not start`);
+    }
+    return status;
+  }
+
+  /** Stops one member and lets go of it: its socket and pidfile disappear. */
+  async stopMember(name: string, timeoutMs = this.options.stopTimeoutMs): Promise<MemberStatus> {
+    const runtime = this.runtimes.get(name);
+    if (!runtime) throw new FleetboxError('unknown_member', `member ${name} is not held here`);
+    crashPoint('holder-mid-stop');
+    await runtime.stop(timeoutMs);
+    const status = runtime.status();
+    this.release(name);
+    this.exitIfIdle();
+    return status;
+  }
+
+  private release(name: string): void {
+    const server = this.servers.get(name);
+    if (server) closeUnix(server, this.store.memberSocketPath(name));
+    this.servers.delete(name);
+    removePidfile(this.store.pidfilePath(this.cluster, name), this.instance);
+    const runtime = this.runtimes.get(name);
+    if (runtime) this.persist(runtime);
+    this.runtimes.delete(name);
+  }
+
+  private exitIfIdle(): void {
+    if (this.shuttingDown) return;
+    if ([...this.runtimes.values()].some((r) => r.active)) return;
+    void this.shutdown('no member left running');
+  }
+
+  /** Stops every member, tears the network down, removes sockets and pidfiles, then exits. */
+  shutdown(reason: string, exitCode = 0): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      this.log.info('holder_shutdown', { reason });
+      const runtimes = [...this.runtimes.values()];
+      await Promise.all(runtimes.map((r) => r.stop(this.options.stopTimeoutMs, true).catch(() => undefined)));
+      for (const runtime of runtimes) this.release(runtime.name);
+      for (const name of [...this.servers.keys()]) this.release(name);
+      if (this.controlServer) closeUnix(this.controlServer, this.store.controlSocketPath(this.cluster));
+      try {
+        await this.network?.close();
+      } catch (error) {
+        this.log.error('network_close_failed', { message: toFleetboxError(error).message });
+      }
+      this.log.info('holder_exit', { reason });
+      this.init.onExit(exitCode);
+    })();
+    return this.shuttingDown;
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown !== undefined;
+  }
+
+  private owned = false;
+
+  get hasOwner(): boolean {
+    return this.owned;
+  }
+
+  /** Bound mode: the owner's acked connection; its end means the owner is gone. */
+  armOwner(socket: Socket): void {
+    this.owned = true;
+    this.log.info('owner_acked', {});
+    socket.once('close', () => void this.shutdown('owner connection closed'));
+  }
+}

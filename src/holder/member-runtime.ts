@@ -1,0 +1,172 @@
+import type { Backend, BackendContext, ClusterNetwork, Logger, MemberHandle } from '../backend/types.js';
+import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
+import type { MemberState, MemberStatus } from '../protocol/schemas.js';
+import type { Store } from '../store/layout.js';
+import type { MemberConfig } from '../store/member-config.js';
+
+const PROBE_INTERVAL_MS = 25;
+
+export interface RuntimeEvents {
+  /** Every state change, so the holder can persist state.json and wake waiters. */
+  onChange(runtime: MemberRuntime): void;
+}
+
+/**
+ * One member's life inside the holder: prepare → start → probe → running → stopping → stopped,
+ * or error from any step. Owns the member's process handle and its network attachment.
+ */
+export class MemberRuntime {
+  state: MemberState = 'starting';
+  since = new Date().toISOString();
+  error: string | undefined;
+  progress: string | undefined;
+  ip: string | null = null;
+  handle: MemberHandle | undefined;
+  private abort = new AbortController();
+  private ctx: BackendContext | undefined;
+  private stopping: Promise<void> | undefined;
+  private booting: Promise<void> | undefined;
+
+  constructor(
+    readonly config: MemberConfig,
+    private readonly backend: Backend,
+    private readonly network: ClusterNetwork,
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly events: RuntimeEvents,
+  ) {}
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** Active members keep the holder alive; stopped and errored ones do not. */
+  get active(): boolean {
+    return this.state !== 'stopped' && this.state !== 'error';
+  }
+
+  status(): MemberStatus {
+    return {
+      name: this.name,
+      pid: this.handle?.pid ?? null,
+      running: this.state === 'running',
+      ip: this.ip,
+      state: this.state,
+      ...(this.error !== undefined && { error: this.error }),
+      ...(this.progress !== undefined && this.state === 'downloading' && { progress: this.progress }),
+      since: this.since,
+    };
+  }
+
+  private set(state: MemberState, error?: string): void {
+    this.state = state;
+    this.error = error;
+    this.since = new Date().toISOString();
+    this.log.info('member_state', { member: this.name, state, ...(error !== undefined && { error }) });
+    this.events.onChange(this);
+  }
+
+  /** Boots the member; resolves when it is running or has failed (the state says which). */
+  boot(): Promise<void> {
+    this.abort = new AbortController();
+    this.stopping = undefined;
+    this.error = undefined;
+    this.booting = this.runBoot().finally(() => (this.booting = undefined));
+    return this.booting;
+  }
+
+  private async runBoot(): Promise<void> {
+    const signal = this.abort.signal;
+    let ctx: BackendContext | undefined;
+    try {
+      this.set('starting');
+      const network = await this.network.attach(this.name);
+      this.ip = network.ip;
+      ctx = { store: this.store, config: this.config, network, log: this.log, signal };
+      this.ctx = ctx;
+      this.set('downloading');
+      await this.backend.prepare(ctx, (message) => {
+        this.progress = message;
+        this.log.info('member_progress', { member: this.name, message });
+        this.events.onChange(this);
+      });
+      if (signal.aborted) return;
+      this.set('starting');
+      // The boot budget starts only now: preparation (downloads, image builds) is not charged to it.
+      const deadline = Date.now() + this.config.bootTimeoutMs;
+      this.handle = await this.backend.start(ctx);
+      this.events.onChange(this);
+      const handle = this.handle;
+      let exited = false;
+      void handle.exited.then((info) => {
+        exited = true;
+        this.onExit(info.code, info.signal);
+      });
+      while (!signal.aborted) {
+        if (exited) {
+          throw new FleetboxError('boot_failed', `${this.name} exited during boot; ${this.tail(ctx)}`);
+        }
+        if (await this.backend.probe(ctx, handle)) break;
+        if (Date.now() > deadline) {
+          throw new FleetboxError(
+            'boot_timeout',
+            `${this.name} did not answer within the boot timeout of ${this.config.bootTimeoutMs} ms; ${this.tail(ctx)}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, PROBE_INTERVAL_MS));
+      }
+      if (signal.aborted || exited) return;
+      this.set('running');
+    } catch (error) {
+      if (signal.aborted) return;
+      const failure = toFleetboxError(error, 'boot_failed');
+      this.log.error('boot_failed', { member: this.name, code: failure.code, message: failure.message });
+      // A member that failed to boot must not keep a half-started process behind.
+      if (this.handle && ctx) await this.backend.stop(ctx, this.handle, 1_000).catch(() => undefined);
+      await this.network.detach(this.name).catch(() => undefined);
+      this.set('error', failure.message);
+    }
+  }
+
+  private tail(ctx: BackendContext): string {
+    const text = this.backend.diagnose(ctx).trim();
+    return text ? `last output:\n${text}` : 'it printed nothing';
+  }
+
+  private onExit(code: number | null, signal: string | null): void {
+    if (this.stopping || this.state === 'error' || this.state === 'stopped') return;
+    if (this.state !== 'running') return; // boot loop reports it
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    this.log.warn('member_exited', { member: this.name, code, signal });
+    void this.network.detach(this.name).catch(() => undefined);
+    this.set('error', `${this.name} exited unexpectedly (${how})`);
+  }
+
+  /**
+   * Stops the member (abandoning a boot in progress); concurrent calls share one stop. With
+   * `keepError`, a member that already failed keeps its error state so the reason stays on disk.
+   */
+  stop(timeoutMs: number, keepError = false): Promise<void> {
+    this.stopping ??= this.runStop(timeoutMs, keepError);
+    return this.stopping;
+  }
+
+  private async runStop(timeoutMs: number, keepError: boolean): Promise<void> {
+    if (this.state === 'stopped') return;
+    const failed = this.state === 'error' && keepError;
+    if (!failed) this.set('stopping');
+    this.abort.abort();
+    await this.booting;
+    if (this.handle && this.ctx) {
+      try {
+        await this.backend.stop(this.ctx, this.handle, timeoutMs);
+      } catch (error) {
+        this.log.error('stop_failed', { member: this.name, message: String(error) });
+      }
+    }
+    await this.network.detach(this.name).catch(() => undefined);
+    this.handle = undefined;
+    if (failed) this.events.onChange(this);
+    else this.set('stopped');
+  }
+}

@@ -1,0 +1,76 @@
+import type { Server, Socket } from 'node:net';
+import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
+import { readLines, writeLine } from '../protocol/framing.js';
+import { MEMBER_COMMANDS, MemberRequestSchema, type ErrorReply, type MemberRequest } from '../protocol/schemas.js';
+import type { Holder } from './holder.js';
+import { listenUnix } from './socket-server.js';
+
+/** A connection that has not sent its request by then is dropped (slow or stuck peers). */
+const REQUEST_IDLE_MS = 10_000;
+
+export function errorReply(error: unknown): ErrorReply {
+  const failure = toFleetboxError(error);
+  // Details of an internal failure stay in the holder log; the peer gets the code.
+  const message = failure.code === 'internal' ? 'internal error (see the holder log)' : failure.message;
+  return { ok: false, error: { code: failure.code, message } };
+}
+
+/** Parses one request; the error names the problem so a peer can fix its request. */
+export function parseMemberRequest(value: unknown): MemberRequest {
+  const cmd = typeof value === 'object' && value !== null ? (value as { cmd?: unknown }).cmd : undefined;
+  if (typeof cmd === 'string' && !(MEMBER_COMMANDS as readonly string[]).includes(cmd)) {
+    throw new FleetboxError('unknown_command', `unknown command ${JSON.stringify(cmd.slice(0, 40))}; expected one of ${MEMBER_COMMANDS.join(', ')}`);
+  }
+  const parsed = MemberRequestSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
+    throw new FleetboxError('bad_request', `invalid request${where}: ${issue?.message ?? 'unknown problem'}`);
+  }
+  return parsed.data;
+}
+
+async function handle(holder: Holder, member: string, request: MemberRequest) {
+  switch (request.cmd) {
+    case 'status':
+      return { ok: true, status: holder.statusOf(member) };
+    case 'stop':
+      return { ok: true, status: await holder.stopMember(member, request.timeoutMs) };
+    case 'addmember':
+      return { ok: true, status: await holder.addMember(request.name) };
+  }
+}
+
+/** One listening socket per member; one request per connection, answered, then closed. */
+export function serveMemberSocket(holder: Holder, member: string): Promise<Server> {
+  return listenUnix(holder.store.memberSocketPath(member), (socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.setTimeout(REQUEST_IDLE_MS, () => socket.destroy());
+    const reader = readLines(socket);
+    let answered = false;
+    reader.onError((error) => {
+      writeLine(socket, { ok: false, error: { code: 'bad_request', message: error.message } });
+      socket.end();
+    });
+    reader.onValue((value) => {
+      if (answered) return;
+      answered = true;
+      socket.setTimeout(0);
+      let request: MemberRequest;
+      try {
+        request = parseMemberRequest(value);
+      } catch (error) {
+        writeLine(socket, errorReply(error));
+        socket.end();
+        return;
+      }
+      handle(holder, member, request)
+        .then((reply) => writeLine(socket, reply))
+        .catch((error: unknown) => {
+          holder.log.warn('request_failed', { member, cmd: request.cmd, message: String(error) });
+          writeLine(socket, errorReply(error));
+        })
+        .finally(() => socket.end());
+    });
+  });
+}

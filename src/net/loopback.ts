@@ -1,0 +1,70 @@
+import type { ClusterNetwork, Logger, MemberNetwork } from '../backend/types.js';
+import { withLock } from '../store/lock.js';
+import type { Store } from '../store/layout.js';
+import { processStartTime } from '../store/proc.js';
+import type { NetworkRecord } from '../store/network-record.js';
+import { join } from 'node:path';
+import { assignAddress, macFor, pickSubnet, readNetworkRecord, subnetsInUse, writeNetworkRecord } from './address-book.js';
+
+/** 127.16.0.0 – 127.215.255.0: every /24 there routes to `lo` on Linux and needs no setup. */
+const LOOPBACK_SLOTS = 200 * 256;
+const loopbackSubnet = (slot: number) => `127.${16 + Math.floor(slot / 256)}.${slot % 256}`;
+
+/** One store-wide lock for choosing subnets, so two new clusters never pick the same one. */
+export function networkLockPath(store: Store): string {
+  return join(store.runDir, 'network.lock');
+}
+
+/**
+ * The process backend's network: each member gets its own loopback address in a /24 of its
+ * cluster. Nothing is created on the host, so close() only drops the owner from the record;
+ * the address book stays so a re-joining member gets its address back.
+ */
+export async function openLoopbackNetwork(store: Store, cluster: string, log: Logger): Promise<ClusterNetwork> {
+  const owner = { pid: process.pid, startTime: processStartTime(process.pid) ?? '0' };
+  const record: NetworkRecord = await withLock(networkLockPath(store), async () => {
+    const existing = readNetworkRecordSafe(store, cluster, log);
+    const base: NetworkRecord = existing?.kind === 'loopback'
+      ? existing
+      : {
+          cluster,
+          kind: 'loopback',
+          subnet: pickSubnet(cluster, LOOPBACK_SLOTS, loopbackSubnet, (s) =>
+            subnetsInUse(store, cluster).has(s) ? 'used by another cluster' : undefined,
+          ),
+          prefix: 8,
+          gateway: null,
+          namespace: null,
+          addresses: {},
+          owner,
+          createdAt: new Date().toISOString(),
+        };
+    const next = { ...base, owner };
+    writeNetworkRecord(store, next);
+    return next;
+  });
+  log.info('network_open', { kind: 'loopback', subnet: record.subnet });
+  return {
+    cluster,
+    async attach(member: string): Promise<MemberNetwork> {
+      const ip = assignAddress(record, member, 1, 254);
+      writeNetworkRecord(store, record);
+      return { ip, prefix: 8, gateway: null, namespace: null, tap: null, mac: macFor(member) };
+    },
+    async detach(): Promise<void> {},
+    async close(): Promise<void> {
+      record.owner = null;
+      writeNetworkRecord(store, record);
+    },
+  };
+}
+
+function readNetworkRecordSafe(store: Store, cluster: string, log: Logger): NetworkRecord | undefined {
+  try {
+    return readNetworkRecord(store, cluster);
+  } catch (error) {
+    // A corrupt record is rebuilt rather than fatal: addresses are re-assigned from scratch.
+    log.warn('network_record_corrupt', { cluster, message: String(error) });
+    return undefined;
+  }
+}

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { ERROR_CODES } from './errors.js';
+
+export const MEMBER_STATES = ['downloading', 'starting', 'running', 'stopping', 'stopped', 'error'] as const;
+export const MemberStateSchema = z.enum(MEMBER_STATES);
+export type MemberState = z.infer<typeof MemberStateSchema>;
+
+/** What a holder says about one member; also the shape of state.json on disk. */
+export const MemberStatusSchema = z.object({
+  name: z.string(),
+  /** PID of the member's own process (VM or plain process); null when it has none. */
+  pid: z.number().int().nullable(),
+  running: z.boolean(),
+  ip: z.string().nullable(),
+  state: MemberStateSchema,
+  error: z.string().optional(),
+  /** ISO time of the last state change. */
+  since: z.string(),
+  /** Free-form progress of long work (image download, build), shown by the CLI. */
+  progress: z.string().optional(),
+});
+export type MemberStatus = z.infer<typeof MemberStatusSchema>;
+
+// ---- requests -------------------------------------------------------------------------------
+
+export const StatusRequestSchema = z.object({ cmd: z.literal('status') }).strict();
+export const StopRequestSchema = z
+  .object({ cmd: z.literal('stop'), timeoutMs: z.number().int().positive().max(600_000).optional() })
+  .strict();
+export const AddMemberRequestSchema = z.object({ cmd: z.literal('addmember'), name: z.string() }).strict();
+export const BindRequestSchema = z.object({ cmd: z.literal('bind'), version: z.string() }).strict();
+export const AckRequestSchema = z.object({ cmd: z.literal('ack') }).strict();
+
+export const MemberRequestSchema = z.discriminatedUnion('cmd', [
+  StatusRequestSchema,
+  StopRequestSchema,
+  AddMemberRequestSchema,
+]);
+export type MemberRequest = z.infer<typeof MemberRequestSchema>;
+export const MEMBER_COMMANDS = ['status', 'stop', 'addmember'] as const;
+
+export const ControlRequestSchema = z.discriminatedUnion('cmd', [BindRequestSchema, AckRequestSchema]);
+export type ControlRequest = z.infer<typeof ControlRequestSchema>;
+export const CONTROL_COMMANDS = ['bind', 'ack'] as const;
+
+// ---- replies --------------------------------------------------------------------------------
+
+export const ErrorReplySchema = z.object({
+  ok: z.literal(false),
+  error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }),
+});
+export type ErrorReply = z.infer<typeof ErrorReplySchema>;
+
+export const StatusReplySchema = z.object({ ok: z.literal(true), status: MemberStatusSchema });
+export const StopReplySchema = z.object({ ok: z.literal(true), status: MemberStatusSchema });
+export const AddMemberReplySchema = z.object({ ok: z.literal(true), status: MemberStatusSchema });
+export const BindReplySchema = z.object({
+  ok: z.literal(true),
+  version: z.string(),
+  pid: z.number().int(),
+  instance: z.string(),
+});
+export const AckReplySchema = z.object({ ok: z.literal(true) });
+
+export type StatusReply = z.infer<typeof StatusReplySchema>;
+export type BindReply = z.infer<typeof BindReplySchema>;
+
+/** A reply is either the success shape for the request or an error reply. */
+export function replySchema<T extends z.ZodType>(success: T) {
+  return z.union([success, ErrorReplySchema]);
+}

@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { FleetboxError } from '../protocol/errors.js';
+import { validateName } from './names.js';
+
+/** sun_path is 108 bytes including the terminating NUL. */
+export const MAX_SOCKET_PATH = 107;
+
+export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.FLEETBOX_HOME || join(homedir(), '.fleetbox'));
+}
+
+function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+/**
+ * Every path of the on-disk database (DESIGN §3) in one place. Names are validated before they
+ * become path segments, so nothing here can point outside the store.
+ */
+export class Store {
+  readonly home: string;
+
+  constructor(home: string = defaultHome()) {
+    this.home = resolve(home);
+  }
+
+  /** Creates the store directories (0700) if needed; cheap when they exist. */
+  ensure(): this {
+    for (const dir of [this.home, this.clustersDir, this.runDir, this.imagesDir, this.logsDir]) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    }
+    if ((statSync(this.home).mode & 0o777) !== 0o700) chmodSync(this.home, 0o700);
+    return this;
+  }
+
+  get clustersDir(): string {
+    return join(this.home, 'clusters');
+  }
+  get runDir(): string {
+    return join(this.home, 'run');
+  }
+  get imagesDir(): string {
+    return join(this.home, 'images');
+  }
+  get logsDir(): string {
+    return join(this.home, 'logs');
+  }
+
+  clusterDir(cluster: string): string {
+    return join(this.clustersDir, validateName(cluster, 'cluster name'));
+  }
+  networkPath(cluster: string): string {
+    return join(this.clusterDir(cluster), 'network.json');
+  }
+  memberDir(cluster: string, member: string): string {
+    return join(this.clusterDir(cluster), validateName(member, 'member name'));
+  }
+  configPath(cluster: string, member: string): string {
+    return join(this.memberDir(cluster, member), 'config.json');
+  }
+  statePath(cluster: string, member: string): string {
+    return join(this.memberDir(cluster, member), 'state.json');
+  }
+  pidfilePath(cluster: string, member: string): string {
+    return join(this.memberDir(cluster, member), 'holder.pid');
+  }
+  serialLogPath(cluster: string, member: string): string {
+    return join(this.memberDir(cluster, member), 'serial.log');
+  }
+  holderLogPath(cluster: string): string {
+    return join(this.logsDir, `holder-${validateName(cluster, 'cluster name')}.log`);
+  }
+  /** Serialises `up`/`down`/`rm` of one cluster across processes (proper-lockfile directory). */
+  clusterLockPath(cluster: string): string {
+    return join(this.runDir, `${validateName(cluster, 'cluster name')}.lock`);
+  }
+  memberSocketPath(member: string): string {
+    return this.socketPath(`${shortHash(validateName(member, 'member name'))}.sock`);
+  }
+  controlSocketPath(cluster: string): string {
+    return this.socketPath(`${shortHash(validateName(cluster, 'cluster name'))}.ctl`);
+  }
+
+  private socketPath(file: string): string {
+    const path = join(this.runDir, file);
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+      throw new FleetboxError(
+        'path_too_long',
+        `socket path ${path} is ${Buffer.byteLength(path)} bytes, over the ${MAX_SOCKET_PATH}-byte limit of unix sockets: set FLEETBOX_HOME to a shorter directory`,
+      );
+    }
+    return path;
+  }
+}
