@@ -1,7 +1,7 @@
 import { openSync, closeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError } from '../protocol/errors.js';
 import { readLines, writeLine } from '../protocol/framing.js';
@@ -81,6 +81,8 @@ export async function spawnHolder(store: Store, options: SpawnOptions): Promise<
     mode: options.bound ? 'bound' : 'detached',
     ...options.holderOptions,
   });
+  // execa costs ~80 ms to load; only commands that spawn a holder pay for it.
+  const { execa } = await import('execa');
   const logPath = store.holderLogPath(options.cluster);
   const logFd = openSync(logPath, 'a', 0o600);
   let child: ResultPromise;

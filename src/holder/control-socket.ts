@@ -25,7 +25,8 @@ export function serveControlSocket(holder: Holder): Promise<Server> {
     const reader = readLines(socket);
     reader.onError((error) => {
       writeLine(socket, { ok: false, error: { code: 'bad_request', message: error.message } });
-      socket.end();
+      // The peer may still be sending; close once the reply is flushed instead of waiting for it.
+      socket.destroySoon();
     });
     reader.onValue((value) => {
       if (socket === owner) return; // the owner has nothing more to say; its EOF is what counts

@@ -50,7 +50,8 @@ export function serveMemberSocket(holder: Holder, member: string): Promise<Serve
     let answered = false;
     reader.onError((error) => {
       writeLine(socket, { ok: false, error: { code: 'bad_request', message: error.message } });
-      socket.end();
+      // The peer may still be sending; close once the reply is flushed instead of waiting for it.
+      socket.destroySoon();
     });
     reader.onValue((value) => {
       if (answered) return;

@@ -20,8 +20,10 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>, option
   let release: () => Promise<void>;
   try {
     release = await lockfile.lock(path, {
-      stale: 10_000,
-      update: 2_000,
+      // A SIGKILLed command leaves its lock behind: short staleness bounds how long that blocks
+      // the next command, frequent updates keep a live holder's lock fresh.
+      stale: 4_000,
+      update: 1_000,
       retries: { retries: Math.max(1, Math.ceil(waitMs / 100)), minTimeout: 50, maxTimeout: 100, factor: 1.2 },
       realpath: false,
       lockfilePath: lockPath,

@@ -58,6 +58,7 @@ export function createProcessBackend(): Backend {
           stdio: ['ignore', out, out],
           env: {
             PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+            FLEETBOX_HOME: store.home,
             FLEETBOX_NAME: config.name,
             FLEETBOX_CLUSTER: config.cluster,
             FLEETBOX_IP: network.ip,

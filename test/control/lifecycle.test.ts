@@ -1,0 +1,87 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { up } from '../../dist/control/up.js';
+import { stopMember } from '../../dist/control/stop.js';
+import { getStatus } from '../../dist/control/status.js';
+import { readPidfile } from '../../dist/store/pidfile.js';
+import { isProcessAlive } from '../../dist/store/proc.js';
+import { existsSync } from 'node:fs';
+import type { Store } from '../../src/store/layout.js';
+import { alive, destroyStore, eventually, processesOf, tempStore } from '../helpers.js';
+
+let store: Store;
+afterEach(async () => {
+  await destroyStore(store);
+});
+
+describe('up / down / re-join (process backend)', () => {
+  it('boots three members on their own loopback addresses and re-joins a stopped one with its IP', async () => {
+    store = tempStore();
+    const result = await up(store, { names: ['demo'], count: 3, spec: { backend: 'process' } });
+    expect(result.members.map((m) => [m.name, m.state])).toEqual([
+      ['demo-1', 'running'],
+      ['demo-2', 'running'],
+      ['demo-3', 'running'],
+    ]);
+    const ips = result.members.map((m) => m.ip);
+    expect(new Set(ips).size).toBe(3);
+    for (const ip of ips) expect(ip).toMatch(/^127\.\d+\.\d+\.\d+$/);
+    const holderPid = result.spawned.get('demo')?.pid;
+    const ref = { cluster: 'demo', name: 'demo-2' };
+    const oldPid = result.members[1]?.pid as number;
+
+    const stopped = await stopMember(store, ref);
+    expect(stopped.state).toBe('stopped');
+    expect(isProcessAlive(oldPid)).toBe(false);
+    expect(existsSync(store.pidfilePath('demo', 'demo-2'))).toBe(false);
+    expect(existsSync(store.memberSocketPath('demo-2'))).toBe(false);
+    expect((await getStatus(store, ref)).state).toBe('stopped');
+    // the holder stays for the others
+    expect((await getStatus(store, { cluster: 'demo', name: 'demo-1' })).state).toBe('running');
+
+    const again = await up(store, { names: ['demo-2'] });
+    expect(again.spawned.size).toBe(0); // joined the live holder, no new one
+    expect(again.members[0]?.ip).toBe(ips[1]);
+    expect(readPidfile(store.pidfilePath('demo', 'demo-2'))?.pid).toBe(holderPid);
+  });
+
+  it('the holder exits and cleans its sockets and pidfiles when the last member stops', async () => {
+    store = tempStore();
+    const result = await up(store, { names: ['solo'], spec: { backend: 'process' } });
+    const holderPid = result.spawned.get('solo')?.pid as number;
+    await stopMember(store, { cluster: 'solo', name: 'solo-1' });
+    expect(await eventually(() => !isProcessAlive(holderPid))).toBe(true);
+    expect(existsSync(store.controlSocketPath('solo'))).toBe(false);
+    expect(existsSync(store.memberSocketPath('solo-1'))).toBe(false);
+    expect(existsSync(store.pidfilePath('solo', 'solo-1'))).toBe(false);
+  });
+
+  it('a member whose command fails reports error with its output, and nothing is left running', async () => {
+    store = tempStore();
+    await expect(
+      up(store, { names: ['bad'], spec: { backend: 'process', cmd: 'echo kaput >&2; exit 3' } }),
+    ).rejects.toMatchObject({ code: 'boot_failed', message: expect.stringContaining('kaput') });
+    const view = await getStatus(store, { cluster: 'bad', name: 'bad-1' });
+    expect(view.state).toBe('error');
+    expect(view.error).toContain('kaput');
+    expect(await eventually(() => processesOf(store).length === 0)).toBe(true);
+  });
+
+  it('a member that never answers hits the boot timeout and is reaped', async () => {
+    store = tempStore();
+    await expect(
+      up(store, { names: ['slow'], spec: { backend: 'process', cmd: 'sleep 100', bootTimeoutMs: 300 }, bootTimeoutMs: 5_000 }),
+    ).rejects.toMatchObject({ code: 'boot_failed', message: expect.stringContaining('boot timeout') });
+    expect(await eventually(() => processesOf(store).length === 0)).toBe(true);
+  });
+
+  it('a stop during boot abandons the boot and leaves no process', async () => {
+    store = tempStore();
+    const booting = up(store, { names: ['abandon'], spec: { backend: 'process', cmd: 'sleep 100' }, bootTimeoutMs: 30_000 });
+    const ref = { cluster: 'abandon', name: 'abandon-1' };
+    expect(await eventually(() => existsSync(store.pidfilePath('abandon', 'abandon-1')))).toBe(true);
+    await stopMember(store, ref);
+    await expect(booting).rejects.toBeDefined();
+    expect((await getStatus(store, ref)).state).toBe('stopped');
+    expect(await eventually(() => alive(processesOf(store)).length === 0)).toBe(true);
+  });
+});
