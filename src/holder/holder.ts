@@ -12,6 +12,7 @@ import { removePidfile, writePidfile } from '../store/pidfile.js';
 import { processStartTime } from '../store/proc.js';
 import { reconcileMember } from '../store/reconcile.js';
 import { serveControlSocket } from './control-socket.js';
+import { startHealthLoop, type HealthLoop } from './health-loop.js';
 import { MemberRuntime } from './member-runtime.js';
 import { serveMemberSocket } from './member-socket.js';
 import { closeUnix } from './socket-server.js';
@@ -38,6 +39,7 @@ export class Holder {
   private controlServer: Server | undefined;
   private network: ClusterNetwork | undefined;
   private shuttingDown: Promise<void> | undefined;
+  private health: HealthLoop | undefined;
   private readonly startTime = processStartTime(process.pid) ?? '0';
 
   constructor(readonly init: HolderInit) {}
@@ -68,6 +70,7 @@ export class Holder {
     for (const name of members) await this.adopt(name);
     crashPoint('holder-after-pidfile');
     for (const name of members) void this.runtimes.get(name)?.boot();
+    this.health = startHealthLoop(this);
   }
 
   /** Takes `name` on as a member of this holder: config, socket, then pidfile (DESIGN §3). */
@@ -182,6 +185,7 @@ export class Holder {
   shutdown(reason: string, exitCode = 0): Promise<void> {
     this.shuttingDown ??= (async () => {
       this.log.info('holder_shutdown', { reason });
+      this.health?.stop();
       const runtimes = [...this.runtimes.values()];
       await Promise.all(runtimes.map((r) => r.stop(this.options.stopTimeoutMs, true).catch(() => undefined)));
       for (const runtime of runtimes) this.release(runtime.name);
