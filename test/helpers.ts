@@ -1,9 +1,9 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Store } from '../src/store/layout.js';
-import { listMembers, readMemberState } from '../src/store/members.js';
-import { removeMembers } from '../src/control/remove.js';
-import { isProcessAlive } from '../src/store/proc.js';
+import { Store } from '../dist/store/layout.js';
+import { listMembers, readMemberState } from '../dist/store/members.js';
+import { removeMembers } from '../dist/control/remove.js';
+import { isProcessAlive } from '../dist/store/proc.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const CLI = fileURLToPath(new URL('../bin/fleetbox', import.meta.url));

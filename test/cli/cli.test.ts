@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/store/layout.js';
+import type { Store } from '../../dist/store/layout.js';
 import { CLI, destroyStore, tempStore } from '../helpers.js';
 
 const run = promisify(execFile);

@@ -9,7 +9,7 @@ import { getStatus } from '../../dist/control/status.js';
 import { listMembers } from '../../dist/store/members.js';
 import { liveHolder } from '../../dist/store/pidfile.js';
 import { isProcessAlive } from '../../dist/store/proc.js';
-import type { Store } from '../../src/store/layout.js';
+import type { Store } from '../../dist/store/layout.js';
 import { CLI, ROOT, alive, destroyStore, eventually, processesOf, tempStore } from '../helpers.js';
 
 const run = promisify(execFile);

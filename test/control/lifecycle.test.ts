@@ -5,7 +5,7 @@ import { getStatus } from '../../dist/control/status.js';
 import { readPidfile } from '../../dist/store/pidfile.js';
 import { isProcessAlive } from '../../dist/store/proc.js';
 import { existsSync } from 'node:fs';
-import type { Store } from '../../src/store/layout.js';
+import type { Store } from '../../dist/store/layout.js';
 import { alive, destroyStore, eventually, processesOf, tempStore } from '../helpers.js';
 
 let store: Store;

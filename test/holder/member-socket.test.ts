@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { up } from '../../dist/control/up.js';
 import { getStatus } from '../../dist/control/status.js';
-import type { Store } from '../../src/store/layout.js';
+import type { Store } from '../../dist/store/layout.js';
 import { destroyStore, tempStore } from '../helpers.js';
 
 let store: Store;

@@ -1,0 +1,11 @@
+/**
+ * fleetbox: real Linux machines (or plain processes) as test fixtures and throw-away clusters.
+ *
+ *   await using cluster = await startCluster({ name: 'raft', members: 3 });
+ */
+export { startCluster, attach, Cluster, uniqueSuffix, type StartClusterOptions } from './lib/cluster.js';
+export { Member } from './lib/member.js';
+export type { ExecOptions, ExecResult } from './lib/exec.js';
+export { FleetboxError, ERROR_CODES, isFleetboxError, type ErrorCode } from './protocol/errors.js';
+export type { MemberState, MemberStatus } from './protocol/schemas.js';
+export type { MemberView } from './control/status.js';

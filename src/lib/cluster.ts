@@ -1,0 +1,168 @@
+import { randomBytes } from 'node:crypto';
+import { addMember } from '../control/add-member.js';
+import { removeMembers } from '../control/remove.js';
+import { Session } from '../control/session.js';
+import { getStatus } from '../control/status.js';
+import { stopMembers } from '../control/stop.js';
+import { up, type MemberSpecInput } from '../control/up.js';
+import { FleetboxError } from '../protocol/errors.js';
+import { Store } from '../store/layout.js';
+import { listMembers } from '../store/members.js';
+import { clusterOf, validateName } from '../store/names.js';
+import type { ExecOptions, ExecResult } from './exec.js';
+import { Member } from './member.js';
+
+export interface StartClusterOptions {
+  /** Cluster name; members are `<name>-1 … <name>-<members>`. */
+  name: string;
+  /** How many members (default 1). */
+  members?: number;
+  /** 'qemu' (real VMs, default) or 'process' (plain processes on loopback addresses). */
+  backend?: 'qemu' | 'process';
+  cpus?: number;
+  memoryMiB?: number;
+  /** Size of a persistent disk mounted at /data in each guest (0 = none). */
+  diskMiB?: number;
+  /** process backend: the command each member runs. */
+  cmd?: string;
+  /** process backend: the port each member listens on. */
+  port?: number;
+  /** Append a short random suffix to `name` so parallel runs never collide. */
+  unique?: boolean;
+  /** Keep the cluster after this process exits (default: bound to this process). */
+  detached?: boolean;
+  /** Boot budget, image preparation excluded (default 120 s). */
+  bootTimeoutMs?: number;
+  /** Image download/build budget (default 30 min). */
+  prepareTimeoutMs?: number;
+  /** Store directory (default $FLEETBOX_HOME or ~/.fleetbox). */
+  home?: string;
+}
+
+/** A random suffix that can never read as `-<digits>` (which would name a member, not a cluster). */
+export function uniqueSuffix(): string {
+  return `x${randomBytes(4).toString('hex').slice(0, 6)}`;
+}
+
+/** A running cluster. `await using` disposes it: members stopped, state deleted. */
+export class Cluster {
+  private destroyed: Promise<void> | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly members: Member[],
+    private readonly store: Store,
+    private readonly session: Session | undefined,
+    private readonly timeouts: { bootTimeoutMs: number },
+  ) {}
+
+  member(name: string): Member {
+    const found = this.members.find((m) => m.name === name);
+    if (!found) throw new FleetboxError('not_found', `cluster ${this.name} has no member ${name}; it has ${this.members.map((m) => m.name).join(', ')}`);
+    return found;
+  }
+
+  /** Adds a member (or re-joins a stopped one) to the live cluster's network. */
+  async add(name: string): Promise<Member> {
+    validateName(name, 'member name');
+    if (clusterOf(name) !== this.name) {
+      throw new FleetboxError('usage', `${name} is not a member name of cluster ${this.name}; use ${this.name}-<n>`);
+    }
+    await addMember(this.store, name, this.timeouts.bootTimeoutMs + 60_000);
+    const view = await getStatus(this.store, { cluster: this.name, name });
+    const existing = this.members.find((m) => m.name === name);
+    if (existing) {
+      await existing.refresh();
+      return existing;
+    }
+    const member = new Member(this.store, view, this.timeouts);
+    this.members.push(member);
+    return member;
+  }
+
+  /** Runs one command on every member concurrently. */
+  async execAll(command: string, options: ExecOptions = {}): Promise<Map<string, ExecResult | FleetboxError>> {
+    const results = await Promise.allSettled(this.members.map((m) => m.exec(command, options)));
+    return new Map(
+      results.map((r, i) => [
+        this.members[i]?.name ?? '',
+        r.status === 'fulfilled' ? r.value : r.reason instanceof FleetboxError ? r.reason : new FleetboxError('internal', String(r.reason)),
+      ]),
+    );
+  }
+
+  /** Stops every member (state kept on disk); for a bound cluster the holder exits too. */
+  async stop(): Promise<void> {
+    await stopMembers(this.store, listMembers(this.store, this.name));
+    await this.session?.close();
+    await Promise.all(this.members.map((m) => m.refresh().catch(() => undefined)));
+  }
+
+  /** Stops everything and deletes the cluster's state. Safe to call twice or after a crash. */
+  destroy(): Promise<void> {
+    this.destroyed ??= (async () => {
+      await this.session?.close();
+      await removeMembers(this.store, listMembers(this.store, this.name));
+    })();
+    return this.destroyed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.destroy();
+  }
+}
+
+function specOf(options: StartClusterOptions): MemberSpecInput {
+  return {
+    backend: options.backend ?? 'qemu',
+    ...(options.cpus !== undefined && { cpus: options.cpus }),
+    ...(options.memoryMiB !== undefined && { memoryMiB: options.memoryMiB }),
+    ...(options.diskMiB !== undefined && { diskMiB: options.diskMiB }),
+    ...(options.cmd !== undefined && { cmd: options.cmd }),
+    ...(options.port !== undefined && { port: options.port }),
+  };
+}
+
+/**
+ * Boots a cluster and resolves once every member runs. Bound to this process unless
+ * `detached`: if the process dies in any way, the holder stops every member.
+ */
+export async function startCluster(options: StartClusterOptions): Promise<Cluster> {
+  const base = validateName(options.name, 'cluster name');
+  const name = options.unique ? `${base.slice(0, 48)}-${uniqueSuffix()}` : base;
+  if (clusterOf(name) !== name) {
+    throw new FleetboxError('usage', `cluster name ${name} ends in -<digits>, which names a member; pick another name`);
+  }
+  const store = new Store(options.home).ensure();
+  const bootTimeoutMs = options.bootTimeoutMs ?? 120_000;
+  const existing = listMembers(store, name);
+  if (existing.length > 0 && !options.detached) {
+    const views = await Promise.all(existing.map((ref) => getStatus(store, ref)));
+    if (views.some((v) => v.source === 'holder')) {
+      throw new FleetboxError('busy', `cluster ${name} already runs; use attach('${name}') or another name`);
+    }
+  }
+  const result = await up(store, {
+    names: [name],
+    count: options.members ?? 1,
+    spec: specOf(options),
+    bound: !options.detached,
+    bootTimeoutMs,
+    ...(options.prepareTimeoutMs !== undefined && { prepareTimeoutMs: options.prepareTimeoutMs }),
+  });
+  const spawned = result.spawned.get(name);
+  const session = spawned && !options.detached ? new Session(name, spawned) : undefined;
+  const timeouts = { bootTimeoutMs };
+  return new Cluster(name, result.members.map((view) => new Member(store, view, timeouts)), store, session, timeouts);
+}
+
+/** A handle on a cluster someone else started (e.g. `fleetbox up`); destroy() removes it. */
+export async function attach(name: string, options: { home?: string } = {}): Promise<Cluster> {
+  validateName(name, 'cluster name');
+  const store = new Store(options.home).ensure();
+  const refs = listMembers(store, name);
+  if (refs.length === 0) throw new FleetboxError('not_found', `no cluster named ${name}; 'fleetbox ls' lists them`);
+  const views = await Promise.all(refs.map((ref) => getStatus(store, ref)));
+  const timeouts = { bootTimeoutMs: 120_000 };
+  return new Cluster(name, views.map((view) => new Member(store, view, timeouts)), store, undefined, timeouts);
+}

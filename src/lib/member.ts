@@ -1,0 +1,130 @@
+import { copyFileSync, readFileSync } from 'node:fs';
+import { addMember } from '../control/add-member.js';
+import { getStatus, type MemberView } from '../control/status.js';
+import { stopMember } from '../control/stop.js';
+import { up } from '../control/up.js';
+import { FleetboxError } from '../protocol/errors.js';
+import type { MemberState } from '../protocol/schemas.js';
+import type { Store } from '../store/layout.js';
+import { readMemberConfig, type MemberRef } from '../store/members.js';
+import { readNetworkRecord } from '../net/address-book.js';
+import { execOn, type ExecOptions, type ExecResult } from './exec.js';
+
+/** One machine of a cluster, as a test sees it. */
+export class Member {
+  /** Last status this handle saw; `refresh()` asks the holder again. */
+  private view: MemberView;
+
+  constructor(
+    private readonly store: Store,
+    view: MemberView,
+    private readonly timeouts: { bootTimeoutMs: number },
+  ) {
+    this.view = view;
+  }
+
+  get name(): string {
+    return this.view.name;
+  }
+  get cluster(): string {
+    return this.view.cluster;
+  }
+  /** Address on the cluster network (kept across stop/start). */
+  get ip(): string {
+    return this.view.ip ?? '';
+  }
+  get state(): MemberState {
+    return this.view.state;
+  }
+  get pid(): number | null {
+    return this.view.pid;
+  }
+
+  private get ref(): MemberRef {
+    return { cluster: this.view.cluster, name: this.view.name };
+  }
+
+  async refresh(): Promise<MemberView> {
+    this.view = await getStatus(this.store, this.ref);
+    return this.view;
+  }
+
+  /** Throws `not_running` unless the holder says the member runs: no command ever hangs on a stopped member. */
+  private async running(): Promise<MemberView> {
+    const view = await this.refresh();
+    if (view.state !== 'running' || !view.ip) {
+      throw new FleetboxError('not_running', `${this.name} is ${view.state}; start it with member.start() first`);
+    }
+    return view;
+  }
+
+  /** Runs a shell command on the member: `{ stdout, stderr, exitCode }`; `exec_timeout` past `timeoutMs`. */
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const view = await this.running();
+    const config = readMemberConfig(this.store, view.cluster, view.name);
+    if (!config) throw new FleetboxError('not_found', `${this.name} has no config any more`);
+    const network = readNetworkRecord(this.store, view.cluster);
+    return execOn({ store: this.store, config, ip: view.ip ?? '', network }, command, options);
+  }
+
+  /** Copies a host file onto the member (`path` on the guest; on the host for process members). */
+  async copyTo(localPath: string, remotePath: string, options: ExecOptions = {}): Promise<void> {
+    const view = await this.running();
+    if (view.backend === 'process') {
+      copyFileSync(localPath, remotePath);
+      return;
+    }
+    const data = readFileSync(localPath).toString('base64');
+    const quoted = `'${remotePath.replace(/'/g, `'\\''`)}'`;
+    const result = await this.exec(`base64 -d > ${quoted}`, { ...options, input: data });
+    if (result.exitCode !== 0) throw new FleetboxError('io', `copy to ${this.name}:${remotePath} failed: ${result.stderr.trim()}`);
+  }
+
+  /** Copies a file from the member to the host. */
+  async copyFrom(remotePath: string, localPath: string, options: ExecOptions = {}): Promise<void> {
+    const view = await this.running();
+    if (view.backend === 'process') {
+      copyFileSync(remotePath, localPath);
+      return;
+    }
+    const quoted = `'${remotePath.replace(/'/g, `'\\''`)}'`;
+    const result = await this.exec(`base64 < ${quoted}`, options);
+    if (result.exitCode !== 0) throw new FleetboxError('io', `copy from ${this.name}:${remotePath} failed: ${result.stderr.trim()}`);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(localPath, Buffer.from(result.stdout.replace(/\s+/g, ''), 'base64'));
+  }
+
+  /** Where the host reaches `port` of this member. Process members listen on their own loopback address. */
+  async forward(port: number): Promise<{ host: string; port: number }> {
+    const view = await this.running();
+    if (view.backend === 'process') return { host: view.ip ?? '', port };
+    throw new FleetboxError('usage', `forwarding to qemu members is not available yet; use member.exec() or 'fleetbox ssh'`);
+  }
+
+  /** Graceful stop; the member keeps its address and disk for a later start(). */
+  async stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    await stopMember(this.store, this.ref, options);
+    await this.refresh();
+  }
+
+  /** Starts a stopped member again; it re-joins its live cluster's network. */
+  async start(): Promise<void> {
+    try {
+      await addMember(this.store, this.name, this.timeouts.bootTimeoutMs + 60_000);
+    } catch (error) {
+      if (!(error instanceof FleetboxError) || error.code !== 'not_running') throw error;
+      // No live holder: the cluster was stopped as a whole; a new (detached) holder takes it.
+      await up(this.store, { names: [this.name], bootTimeoutMs: this.timeouts.bootTimeoutMs });
+    }
+    await this.refresh();
+  }
+
+  /** The member's console (qemu: the guest's serial log; process: its stdout and stderr). */
+  logs(): string {
+    try {
+      return readFileSync(this.store.serialLogPath(this.cluster, this.name), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+}

@@ -1,0 +1,65 @@
+import { accessSync, constants } from 'node:fs';
+import { test as base } from 'vitest';
+import { startCluster, type Cluster, type StartClusterOptions } from './lib/cluster.js';
+
+export interface FleetboxTestOptions extends Omit<StartClusterOptions, 'name' | 'unique'> {
+  /** Base of the cluster name; default: derived from the test's name. */
+  name?: string;
+}
+
+/** A cluster name from a test name: lowercase, dashes, short; a unique suffix is added later. */
+export function clusterNameFor(testName: string): string {
+  const slug = testName
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40)
+    .replace(/-+$/, '');
+  return slug || 'test';
+}
+
+const QEMU_CANDIDATES = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'];
+
+/** Why this machine cannot boot members of `backend`, or undefined when it can. */
+export function cannotBoot(backend: 'qemu' | 'process'): string | undefined {
+  if (backend === 'process') return undefined;
+  if (process.platform !== 'linux') return `fleetbox VMs need Linux, this is ${process.platform}`;
+  const found = QEMU_CANDIDATES.some((path) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return found ? undefined : "qemu-system-x86_64 is not installed; run 'npx fleetbox setup --yes'";
+}
+
+/**
+ * A vitest `test` with a `cluster` fixture: one fresh cluster per test that uses it, named after
+ * the test plus a unique suffix (parallel workers never collide), bound to the worker process,
+ * destroyed after the test whatever happened. Skips, saying why, on a machine that cannot boot.
+ *
+ *   const it = fleetboxTest({ members: 2 });
+ *   it('talks', async ({ cluster }) => { ... });
+ */
+export function fleetboxTest(options: FleetboxTestOptions = {}) {
+  return base.extend<{ cluster: Cluster }>({
+    cluster: async ({ task, skip }, use) => {
+      const reason = cannotBoot(options.backend ?? 'qemu');
+      if (reason) {
+        process.stderr.write(`fleetbox: skipping "${task.name}": ${reason}\n`);
+        skip(reason);
+        return;
+      }
+      const cluster = await startCluster({ ...options, name: clusterNameFor(options.name ?? task.name), unique: true });
+      try {
+        await use(cluster);
+      } finally {
+        await cluster.destroy();
+      }
+    },
+  });
+}
+
+export { startCluster, type Cluster };
