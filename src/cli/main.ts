@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { downCommand } from './commands/down.js';
+import { logsCommand } from './commands/logs.js';
 import { lsCommand } from './commands/ls.js';
 import { rmCommand } from './commands/rm.js';
 import { statusCommand } from './commands/status.js';
@@ -26,7 +27,7 @@ Examples:
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 not found.
 State lives in $FLEETBOX_HOME (default ~/.fleetbox).`,
     );
-  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand()]) {
+  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand()]) {
     program.addCommand(command);
   }
   // Commander's own errors (unknown option, missing argument) become our usage exit code.

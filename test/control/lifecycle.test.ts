@@ -85,3 +85,23 @@ describe('up / down / re-join (process backend)', () => {
     expect(await eventually(() => alive(processesOf(store)).length === 0)).toBe(true);
   });
 });
+
+describe('holder signals', () => {
+  it('SIGTERM stops every member gracefully and the holder exits 0 leaving no socket or pidfile', async () => {
+    store = tempStore();
+    const result = await up(store, { names: ['term'], count: 2, spec: { backend: 'process' } });
+    const holderPid = result.spawned.get('term')?.pid as number;
+    const memberPids = result.members.map((m) => m.pid as number);
+    process.kill(holderPid, 'SIGTERM');
+    expect(await eventually(() => !isProcessAlive(holderPid) && alive(memberPids).length === 0)).toBe(true);
+    for (const name of ['term-1', 'term-2']) {
+      expect((await getStatus(store, { cluster: 'term', name })).state).toBe('stopped');
+      expect(existsSync(store.pidfilePath('term', name))).toBe(false);
+      expect(existsSync(store.memberSocketPath(name))).toBe(false);
+    }
+    expect(existsSync(store.controlSocketPath('term'))).toBe(false);
+    // the member's own log shows it was asked to stop, not killed
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(store.serialLogPath('term', 'term-1'), 'utf8')).toContain('stopping on SIGTERM');
+  });
+});

@@ -1,0 +1,58 @@
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { resolveTargets } from '../../control/targets.js';
+import { FleetboxError } from '../../protocol/errors.js';
+import { openStore } from '../output.js';
+
+function readRange(path: string, from: number, to: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(to - from);
+    const n = readSync(fd, buffer, 0, buffer.length, from);
+    return buffer.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+export function logsCommand(): Command {
+  return new Command('logs')
+    .description("a member's console: the guest's serial log (qemu) or the process's output")
+    .argument('<member>', 'member name, e.g. web-1')
+    .option('-f, --follow', 'keep printing new output until interrupted')
+    .option('-n, --lines <n>', 'how many lines of the end to show first (0 = all)', (v) => {
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number');
+      return Number(v);
+    }, 200)
+    .addHelpText('after', '\nExamples:\n  $ fleetbox logs web-1\n  $ fleetbox logs web-1 -f')
+    .action(async (name: string, opts: { follow?: boolean; lines: number }) => {
+      const store = openStore();
+      const [ref, ...more] = resolveTargets(store, [name]);
+      if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member, e.g. ${ref?.name ?? `${name}-1`}`);
+      const path = store.serialLogPath(ref.cluster, ref.name);
+      let offset = sizeOf(path);
+      const head = readRange(path, Math.max(0, offset - 1024 * 1024), offset).toString('utf8');
+      const lines = head.split('\n');
+      const shown = opts.lines === 0 ? head : lines.slice(-(opts.lines + 1)).join('\n');
+      process.stdout.write(shown);
+      if (!opts.follow) return;
+      // Polling, not fs.watch: watch misses appends on some filesystems and the file may be replaced.
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const size = sizeOf(path);
+        if (size < offset) offset = 0; // truncated or recreated by a new boot
+        if (size > offset) {
+          process.stdout.write(readRange(path, offset, size));
+          offset = size;
+        }
+      }
+    });
+}
