@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { downCommand } from './commands/down.js';
+import { execCommand } from './commands/exec.js';
+import { forwardCommand } from './commands/forward.js';
 import { logsCommand } from './commands/logs.js';
 import { lsCommand } from './commands/ls.js';
 import { rmCommand } from './commands/rm.js';
@@ -15,6 +17,7 @@ export function buildProgram(): Command {
     .description('real Linux virtual machines as test fixtures and throw-away clusters')
     .version(pkg.version)
     .showSuggestionAfterError()
+    .enablePositionalOptions()
     .addHelpText(
       'after',
       `
@@ -27,7 +30,7 @@ Examples:
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 not found.
 State lives in $FLEETBOX_HOME (default ~/.fleetbox).`,
     );
-  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand()]) {
+  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand(), forwardCommand(), execCommand()]) {
     program.addCommand(command);
   }
   // Commander's own errors (unknown option, missing argument) become our usage exit code.
@@ -43,7 +46,8 @@ State lives in $FLEETBOX_HOME (default ~/.fleetbox).`,
 export async function main(argv = process.argv): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
-    return EXIT.ok;
+    // A command that passes a child's exit status through (exec, ssh) sets process.exitCode.
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;

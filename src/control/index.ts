@@ -8,3 +8,4 @@ export * from './add-member.js';
 export * from './up.js';
 export * from './remove.js';
 export * from './session.js';
+export * from './forward.js';

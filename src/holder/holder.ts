@@ -11,7 +11,9 @@ import { clusterOf, validateName } from '../store/names.js';
 import { removePidfile, writePidfile } from '../store/pidfile.js';
 import { processStartTime } from '../store/proc.js';
 import { reconcileMember } from '../store/reconcile.js';
+import { createDialer, type Dialer } from '../net/dialer.js';
 import { serveControlSocket } from './control-socket.js';
+import { Forwards } from './forwards.js';
 import { startHealthLoop, type HealthLoop } from './health-loop.js';
 import { MemberRuntime } from './member-runtime.js';
 import { serveMemberSocket } from './member-socket.js';
@@ -40,6 +42,8 @@ export class Holder {
   private network: ClusterNetwork | undefined;
   private shuttingDown: Promise<void> | undefined;
   private health: HealthLoop | undefined;
+  private forwards: Forwards | undefined;
+  private dialer: Dialer | undefined;
   private readonly startTime = processStartTime(process.pid) ?? '0';
 
   constructor(readonly init: HolderInit) {}
@@ -153,6 +157,19 @@ export class Holder {
     return status;
   }
 
+  /** A loopback port on the host piped to `port` of a running member; closed when it stops. */
+  async forward(name: string, port: number): Promise<{ host: string; port: number; memberPort: number }> {
+    const runtime = this.runtimes.get(name);
+    const network = runtime?.memberNetwork;
+    if (!runtime || runtime.state !== 'running' || !network) {
+      throw new FleetboxError('not_running', `member ${name} is not running; start it first`);
+    }
+    this.forwards ??= new Forwards(this.log);
+    this.dialer ??= createDialer(this.store, network.namespace);
+    const hostPort = await this.forwards.open(name, this.dialer, network.ip, port);
+    return { host: '127.0.0.1', port: hostPort, memberPort: port };
+  }
+
   /** Stops one member and lets go of it: its socket and pidfile disappear. */
   async stopMember(name: string, timeoutMs = this.options.stopTimeoutMs): Promise<MemberStatus> {
     const runtime = this.runtimes.get(name);
@@ -166,6 +183,7 @@ export class Holder {
   }
 
   private release(name: string): void {
+    this.forwards?.closeMember(name);
     const server = this.servers.get(name);
     if (server) closeUnix(server, this.store.memberSocketPath(name));
     this.servers.delete(name);
@@ -190,6 +208,8 @@ export class Holder {
       await Promise.all(runtimes.map((r) => r.stop(this.options.stopTimeoutMs, true).catch(() => undefined)));
       for (const runtime of runtimes) this.release(runtime.name);
       for (const name of [...this.servers.keys()]) this.release(name);
+      this.forwards?.closeAll();
+      this.dialer?.close();
       if (this.controlServer) closeUnix(this.controlServer, this.store.controlSocketPath(this.cluster));
       try {
         await this.network?.close();

@@ -40,6 +40,11 @@ export class MemberRuntime {
     return this.config.name;
   }
 
+  /** Where the member sits on the cluster network, once attached. */
+  get memberNetwork() {
+    return this.ctx?.network;
+  }
+
   /** Active members keep the holder alive; stopped and errored ones do not. */
   get active(): boolean {
     return this.state !== 'stopped' && this.state !== 'error';

@@ -38,6 +38,8 @@ async function handle(holder: Holder, member: string, request: MemberRequest) {
       return { ok: true, status: await holder.stopMember(member, request.timeoutMs) };
     case 'addmember':
       return { ok: true, status: await holder.addMember(request.name) };
+    case 'forward':
+      return { ok: true, forward: await holder.forward(member, request.port) };
   }
 }
 

@@ -1,5 +1,6 @@
 import { copyFileSync, readFileSync } from 'node:fs';
 import { addMember } from '../control/add-member.js';
+import { forwardPort } from '../control/forward.js';
 import { getStatus, type MemberView } from '../control/status.js';
 import { stopMember } from '../control/stop.js';
 import { up } from '../control/up.js';
@@ -94,11 +95,14 @@ export class Member {
     writeFileSync(localPath, Buffer.from(result.stdout.replace(/\s+/g, ''), 'base64'));
   }
 
-  /** Where the host reaches `port` of this member. Process members listen on their own loopback address. */
+  /**
+   * A loopback address on the host piped to `port` of this member, owned by its holder and
+   * closed when the member stops: `{ host: '127.0.0.1', port }`.
+   */
   async forward(port: number): Promise<{ host: string; port: number }> {
-    const view = await this.running();
-    if (view.backend === 'process') return { host: view.ip ?? '', port };
-    throw new FleetboxError('usage', `forwarding to qemu members is not available yet; use member.exec() or 'fleetbox ssh'`);
+    await this.running();
+    const { host, port: hostPort } = await forwardPort(this.store, this.ref, port);
+    return { host, port: hostPort };
   }
 
   /** Graceful stop; the member keeps its address and disk for a later start(). */

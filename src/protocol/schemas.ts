@@ -28,6 +28,9 @@ export const StopRequestSchema = z
   .object({ cmd: z.literal('stop'), timeoutMs: z.number().int().positive().max(600_000).optional() })
   .strict();
 export const AddMemberRequestSchema = z.object({ cmd: z.literal('addmember'), name: z.string() }).strict();
+export const ForwardRequestSchema = z
+  .object({ cmd: z.literal('forward'), port: z.number().int().min(1).max(65535) })
+  .strict();
 export const BindRequestSchema = z.object({ cmd: z.literal('bind'), version: z.string() }).strict();
 export const AckRequestSchema = z.object({ cmd: z.literal('ack') }).strict();
 
@@ -35,9 +38,10 @@ export const MemberRequestSchema = z.discriminatedUnion('cmd', [
   StatusRequestSchema,
   StopRequestSchema,
   AddMemberRequestSchema,
+  ForwardRequestSchema,
 ]);
 export type MemberRequest = z.infer<typeof MemberRequestSchema>;
-export const MEMBER_COMMANDS = ['status', 'stop', 'addmember'] as const;
+export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward'] as const;
 
 export const ControlRequestSchema = z.discriminatedUnion('cmd', [BindRequestSchema, AckRequestSchema]);
 export type ControlRequest = z.infer<typeof ControlRequestSchema>;
@@ -54,6 +58,12 @@ export type ErrorReply = z.infer<typeof ErrorReplySchema>;
 export const StatusReplySchema = z.object({ ok: z.literal(true), status: MemberStatusSchema });
 export const StopReplySchema = z.object({ ok: z.literal(true), status: MemberStatusSchema });
 export const AddMemberReplySchema = z.object({ ok: z.literal(true), status: MemberStatusSchema });
+/** A loopback port on the host that the holder pipes to `port` of the member, until it stops. */
+export const ForwardReplySchema = z.object({
+  ok: z.literal(true),
+  forward: z.object({ host: z.string(), port: z.number().int(), memberPort: z.number().int() }),
+});
+export type ForwardReply = z.infer<typeof ForwardReplySchema>;
 export const BindReplySchema = z.object({
   ok: z.literal(true),
   version: z.string(),

@@ -1,0 +1,33 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { forwardPort } from '../../control/forward.js';
+import { resolveTargets } from '../../control/targets.js';
+import { FleetboxError, isFleetboxError } from '../../protocol/errors.js';
+import { openStore, printJson } from '../output.js';
+
+export function forwardCommand(): Command {
+  return new Command('forward')
+    .description("a port on 127.0.0.1 piped to a member's port; it stays open until the member stops")
+    .argument('<member>', 'member name, e.g. db-1')
+    .argument('<port>', 'port on the member', (v) => {
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port from 1 to 65535');
+      return n;
+    })
+    .option('--json', 'print {host, port, memberPort} as JSON')
+    .addHelpText('after', '\nExample:\n  $ fleetbox forward db-1 5432\n  127.0.0.1:41235')
+    .action(async (name: string, port: number, opts: { json?: boolean }) => {
+      const store = openStore();
+      const [ref, ...more] = resolveTargets(store, [name]);
+      if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member`);
+      try {
+        const forward = await forwardPort(store, ref, port);
+        if (opts.json) printJson(forward);
+        else process.stdout.write(`${forward.host}:${forward.port}\n`);
+      } catch (error) {
+        if (isFleetboxError(error, 'unreachable')) {
+          throw new FleetboxError('not_running', `${name} is not running; 'fleetbox up ${name}' first`, { cause: error });
+        }
+        throw error;
+      }
+    });
+}

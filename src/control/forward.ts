@@ -1,0 +1,10 @@
+import { ForwardReplySchema } from '../protocol/schemas.js';
+import type { Store } from '../store/layout.js';
+import type { MemberRef } from '../store/members.js';
+import { request } from './client.js';
+
+/** Asks the member's holder for a loopback port piped to `port` of the member (lives until it stops). */
+export async function forwardPort(store: Store, ref: MemberRef, port: number): Promise<{ host: string; port: number; memberPort: number }> {
+  const reply = await request(store.memberSocketPath(ref.name), { cmd: 'forward', port }, ForwardReplySchema, { timeoutMs: 10_000 });
+  return reply.forward;
+}
