@@ -23,23 +23,59 @@ export interface ExecTarget {
   network: NetworkRecord | undefined;
 }
 
+export interface MemberCommand {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+interface SshModule {
+  sshCommand(
+    store: Store,
+    network: { ip: string; namespace: string | null },
+    remote: string[],
+    options: { tty: boolean },
+  ): { file: string; args: string[] };
+}
+
+async function loadSsh(): Promise<SshModule> {
+  const specifier: string = '../backend/qemu/ssh.js';
+  return (await import(specifier)) as SshModule;
+}
+
 /**
- * Runs a shell command "on" a member. A process member has no machine of its own, so its
- * commands run on the host with the member's identity in the environment; a qemu member's
- * run in the guest over SSH through the cluster's network namespace.
+ * The host command that runs `shellCommand` "on" a member. A process member has no machine of
+ * its own, so it runs on the host with the member's identity in the environment; a qemu
+ * member's runs in the guest over SSH through the cluster's network namespace. Without a
+ * command, a qemu member gets an interactive login shell.
  */
+export async function memberCommand(target: ExecTarget, shellCommand: string | undefined, options: { tty: boolean }): Promise<MemberCommand> {
+  const env = {
+    FLEETBOX_NAME: target.config.name,
+    FLEETBOX_CLUSTER: target.config.cluster,
+    FLEETBOX_IP: target.ip,
+    FLEETBOX_PORT: String(target.config.port),
+  };
+  if (target.config.backend === 'process') {
+    if (shellCommand === undefined) {
+      throw new FleetboxError('usage', `${target.config.name} is a process member and has no shell; give a command after --`);
+    }
+    return { file: '/bin/sh', args: ['-c', shellCommand], env };
+  }
+  if (!target.network?.namespace) {
+    throw new FleetboxError('not_running', `${target.config.name} has no cluster network; is it running?`);
+  }
+  const ssh = await loadSsh();
+  const remote = shellCommand === undefined ? [] : [shellCommand];
+  const { file, args } = ssh.sshCommand(target.store, { ip: target.ip, namespace: target.network.namespace }, remote, options);
+  return { file, args, env };
+}
+
+/** Runs a shell command on a member and collects its output: `{ stdout, stderr, exitCode }`. */
 export async function execOn(target: ExecTarget, command: string, options: ExecOptions = {}): Promise<ExecResult> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const { execa } = await import('execa');
-  let file: string;
-  let args: string[];
-  if (target.config.backend === 'process') {
-    file = '/bin/sh';
-    args = ['-c', command];
-  } else {
-    const ssh = await loadSsh();
-    ({ file, args } = ssh.sshCommand(target.store, guestNetwork(target), ['sh', '-c', command], { tty: false }));
-  }
+  const { file, args, env } = await memberCommand(target, command, { tty: false });
   // Its own process group, so a timeout ends the command and everything it started: killing
   // only the shell would leave its children holding the output pipes open.
   const child = execa(file, args, {
@@ -47,12 +83,7 @@ export async function execOn(target: ExecTarget, command: string, options: ExecO
     detached: true,
     input: options.input ?? '',
     stripFinalNewline: false,
-    env: {
-      FLEETBOX_NAME: target.config.name,
-      FLEETBOX_CLUSTER: target.config.cluster,
-      FLEETBOX_IP: target.ip,
-      FLEETBOX_PORT: String(target.config.port),
-    },
+    env,
   });
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -71,25 +102,4 @@ export async function execOn(target: ExecTarget, command: string, options: ExecO
     throw new FleetboxError('unreachable', `could not run a command on ${target.config.name}: ${result.message}`);
   }
   return { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: result.exitCode };
-}
-
-interface SshModule {
-  sshCommand(
-    store: Store,
-    network: { ip: string; namespace: string | null },
-    remote: string[],
-    options: { tty: boolean },
-  ): { file: string; args: string[] };
-}
-
-async function loadSsh(): Promise<SshModule> {
-  const specifier: string = '../backend/qemu/ssh.js';
-  return (await import(specifier)) as SshModule;
-}
-
-function guestNetwork(target: ExecTarget) {
-  if (!target.network?.namespace) {
-    throw new FleetboxError('not_running', `${target.config.name} has no cluster network record; is it running?`);
-  }
-  return { ip: target.ip, namespace: target.network.namespace };
 }

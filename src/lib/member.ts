@@ -1,4 +1,4 @@
-import { copyFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { addMember } from '../control/add-member.js';
 import { forwardPort } from '../control/forward.js';
 import { getStatus, type MemberView } from '../control/status.js';
@@ -7,8 +7,9 @@ import { up } from '../control/up.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { MemberState } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
-import { readMemberConfig, type MemberRef } from '../store/members.js';
-import { readNetworkRecord } from '../net/address-book.js';
+import type { MemberRef } from '../store/members.js';
+import { execTarget } from './target.js';
+import { copyFromMember, copyToMember } from './copy.js';
 import { execOn, type ExecOptions, type ExecResult } from './exec.js';
 
 /** One machine of a cluster, as a test sees it. */
@@ -61,38 +62,19 @@ export class Member {
 
   /** Runs a shell command on the member: `{ stdout, stderr, exitCode }`; `exec_timeout` past `timeoutMs`. */
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
-    const view = await this.running();
-    const config = readMemberConfig(this.store, view.cluster, view.name);
-    if (!config) throw new FleetboxError('not_found', `${this.name} has no config any more`);
-    const network = readNetworkRecord(this.store, view.cluster);
-    return execOn({ store: this.store, config, ip: view.ip ?? '', network }, command, options);
+    const target = await execTarget(this.store, this.ref);
+    await this.refresh();
+    return execOn(target, command, options);
   }
 
-  /** Copies a host file onto the member (`path` on the guest; on the host for process members). */
+  /** Copies a host file onto the member (`remotePath` on the guest; on the host for process members). */
   async copyTo(localPath: string, remotePath: string, options: ExecOptions = {}): Promise<void> {
-    const view = await this.running();
-    if (view.backend === 'process') {
-      copyFileSync(localPath, remotePath);
-      return;
-    }
-    const data = readFileSync(localPath).toString('base64');
-    const quoted = `'${remotePath.replace(/'/g, `'\\''`)}'`;
-    const result = await this.exec(`base64 -d > ${quoted}`, { ...options, input: data });
-    if (result.exitCode !== 0) throw new FleetboxError('io', `copy to ${this.name}:${remotePath} failed: ${result.stderr.trim()}`);
+    await copyToMember(this.store, this.ref, localPath, remotePath, options);
   }
 
   /** Copies a file from the member to the host. */
   async copyFrom(remotePath: string, localPath: string, options: ExecOptions = {}): Promise<void> {
-    const view = await this.running();
-    if (view.backend === 'process') {
-      copyFileSync(remotePath, localPath);
-      return;
-    }
-    const quoted = `'${remotePath.replace(/'/g, `'\\''`)}'`;
-    const result = await this.exec(`base64 < ${quoted}`, options);
-    if (result.exitCode !== 0) throw new FleetboxError('io', `copy from ${this.name}:${remotePath} failed: ${result.stderr.trim()}`);
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync(localPath, Buffer.from(result.stdout.replace(/\s+/g, ''), 'base64'));
+    await copyFromMember(this.store, this.ref, remotePath, localPath, options);
   }
 
   /**

@@ -13,7 +13,6 @@ export function execCommand(): Command {
     .description("run a host command inside a cluster's network (its namespace), e.g. to reach members by IP")
     .argument('<cluster>', 'cluster name, e.g. db')
     .argument('<command...>', 'the command, after --')
-    .passThroughOptions()
     .addHelpText('after', '\nExamples:\n  $ fleetbox exec db -- ip -br addr\n  $ fleetbox exec db -- curl -s http://10.77.3.2/')
     .action(async (cluster: string, rawArgv: string[]) => {
       const argv = rawArgv[0] === '--' ? rawArgv.slice(1) : rawArgv;

@@ -1,0 +1,32 @@
+import { Command } from 'commander';
+import { resolveTargets } from '../../control/targets.js';
+import { copyFromMember, copyToMember } from '../../lib/copy.js';
+import { FleetboxError } from '../../protocol/errors.js';
+import { openStore } from '../output.js';
+
+/** "web-1:/etc/hosts" → { member, path }; a plain path → undefined. */
+function parseRemote(spec: string): { member: string; path: string } | undefined {
+  const match = /^([a-z0-9][a-z0-9-]{0,62}):(.+)$/.exec(spec);
+  return match ? { member: match[1] ?? '', path: match[2] ?? '' } : undefined;
+}
+
+export function cpCommand(): Command {
+  return new Command('cp')
+    .description('copy a file between the host and a member')
+    .argument('<source>', 'local path or <member>:<path>')
+    .argument('<destination>', 'local path or <member>:<path>')
+    .addHelpText('after', '\nExamples:\n  $ fleetbox cp ./app.tar.gz web-1:/tmp/app.tar.gz\n  $ fleetbox cp web-1:/var/log/messages ./messages')
+    .action(async (source: string, destination: string) => {
+      const from = parseRemote(source);
+      const to = parseRemote(destination);
+      if ((from && to) || (!from && !to)) {
+        throw new FleetboxError('usage', 'exactly one side must be <member>:<path>, e.g. fleetbox cp ./file web-1:/tmp/file');
+      }
+      const store = openStore();
+      const remote = (from ?? to)!;
+      const [ref, ...more] = resolveTargets(store, [remote.member]);
+      if (!ref || more.length > 0) throw new FleetboxError('usage', `${remote.member} is a cluster; name one member`);
+      if (to) await copyToMember(store, ref, source, to.path);
+      else await copyFromMember(store, ref, remote.path, destination);
+    });
+}

@@ -1,0 +1,91 @@
+import { spawn } from 'node:child_process';
+import { Command, InvalidArgumentError } from 'commander';
+import { getStatus } from '../../control/status.js';
+import { resolveTargets } from '../../control/targets.js';
+import { execOn, memberCommand } from '../../lib/exec.js';
+import { execTarget } from '../../lib/target.js';
+import { FleetboxError, toFleetboxError } from '../../protocol/errors.js';
+import type { Store } from '../../store/layout.js';
+import type { MemberRef } from '../../store/members.js';
+import { notice, openStore, printJson } from '../output.js';
+
+/** Exit status for a member that could not run the command at all (as ssh uses 255). */
+const UNREACHABLE_EXIT = 255;
+
+async function interactive(store: Store, ref: MemberRef, command: string | undefined, tty: boolean): Promise<number> {
+  const target = await execTarget(store, ref);
+  const { file, args, env } = await memberCommand(target, command, { tty });
+  const child = spawn(file, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+  return new Promise<number>((resolve, reject) => {
+    child.once('error', (error) => reject(new FleetboxError('unreachable', `cannot run ${file}: ${error.message}`)));
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+async function fanOut(store: Store, refs: MemberRef[], command: string, timeoutMs: number, json: boolean): Promise<number> {
+  const results = await Promise.all(
+    refs.map(async (ref) => {
+      try {
+        const target = await execTarget(store, ref);
+        return { name: ref.name, ...(await execOn(target, command, { timeoutMs })) };
+      } catch (error) {
+        const failure = toFleetboxError(error);
+        return { name: ref.name, stdout: '', stderr: '', exitCode: UNREACHABLE_EXIT, warning: failure.message, code: failure.code };
+      }
+    }),
+  );
+  if (json) {
+    printJson(results);
+  } else {
+    const width = Math.max(...refs.map((r) => r.name.length));
+    for (const r of results) {
+      const prefix = r.name.padEnd(width);
+      for (const line of r.stdout.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1)) process.stdout.write(`${prefix} | ${line}\n`);
+      for (const line of r.stderr.split('\n').filter(Boolean)) process.stderr.write(`${prefix} ! ${line}\n`);
+      if ('warning' in r && r.warning) notice(`fleetbox: warning: ${r.name}: ${r.warning}`);
+    }
+  }
+  return Math.max(0, ...results.map((r) => r.exitCode));
+}
+
+export function sshCommand(): Command {
+  return new Command('ssh')
+    .description('run a command on a member (or with --all on every member of a cluster); no command: interactive shell')
+    .argument('<name>', 'member (web-1), or cluster (web) with --all')
+    .argument('[command...]', 'the command, after --')
+    .option('--all', 'every running member of the cluster, concurrently; output lines prefixed by member name')
+    .option('-t, --tty', 'force a terminal for the command')
+    .option('--timeout <seconds>', 'with --all: per-member budget', (v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+      return n;
+    }, 60)
+    .option('--json', 'with --all: print [{name, stdout, stderr, exitCode}] as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ fleetbox ssh web-1 -- uname -a          the exit code passes through
+  $ fleetbox ssh web-1                      interactive shell
+  $ fleetbox ssh web --all -- cat /proc/loadavg`,
+    )
+    .action(async (name: string, rawArgv: string[], opts: { all?: boolean; tty?: boolean; timeout: number; json?: boolean }) => {
+      const argv = rawArgv[0] === '--' ? rawArgv.slice(1) : rawArgv;
+      const command = argv.length > 0 ? argv.join(' ') : undefined;
+      const store = openStore();
+      const refs = resolveTargets(store, [name]);
+      if (opts.all) {
+        if (command === undefined) throw new FleetboxError('usage', '--all needs a command after --');
+        const views = await Promise.all(refs.map((ref) => getStatus(store, ref)));
+        const running = refs.filter((_, i) => views[i]?.state === 'running');
+        for (const view of views) if (view.state !== 'running') notice(`fleetbox: warning: ${view.name} is ${view.state}; skipped`);
+        if (running.length === 0) throw new FleetboxError('not_running', `no member of ${name} is running`);
+        process.exitCode = await fanOut(store, running, command, Math.round(opts.timeout * 1000), opts.json ?? false);
+        return;
+      }
+      const [ref, ...more] = refs;
+      if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member or pass --all`);
+      const tty = opts.tty ?? (command === undefined && process.stdin.isTTY === true);
+      process.exitCode = await interactive(store, ref, command, tty);
+    });
+}
