@@ -2,6 +2,7 @@ import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
 import { getStatus, type MemberView } from './status.js';
+import { tailText } from './tail.js';
 
 const POLL_MS = 25;
 
@@ -46,8 +47,13 @@ export async function waitMembers(store: Store, refs: MemberRef[], options: Wait
     }
     if (views.every((v) => v.state === 'running' && v.ip)) return views;
     if (bootUsed > options.timeoutMs) {
-      const slow = views.filter((v) => v.state !== 'running').map((v) => `${v.name} (${v.state})`);
-      throw new FleetboxError('boot_timeout', `boot timeout of ${options.timeoutMs} ms expired waiting for ${slow.join(', ')}`);
+      const slow = views.filter((v) => v.state !== 'running');
+      const first = slow[0];
+      const console = first ? tailText(store.serialLogPath(first.cluster, first.name), 10) : '';
+      throw new FleetboxError(
+        'boot_timeout',
+        `boot timeout of ${options.timeoutMs} ms expired waiting for ${slow.map((v) => `${v.name} (${v.state})`).join(', ')}; console of ${first?.name}: ${console}`,
+      );
     }
     if (prepareUsed > prepareTimeoutMs) {
       throw new FleetboxError('prepare_timeout', `image preparation took longer than ${prepareTimeoutMs} ms`);

@@ -1,11 +1,11 @@
+import { scratch } from '../scratch.js';
 import { createServer, connect, type Socket } from 'node:net';
-import { mkdtempSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { readLines, type FrameError } from '../../src/protocol/framing.js';
 
 /** Starts a server that reports what readLines delivers for one connection. */
 async function feed(send: (client: Socket) => void, maxLineBytes = 1024) {
-  const path = `${mkdtempSync('/tmp/fbx-f-')}/s.sock`;
+  const path = `${scratch()}/s.sock`;
   const values: unknown[] = [];
   const errors: FrameError[] = [];
   const server = createServer((socket) => {

@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { scratch } from '../scratch.js';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { describe, expect, it } from 'vitest';
 import { readJson, writeJsonAtomic } from '../../src/store/atomic.js';
@@ -8,7 +9,7 @@ const Shape = z.object({ n: z.number() });
 
 describe('atomic JSON', () => {
   it('writes, reads back and leaves no temporary file', () => {
-    const dir = mkdtempSync('/tmp/fbx-a-');
+    const dir = scratch();
     writeJsonAtomic(`${dir}/x.json`, { n: 1 });
     writeJsonAtomic(`${dir}/x.json`, { n: 2 });
     expect(readJson(`${dir}/x.json`, Shape)).toEqual({ n: 2 });
@@ -16,7 +17,7 @@ describe('atomic JSON', () => {
   });
 
   it('reads a missing file as undefined and a torn one as state_corrupt', () => {
-    const dir = mkdtempSync('/tmp/fbx-a-');
+    const dir = scratch();
     expect(readJson(`${dir}/none.json`, Shape)).toBeUndefined();
     writeFileSync(`${dir}/torn.json`, '{"n": 1');
     expect(() => readJson(`${dir}/torn.json`, Shape)).toThrow(/not valid JSON/);
@@ -30,7 +31,7 @@ describe('atomic JSON', () => {
   });
 
   it('a failed write keeps the old content intact', () => {
-    const dir = mkdtempSync('/tmp/fbx-a-');
+    const dir = scratch();
     writeJsonAtomic(`${dir}/x.json`, { n: 1 });
     expect(() => writeJsonAtomic(`${dir}/missing-dir/x.json`, { n: 2 })).toThrow(/cannot write/);
     expect(JSON.parse(readFileSync(`${dir}/x.json`, 'utf8'))).toEqual({ n: 1 });

@@ -1,11 +1,12 @@
-import { mkdtempSync, statSync } from 'node:fs';
+import { scratch } from '../scratch.js';
+import { statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MAX_SOCKET_PATH, Store } from '../../src/store/layout.js';
 import { isFleetboxError } from '../../src/protocol/errors.js';
 
 describe('Store', () => {
   it('creates its home 0700 with the design layout', () => {
-    const store = new Store(mkdtempSync('/tmp/fbx-l-') + '/home').ensure();
+    const store = new Store(scratch() + '/home').ensure();
     expect(statSync(store.home).mode & 0o777).toBe(0o700);
     for (const dir of [store.clustersDir, store.runDir, store.imagesDir, store.logsDir]) {
       expect(statSync(dir).isDirectory()).toBe(true);

@@ -1,10 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { scratch } from '../scratch.js';
 import { describe, expect, it } from 'vitest';
 import { withLock } from '../../src/store/lock.js';
 
 describe('withLock', () => {
   it('serialises critical sections', async () => {
-    const lock = `${mkdtempSync('/tmp/fbx-k-')}/c.lock`;
+    const lock = `${scratch()}/c.lock`;
     const order: string[] = [];
     const section = (id: string) =>
       withLock(lock, async () => {
@@ -19,7 +19,7 @@ describe('withLock', () => {
   });
 
   it('gives up with busy when the lock is held too long', async () => {
-    const lock = `${mkdtempSync('/tmp/fbx-k-')}/c.lock`;
+    const lock = `${scratch()}/c.lock`;
     let release!: () => void;
     const held = withLock(lock, () => new Promise<void>((resolve) => (release = resolve)));
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -1,12 +1,13 @@
+import { scratch } from '../scratch.js';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { writeFileSync, existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { liveHolder, readPidfile, removePidfile, writePidfile } from '../../src/store/pidfile.js';
 import { processStartTime } from '../../src/store/proc.js';
 
 describe('pidfile', () => {
   it('records pid, start time and token, and trusts a live matching process', () => {
-    const path = `${mkdtempSync('/tmp/fbx-p-')}/holder.pid`;
+    const path = `${scratch()}/holder.pid`;
     writePidfile(path, 'tok1');
     const record = readPidfile(path);
     expect(record).toEqual({ pid: process.pid, startTime: processStartTime(process.pid), token: 'tok1' });
@@ -14,7 +15,7 @@ describe('pidfile', () => {
   });
 
   it('distrusts a live PID whose start time differs (PID reuse)', () => {
-    const path = `${mkdtempSync('/tmp/fbx-p-')}/holder.pid`;
+    const path = `${scratch()}/holder.pid`;
     writeFileSync(path, `${process.pid} 1 tok\n`);
     expect(liveHolder(path)).toBeUndefined();
   });
@@ -22,13 +23,13 @@ describe('pidfile', () => {
   it('distrusts a dead PID', async () => {
     const child = spawn('true');
     await new Promise((resolve) => child.once('exit', resolve));
-    const path = `${mkdtempSync('/tmp/fbx-p-')}/holder.pid`;
+    const path = `${scratch()}/holder.pid`;
     writeFileSync(path, `${child.pid} 123 tok\n`);
     expect(liveHolder(path)).toBeUndefined();
   });
 
   it('ignores garbage and only removes its own token', () => {
-    const path = `${mkdtempSync('/tmp/fbx-p-')}/holder.pid`;
+    const path = `${scratch()}/holder.pid`;
     writeFileSync(path, 'not a pidfile');
     expect(readPidfile(path)).toBeUndefined();
     writePidfile(path, 'mine');
