@@ -1,9 +1,11 @@
 import { rmSync } from 'node:fs';
+import { crashPoint } from '../protocol/crash-point.js';
 import type { Store } from '../store/layout.js';
 import { withLock } from '../store/lock.js';
 import { listMembers, type MemberRef } from '../store/members.js';
 import { liveHolder } from '../store/pidfile.js';
 import { isProcessAlive } from '../store/proc.js';
+import { reconcileCluster } from '../store/reconcile.js';
 import { stopMembers } from './stop.js';
 
 async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
@@ -34,6 +36,7 @@ export async function removeMembers(store: Store, refs: MemberRef[]): Promise<Re
         .map((ref) => liveHolder(store.pidfilePath(cluster, ref.name))?.pid)
         .filter((pid): pid is number => pid !== undefined);
       const stops = await stopMembers(store, members);
+      crashPoint('client-mid-rm');
       for (const { ref, result: stop } of stops) {
         if (stop.status === 'rejected') {
           result.failed.push({ name: ref.name, message: String((stop.reason as Error).message ?? stop.reason) });
@@ -42,6 +45,7 @@ export async function removeMembers(store: Store, refs: MemberRef[]): Promise<Re
         rmSync(store.memberDir(cluster, ref.name), { recursive: true, force: true });
         result.removed.push(ref.name);
       }
+      reconcileCluster(store, cluster);
       if (listMembers(store, cluster).length === 0) {
         // The holder writes its last records while it exits; delete the directory after that.
         await waitGone([...new Set(holders)], 15_000);

@@ -112,6 +112,7 @@ export async function spawnHolder(store: Store, options: SpawnOptions): Promise<
   // Neither the holder nor its connection keeps this process alive: a script that ends without
   // closing its cluster ends the holder's owner connection, which is exactly the cleanup signal.
   child.unref();
+  crashPoint('client-after-spawn');
 
   const controlPath = store.controlSocketPath(options.cluster);
   const deadline = Date.now() + (options.readyTimeoutMs ?? 15_000);

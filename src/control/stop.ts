@@ -2,7 +2,7 @@ import { isFleetboxError } from '../protocol/errors.js';
 import { StopReplySchema, type MemberStatus } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
-import { reconcileMember } from '../store/reconcile.js';
+import { reconcileMember, reconcileNetwork } from '../store/reconcile.js';
 import { request } from './client.js';
 import { getStatus } from './status.js';
 
@@ -26,6 +26,7 @@ export async function stopMember(store: Store, ref: MemberRef, options: StopOpti
     if (!isFleetboxError(error, 'unreachable') && !isFleetboxError(error, 'unknown_member')) throw error;
   }
   reconcileMember(store, ref.cluster, ref.name);
+  reconcileNetwork(store, ref.cluster);
   return getStatus(store, ref);
 }
 

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { HolderOptionsInput } from '../protocol/holder-options.js';
 import type { Store } from '../store/layout.js';
@@ -6,7 +7,7 @@ import { withLock } from '../store/lock.js';
 import { MemberConfigSchema, type BackendKind, type MemberConfigInput } from '../store/member-config.js';
 import { listMembers, readMemberConfig, writeMemberConfig, type MemberRef } from '../store/members.js';
 import { clusterOf, memberNames, validateName } from '../store/names.js';
-import { reconcileMember } from '../store/reconcile.js';
+import { reconcileCluster } from '../store/reconcile.js';
 import { addMember, liveSibling } from './add-member.js';
 import { spawnHolder, type SpawnedHolder } from './spawn.js';
 import { getStatus, type MemberView } from './status.js';
@@ -116,7 +117,8 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
       members.forEach((name) => refs.push({ cluster, name }));
       await withLock(store.clusterLockPath(cluster), async () => {
         for (const name of members) ensureConfig(store, cluster, name, spec);
-        for (const member of listMembers(store, cluster)) reconcileMember(store, cluster, member.name);
+        crashPoint('client-mid-up');
+        reconcileCluster(store, cluster);
         const views = await Promise.all(members.map((name) => getStatus(store, { cluster, name })));
         const idle = views.filter((v) => !ACTIVE.has(v.state)).map((v) => v.name);
         if (idle.length === 0) return;

@@ -70,7 +70,9 @@ export class Holder {
     }
     // The control socket comes first: a second holder of this cluster fails here, touching nothing.
     this.controlServer = await serveControlSocket(this);
+    crashPoint('holder-after-control-listen');
     this.network = await this.init.backend.openNetwork(store, cluster, log);
+    crashPoint('holder-after-network-open');
     for (const name of members) await this.adopt(name);
     crashPoint('holder-after-pidfile');
     for (const name of members) void this.runtimes.get(name)?.boot();
@@ -206,6 +208,7 @@ export class Holder {
       this.health?.stop();
       const runtimes = [...this.runtimes.values()];
       await Promise.all(runtimes.map((r) => r.stop(this.options.stopTimeoutMs, true).catch(() => undefined)));
+      crashPoint('holder-mid-shutdown');
       for (const runtime of runtimes) this.release(runtime.name);
       for (const name of [...this.servers.keys()]) this.release(name);
       this.forwards?.closeAll();

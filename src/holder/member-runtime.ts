@@ -1,4 +1,5 @@
 import type { Backend, BackendContext, ClusterNetwork, Logger, MemberHandle } from '../backend/types.js';
+import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
 import type { MemberState, MemberStatus } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
@@ -87,6 +88,7 @@ export class MemberRuntime {
       this.set('starting');
       const network = await this.network.attach(this.name);
       this.ip = network.ip;
+      crashPoint('holder-mid-network-setup');
       ctx = { store: this.store, config: this.config, network, log: this.log, signal };
       this.ctx = ctx;
       this.set('downloading');
@@ -100,6 +102,7 @@ export class MemberRuntime {
       // The boot budget starts only now: preparation (downloads, image builds) is not charged to it.
       const deadline = Date.now() + this.config.bootTimeoutMs;
       this.handle = await this.backend.start(ctx);
+      crashPoint('holder-mid-boot');
       this.events.onChange(this);
       const handle = this.handle;
       let exited = false;

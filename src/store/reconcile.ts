@@ -1,6 +1,9 @@
-import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { readJson, writeJsonAtomic } from './atomic.js';
+import { NetworkRecordSchema } from './network-record.js';
 import type { Store } from './layout.js';
-import { readMemberState, writeMemberState, type MemberStateFile } from './members.js';
+import { listMembers, readMemberState, writeMemberState, type MemberStateFile } from './members.js';
 import { liveHolder, readPidfile } from './pidfile.js';
 import { isSameProcess, processStartTime } from './proc.js';
 
@@ -86,4 +89,40 @@ export function reconcileMember(store: Store, cluster: string, member: string): 
     writeMemberState(store, cluster, { ...state, pid: null, running: false });
   }
   return result;
+}
+
+function namespaceExists(namespace: string): boolean {
+  return existsSync(`/run/netns/${namespace}`);
+}
+
+/**
+ * A cluster network whose recorded owner (holder) is dead is torn down: its namespace deleted
+ * (taps and bridge go with it) and verified gone. The record keeps its subnet and address book,
+ * minus the owner, so members that come back get their old addresses. Returns what it did.
+ */
+export function reconcileNetwork(store: Store, cluster: string): 'none' | 'released' | 'failed' {
+  let record;
+  try {
+    record = readJson(store.networkPath(cluster), NetworkRecordSchema);
+  } catch {
+    return 'none'; // a corrupt record is rebuilt by the next holder
+  }
+  if (!record?.owner) return 'none';
+  if (isSameProcess(record.owner.pid, record.owner.startTime)) return 'none';
+  if (record.namespace && namespaceExists(record.namespace)) {
+    try {
+      execFileSync('ip', ['netns', 'delete', record.namespace], { stdio: 'ignore', timeout: 10_000 });
+    } catch {
+      // verified below
+    }
+    if (namespaceExists(record.namespace)) return 'failed';
+  }
+  writeJsonAtomic(store.networkPath(cluster), { ...record, owner: null });
+  return 'released';
+}
+
+/** Everything a dead holder of `cluster` left behind: member processes, pidfiles, its network. */
+export function reconcileCluster(store: Store, cluster: string): void {
+  for (const member of listMembers(store, cluster)) reconcileMember(store, cluster, member.name);
+  reconcileNetwork(store, cluster);
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { getStatus } from '../../control/status.js';
-import { listMembers } from '../../store/members.js';
+import { listClusters, listMembers } from '../../store/members.js';
+import { reconcileCluster } from '../../store/reconcile.js';
 import { age, openStore, printJson, printTable } from '../output.js';
 
 export function lsCommand(): Command {
@@ -11,6 +12,8 @@ export function lsCommand(): Command {
     .option('--json', 'print as JSON')
     .action(async (opts: { quiet?: boolean; json?: boolean }) => {
       const store = openStore();
+      // Listing is where a user first looks after a crash: clean up what dead holders left.
+      for (const cluster of listClusters(store)) reconcileCluster(store, cluster);
       const views = await Promise.all(listMembers(store).map((ref) => getStatus(store, ref)));
       if (opts.json) return printJson(views);
       if (opts.quiet) {
