@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { FleetboxError } from '../../protocol/errors.js';
+import { notice, openStore } from '../output.js';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('expected a port from 0 to 65535');
+  return n;
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || n <= 0 || n > 600) throw new InvalidArgumentError('expected seconds, more than 0 and at most 600');
+  return n;
+}
+
+function readPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new FleetboxError('usage', `cannot read ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+interface DashboardCliOptions {
+  port: number;
+  bind: string;
+  token?: string;
+  cert?: string;
+  key?: string;
+  ca?: string;
+  timeout: number;
+}
+
+/** `fleetbox dashboard`: serves this machine's fleet snapshot read-only until interrupted. */
+export function dashboardCommand(): Command {
+  return new Command('dashboard')
+    .description('read-only web page (/fleet) and JSON API (/api/fleet) of this machine\'s fleet health')
+    .option('--port <port>', 'TCP port (0: any free port)', port, 7070)
+    .option('--bind <address>', 'address to listen on; anything but loopback needs --token', '127.0.0.1')
+    .option('--token <token>', 'require "Authorization: Bearer <token>" (default $FLEETBOX_TOKEN)')
+    .option('--cert <file>', 'serve https with this certificate (PEM)')
+    .option('--key <file>', 'private key of --cert (PEM)')
+    .option('--ca <file>', 'with --cert: require client certificates signed by this CA (mutual TLS)')
+    .option('--timeout <seconds>', 'per-member answer deadline of each snapshot', seconds, 2)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ fleetbox dashboard                           http://127.0.0.1:7070/fleet
+  $ FLEETBOX_TOKEN=s3cret fleetbox dashboard --bind 0.0.0.0 --cert c.pem --key k.pem --ca ca.pem
+  $ fleetbox status --hosts thishost:7070        read it from another machine`,
+    )
+    .action(async (opts: DashboardCliOptions) => {
+      const token = opts.token ?? process.env.FLEETBOX_TOKEN;
+      if (Boolean(opts.cert) !== Boolean(opts.key)) throw new FleetboxError('usage', '--cert and --key go together');
+      if (opts.ca && !opts.cert) throw new FleetboxError('usage', '--ca (client certificates) needs --cert and --key');
+      const store = openStore();
+      const [{ startDashboard }, { isLoopback }, { collectLocal }] = await Promise.all([
+        import('../../dashboard/server.js'),
+        import('../../dashboard/auth.js'),
+        import('../../health/local.js'),
+      ]);
+      const timeoutMs = Math.round(opts.timeout * 1000);
+      const dashboard = await startDashboard({
+        bind: opts.bind,
+        port: opts.port,
+        token,
+        ...(opts.cert && opts.key && {
+          tls: { cert: readPem(opts.cert, '--cert'), key: readPem(opts.key, '--key'), ca: opts.ca ? readPem(opts.ca, '--ca') : undefined },
+        }),
+        snapshot: () => collectLocal(store, { timeoutMs }),
+        log: (level, event, fields) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }) + '\n'),
+      });
+      if (!isLoopback(opts.bind)) {
+        notice(
+          `warning: the dashboard listens on ${opts.bind}, beyond this machine; it is read-only but its only protection is the bearer token${opts.ca ? ' and client certificates' : ''}`,
+        );
+      }
+      notice(`fleetbox dashboard: ${dashboard.url}/fleet (JSON: ${dashboard.url}/api/fleet); Ctrl-C stops it`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      await dashboard.close();
+    });
+}

@@ -1,0 +1,127 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { FleetboxError } from '../protocol/errors.js';
+import type { Store } from '../store/layout.js';
+import type { MemberConfig } from '../store/member-config.js';
+import type { MemberRef, MemberStateFile } from '../store/members.js';
+import { clusterOf, validateName } from '../store/names.js';
+import { readPidfile, type PidRecord } from '../store/pidfile.js';
+
+/**
+ * Reads what `status` needs from the store without loading zod: this is the hot path of
+ * `fleetbox status` (zod alone costs ~60 ms of start-up, over a third of the 150 ms budget).
+ * Same rules as store/members.ts and control/targets.ts; files that do not look right read as
+ * missing, and the rollup reports the member from what is left.
+ */
+
+const VALID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+function subdirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() && !entry.isSymbolicLink() && VALID.test(entry.name))
+      .map((entry) => entry.name)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+export function scanClusters(store: Store): string[] {
+  return subdirs(store.clustersDir);
+}
+
+export function scanMembers(store: Store, cluster?: string): MemberRef[] {
+  const clusters = cluster === undefined ? scanClusters(store) : [cluster];
+  return clusters.flatMap((c) =>
+    subdirs(store.clusterDir(c))
+      .filter((m) => existsSync(store.configPath(c, m)))
+      .map((name) => ({ cluster: c, name })),
+  );
+}
+
+/** Command-line names to members: a cluster name means all its members. Unknown names: not_found. */
+export function resolveNames(store: Store, names: string[]): MemberRef[] {
+  const found = new Map<string, MemberRef>();
+  const unknown: string[] = [];
+  const clusters = new Set(scanClusters(store));
+  for (const name of names) {
+    validateName(name);
+    const clusterMembers = clusters.has(name) ? scanMembers(store, name) : [];
+    const cluster = clusterOf(name);
+    const refs = clusterMembers.length > 0 ? clusterMembers : existsSync(store.configPath(cluster, name)) ? [{ cluster, name }] : [];
+    if (refs.length === 0) unknown.push(name);
+    for (const ref of refs) found.set(ref.name, ref);
+  }
+  if (unknown.length > 0) {
+    throw new FleetboxError('not_found', `no member or cluster named ${unknown.join(', ')}; 'fleetbox ls' lists them`);
+  }
+  return [...found.values()];
+}
+
+function readObject(path: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export type ConfigSummary = Pick<MemberConfig, 'backend' | 'createdAt'> & { port: number | undefined };
+
+export function readConfigSummary(store: Store, ref: MemberRef): ConfigSummary | undefined {
+  const raw = readObject(store.configPath(ref.cluster, ref.name));
+  if (!raw || typeof raw.backend !== 'string' || typeof raw.createdAt !== 'string') return undefined;
+  return {
+    backend: raw.backend as MemberConfig['backend'],
+    createdAt: raw.createdAt,
+    port: typeof raw.port === 'number' ? raw.port : undefined,
+  };
+}
+
+export function readStateFile(store: Store, ref: MemberRef): MemberStateFile | undefined {
+  const raw = readObject(store.statePath(ref.cluster, ref.name));
+  if (!raw || typeof raw.state !== 'string' || typeof raw.since !== 'string') return undefined;
+  return raw as unknown as MemberStateFile;
+}
+
+/**
+ * /proc/<pid>/stat of holders, read once per snapshot: fifty members of one cluster share one
+ * holder, so its liveness is one read, not fifty.
+ */
+export class HolderCache {
+  private readonly stats = new Map<number, { state: string; startTime: string } | null>();
+
+  private stat(pid: number): { state: string; startTime: string } | null {
+    let cached = this.stats.get(pid);
+    if (cached === undefined) {
+      cached = null;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        // Fields after the last ')' are fixed: [0] is field 3 (state), [19] field 22 (start time).
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (fields[0] && fields[19] && fields[0] !== 'Z' && fields[0] !== 'X') cached = { state: fields[0], startTime: fields[19] };
+      } catch {
+        // no such process
+      }
+      this.stats.set(pid, cached);
+    }
+    return cached;
+  }
+
+  /** Start time of a live process (same rule as store/proc.ts: zombies are dead), else null. */
+  startTime(pid: number): string | null {
+    return this.stat(pid)?.startTime ?? null;
+  }
+
+  /** Scheduler state: R, S, D, T (stopped, e.g. SIGSTOP), t (traced) …, null when gone. */
+  state(pid: number): string | null {
+    return this.stat(pid)?.state ?? null;
+  }
+}
+
+/** The member's holder per its pidfile, trusted only if that PID is alive with its start time. */
+export function readLiveHolder(store: Store, ref: MemberRef, holders: HolderCache = new HolderCache()): PidRecord | undefined {
+  const record = readPidfile(store.pidfilePath(ref.cluster, ref.name));
+  return record && holders.startTime(record.pid) === record.startTime ? record : undefined;
+}

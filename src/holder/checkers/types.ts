@@ -1,0 +1,45 @@
+import type { CheckStatus } from '../../health/levels.js';
+import type { MemberState } from '../../protocol/schemas.js';
+import type { Store } from '../../store/layout.js';
+
+/** What a member checker may look at: a copy taken at the start of the round, never the runtime. */
+export interface MemberTarget {
+  name: string;
+  cluster: string;
+  backend: string;
+  state: MemberState;
+  since: string;
+  ip: string | null;
+  /** process backend: the port the member listens on. */
+  port: number;
+  /** The member's own process (VM or plain process), once started. */
+  process: { pid: number; startTime: string } | null;
+}
+
+export interface HolderCheckContext {
+  store: Store;
+  /** Aborted when the check's deadline passes or the loop stops: stop work, release sockets. */
+  signal: AbortSignal;
+}
+
+export interface MemberCheckContext extends HolderCheckContext {
+  member: MemberTarget;
+}
+
+/** `skip`: the check does not apply now (member not started, other backend). */
+export interface CheckOutcome {
+  status: CheckStatus;
+  detail: string;
+}
+
+/**
+ * A health check. It may be slow, hang or throw: the loop gives it a deadline, aborts its signal
+ * when that passes and reports a failing check either way; the loop and the holder keep going.
+ */
+export interface Checker<C> {
+  readonly name: string;
+  check(ctx: C): Promise<CheckOutcome>;
+}
+
+export type MemberChecker = Checker<MemberCheckContext>;
+export type HolderChecker = Checker<HolderCheckContext>;

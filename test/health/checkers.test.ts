@@ -1,0 +1,217 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer as createNetServer, type Server } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../../src/backend/types.js';
+import { HeartbeatFileSchema, type HeartbeatFile } from '../../src/health/schema.js';
+import { heartbeatPath } from '../../src/health/heartbeat-file.js';
+import { diskSpaceChecker } from '../../src/holder/checkers/disk-space.js';
+import { portChecker } from '../../src/holder/checkers/port.js';
+import { processAliveChecker } from '../../src/holder/checkers/process-alive.js';
+import { qmpChecker } from '../../src/holder/checkers/qmp.js';
+import { runCheck } from '../../src/holder/checkers/run.js';
+import type { MemberChecker, MemberTarget } from '../../src/holder/checkers/types.js';
+import { HealthMonitor, healthSettings } from '../../src/holder/health-loop.js';
+import { Store } from '../../src/store/layout.js';
+import { processStartTime } from '../../src/store/proc.js';
+import { scratch } from '../scratch.js';
+
+const never = new AbortController().signal;
+const store = () => new Store(scratch()).ensure();
+
+function target(overrides: Partial<MemberTarget> = {}): MemberTarget {
+  return {
+    name: 'web-1',
+    cluster: 'web',
+    backend: 'process',
+    state: 'running',
+    since: new Date().toISOString(),
+    ip: '127.0.0.1',
+    port: 1,
+    process: { pid: process.pid, startTime: processStartTime(process.pid) ?? '0' },
+    ...overrides,
+  };
+}
+
+function memoryLog(): Logger & { lines: { level: string; event: string; fields?: Record<string, unknown> }[] } {
+  const lines: { level: string; event: string; fields?: Record<string, unknown> }[] = [];
+  return {
+    lines,
+    info: (event, fields) => lines.push({ level: 'info', event, ...(fields && { fields }) }),
+    warn: (event, fields) => lines.push({ level: 'warn', event, ...(fields && { fields }) }),
+    error: (event, fields) => lines.push({ level: 'error', event, ...(fields && { fields }) }),
+  };
+}
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+});
+
+function listen(server: Server, where: number | string): Promise<Server> {
+  servers.push(server);
+  return new Promise((resolve) => {
+    if (typeof where === 'string') server.listen(where, () => resolve(server));
+    else server.listen(where, '127.0.0.1', () => resolve(server));
+  });
+}
+
+describe('runCheck', () => {
+  const s = store();
+  const ctx = (signal: AbortSignal) => ({ store: s, signal, member: target() });
+
+  it('a checker that throws (even synchronously) is a failing check', async () => {
+    const thrower: MemberChecker = { name: 'boom', check: () => { throw new Error('kaput\nstack'); } };
+    const result = await runCheck(thrower, ctx, { timeoutMs: 500, signal: never });
+    expect(result).toMatchObject({ name: 'boom', status: 'fail', detail: 'checker threw: kaput' });
+    const rejecter: MemberChecker = { name: 'boom', check: () => Promise.reject(new Error('no')) };
+    expect((await runCheck(rejecter, ctx, { timeoutMs: 500, signal: never })).detail).toBe('checker threw: no');
+  });
+
+  it('a checker that never settles fails at its deadline and sees its signal aborted', async () => {
+    let seen: AbortSignal | undefined;
+    const hanger: MemberChecker = { name: 'hang', check: ({ signal }) => { seen = signal; return new Promise(() => {}); } };
+    const t0 = Date.now();
+    const result = await runCheck(hanger, ctx, { timeoutMs: 100, signal: never });
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(result).toMatchObject({ status: 'fail', detail: 'check did not finish within 100 ms' });
+    expect(seen?.aborted).toBe(true);
+  });
+
+  it('a checker that returns garbage is a failing check', async () => {
+    const liar = { name: 'liar', check: () => Promise.resolve({ status: 'great' }) } as unknown as MemberChecker;
+    expect((await runCheck(liar, ctx, { timeoutMs: 100, signal: never })).status).toBe('fail');
+  });
+});
+
+describe('shipped checkers', () => {
+  const s = store();
+
+  it('process-alive: passes for a live process, fails for a gone or reused PID, skips without a process', async () => {
+    const check = (member: MemberTarget) => processAliveChecker.check({ store: s, signal: never, member });
+    expect((await check(target())).status).toBe('pass');
+    expect(await check(target({ process: { pid: process.pid, startTime: '1' } }))).toMatchObject({ status: 'fail', detail: expect.stringContaining('reused') });
+    expect(await check(target({ process: { pid: 2 ** 22 + 1, startTime: '1' } }))).toMatchObject({ status: 'fail', detail: expect.stringContaining('gone') });
+    expect((await check(target({ process: null, state: 'starting' }))).status).toBe('skip');
+  });
+
+  it('port: passes when the member port accepts, fails when refused, skips other backends', async () => {
+    const server = await listen(createNetServer((socket) => socket.destroy()), 0);
+    const port = (server.address() as { port: number }).port;
+    const check = (member: MemberTarget) => portChecker.check({ store: s, signal: never, member });
+    expect((await check(target({ port }))).status).toBe('pass');
+    await new Promise((resolve) => server.close(resolve));
+    expect(await check(target({ port }))).toMatchObject({ status: 'fail', detail: expect.stringContaining('ECONNREFUSED') });
+    expect((await check(target({ backend: 'qemu' }))).status).toBe('skip');
+  });
+
+  it('disk-space: pass, warn and fail by thresholds', async () => {
+    const ctx = { store: s, signal: never };
+    expect((await diskSpaceChecker().check(ctx)).status).toBe('pass');
+    const huge = Number.MAX_SAFE_INTEGER;
+    expect((await diskSpaceChecker({ failBytes: 0, failFraction: 0, warnBytes: huge, warnFraction: 0 }).check(ctx)).status).toBe('warn');
+    expect((await diskSpaceChecker({ failBytes: huge, failFraction: 0, warnBytes: 0, warnFraction: 0 }).check(ctx)).status).toBe('fail');
+  });
+
+  it('hypervisor: speaks QMP (greeting, capabilities, query-status) and reads the VM state', async () => {
+    const path = `${s.runDir}/qmp-test.sock`;
+    let vm = 'running';
+    await listen(
+      createNetServer((socket) => {
+        socket.write('{"QMP":{"version":{},"capabilities":[]}}\r\n');
+        socket.on('data', (data) => {
+          const text = data.toString();
+          if (text.includes('qmp_capabilities')) socket.write('{"return":{}}\r\n{"event":"NOISE","data":{}}\r\n');
+          if (text.includes('query-status')) socket.write(`{"return":{"status":"${vm}","running":${vm === 'running'}}}\r\n`);
+        });
+      }),
+      path,
+    );
+    const checker = qmpChecker(() => path);
+    const ctx = { store: s, signal: never, member: target({ backend: 'qemu' }) };
+    expect(await checker.check(ctx)).toMatchObject({ status: 'pass' });
+    vm = 'paused';
+    expect(await checker.check(ctx)).toMatchObject({ status: 'fail', detail: 'hypervisor answers but the VM is paused' });
+    expect((await qmpChecker(() => undefined).check(ctx)).status).toBe('skip');
+    expect((await checker.check({ ...ctx, member: target() })).status).toBe('skip');
+  });
+
+  it('hypervisor: a QMP socket that never greets fails at the deadline', async () => {
+    const path = `${s.runDir}/qmp-mute.sock`;
+    await listen(createNetServer(() => {}), path);
+    const result = await runCheck(qmpChecker(() => path), (signal) => ({ store: s, signal, member: target({ backend: 'qemu' }) }), { timeoutMs: 150, signal: never });
+    expect(result.status).toBe('fail');
+  });
+});
+
+describe('HealthMonitor', () => {
+  it('keeps running rounds and heart-beating while a checker throws and another never resolves', async () => {
+    const s = store();
+    const log = memoryLog();
+    const written: HeartbeatFile[] = [];
+    const monitor = new HealthMonitor({
+      pollMs: 50,
+      checkTimeoutMs: 60,
+      staleAfterMs: 1_000,
+      store: s,
+      cluster: 'web',
+      log,
+      holder: { pid: process.pid, startTime: '1', instance: 'test' },
+      members: () => [target()],
+      checkers: {
+        member: [
+          { name: 'throws', check: () => { throw new Error('injected'); } },
+          { name: 'hangs', check: () => new Promise(() => {}) },
+          processAliveChecker,
+        ],
+        holder: [],
+      },
+      write: async (file) => {
+        written.push(file);
+      },
+    }).start();
+    try {
+      await expect.poll(() => monitor.rounds, { timeout: 5_000 }).toBeGreaterThanOrEqual(3);
+    } finally {
+      monitor.stop();
+    }
+    const last = written.at(-1);
+    expect(HeartbeatFileSchema.parse(last)).toBeTruthy();
+    const checks = last?.members['web-1']?.checks ?? [];
+    expect(checks.find((c) => c.name === 'throws')).toMatchObject({ status: 'fail', detail: 'checker threw: injected' });
+    expect(checks.find((c) => c.name === 'hangs')).toMatchObject({ status: 'fail', detail: 'check did not finish within 60 ms' });
+    expect(checks.find((c) => c.name === 'process-alive')?.status).toBe('pass');
+    // Logged once per change of verdict, not once per round.
+    expect(log.lines.filter((l) => l.event === 'check_failed')).toHaveLength(2);
+    const rounds = monitor.rounds;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(monitor.rounds).toBe(rounds);
+  });
+
+  it('writes its heartbeat file atomically and removes it when stopped', async () => {
+    const s = store();
+    mkdirSync(s.clusterDir('web'));
+    const monitor = new HealthMonitor({
+      ...healthSettings({ FLEETBOX_HEALTH_POLL_MS: '50' }),
+      store: s,
+      cluster: 'web',
+      log: memoryLog(),
+      holder: { pid: process.pid, startTime: '1', instance: 'test' },
+      members: () => [],
+      checkers: { member: [], holder: [diskSpaceChecker()] },
+    }).start();
+    const path = heartbeatPath(s, 'web');
+    try {
+      await expect.poll(() => existsSync(path) && monitor.rounds > 0 && (JSON.parse(readFileSync(path, 'utf8')) as HeartbeatFile).checks.length > 0, { timeout: 5_000 }).toBe(true);
+      expect(HeartbeatFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')))).toMatchObject({ cluster: 'web', pollMs: 50 });
+    } finally {
+      monitor.stop();
+    }
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('settings: defaults, environment overrides, and a stale threshold never below two polls plus a check', () => {
+    expect(healthSettings({})).toEqual({ pollMs: 2_000, checkTimeoutMs: 1_000, staleAfterMs: 10_000 });
+    expect(healthSettings({ FLEETBOX_HEALTH_POLL_MS: '100', FLEETBOX_HEALTH_STALE_MS: '150' })).toEqual({ pollMs: 100, checkTimeoutMs: 100, staleAfterMs: 300 });
+    expect(healthSettings({ FLEETBOX_HEALTH_POLL_MS: 'soon' }).pollMs).toBe(2_000);
+  });
+});
