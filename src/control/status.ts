@@ -31,8 +31,15 @@ export async function getStatus(store: Store, ref: MemberRef, timeoutMs = 2_000)
   } catch (error) {
     if (!isFleetboxError(error, 'unreachable')) throw error;
   }
+  // A live pidfile whose holder did not answer in time is busy or wedged, not dead: say so.
+  const busyHolder = liveHolder(store.pidfilePath(ref.cluster, ref.name));
   const state = readMemberState(store, ref.cluster, ref.name);
   const settled = state && (state.state === 'stopped' || state.state === 'error');
+  if (busyHolder && state) {
+    // The holder lives but did not answer: its last written state is the best word there is.
+    const { processStartTime: _start, holder: _holder, ...status } = state;
+    return { ...status, ...base, source: 'disk', holderPid: busyHolder.pid };
+  }
   return {
     name: ref.name,
     pid: null,

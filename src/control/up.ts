@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { HolderOptionsInput } from '../protocol/holder-options.js';
@@ -70,7 +70,25 @@ export function planMembers(store: Store, names: string[], count?: number): Map<
   return plan;
 }
 
+/**
+ * A symlink planted in the store must never be followed: the config read through it (its `cmd`
+ * is run) and everything written through it would live outside the store, where neither `ls`
+ * nor `rm --all` sees it.
+ */
+function refuseLinks(store: Store, cluster: string, name: string): void {
+  for (const dir of [store.clusterDir(cluster), store.memberDir(cluster, name)]) {
+    let link = false;
+    try {
+      link = lstatSync(dir).isSymbolicLink();
+    } catch {
+      // not created yet
+    }
+    if (link) throw new FleetboxError('state_corrupt', `${dir} is a symbolic link; fleetbox does not follow links in its store: remove it`);
+  }
+}
+
 function ensureConfig(store: Store, cluster: string, name: string, spec: MemberSpecInput): void {
+  refuseLinks(store, cluster, name);
   const existing = readMemberConfig(store, cluster, name);
   if (existing) {
     if (spec.backend !== undefined && spec.backend !== existing.backend) {

@@ -5,6 +5,8 @@ import { getStatus, type MemberView } from './status.js';
 import { tailText } from './tail.js';
 
 const POLL_MS = 25;
+/** Many members polled every 25 ms would keep a busy holder busier; back off with the count. */
+const pollInterval = (members: number) => Math.min(250, POLL_MS * Math.max(1, Math.ceil(members / 4)));
 
 export interface WaitOptions {
   /** Boot budget; time spent `downloading` (image preparation) is not charged to it. */
@@ -41,7 +43,8 @@ export async function waitMembers(store: Store, refs: MemberRef[], options: Wait
     }
     const failed = views.find((v) => v.state === 'error');
     if (failed) throw new FleetboxError('boot_failed', failed.error ?? `${failed.name} failed to start`);
-    const gone = views.find((v) => v.source === 'disk');
+    // No answer with a live holder (pidfile trusted) means busy, not gone: keep waiting.
+    const gone = views.find((v) => v.source === 'disk' && v.holderPid === null);
     if (gone) {
       throw new FleetboxError('holder_failed', `${gone.name} has no live holder any more (state ${gone.state}); see 'fleetbox logs' or the holder log under ${store.logsDir}`);
     }
@@ -58,6 +61,6 @@ export async function waitMembers(store: Store, refs: MemberRef[], options: Wait
     if (prepareUsed > prepareTimeoutMs) {
       throw new FleetboxError('prepare_timeout', `image preparation took longer than ${prepareTimeoutMs} ms`);
     }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    await new Promise((resolve) => setTimeout(resolve, pollInterval(refs.length)));
   }
 }

@@ -1,4 +1,4 @@
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 import { setMaxListeners } from 'node:events';
 import { unlinkSync } from 'node:fs';
 import type { Logger } from '../backend/types.js';
@@ -216,9 +216,15 @@ export class HealthMonitor implements HealthLoop {
     const path = heartbeatPath(this.init.store, this.init.cluster);
     const tmp = `${path}.${process.pid}.tmp`;
     // No fsync: a heartbeat lost to a power cut is harmless, and fsync would stall the loop.
-    await writeFile(tmp, JSON.stringify(file) + '\n', { mode: 0o600 });
-    if (this.stopped) return;
-    await rename(tmp, path);
+    try {
+      await writeFile(tmp, JSON.stringify(file) + '\n', { mode: 0o600 });
+      if (this.stopped) throw new Error('health loop stopped');
+      await rename(tmp, path);
+    } catch (error) {
+      // A full disk (or a stop mid-write) must not leave a half-written temporary file behind.
+      await unlink(tmp).catch(() => undefined);
+      if (!this.stopped) throw error;
+    }
   }
 }
 

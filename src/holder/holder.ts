@@ -108,7 +108,14 @@ export class Holder {
       this.servers.set(name, await serveMemberSocket(this, name));
       crashPoint('holder-after-socket-listen');
     }
-    writePidfile(this.store.pidfilePath(this.cluster, name), this.instance);
+    try {
+      writePidfile(this.store.pidfilePath(this.cluster, name), this.instance);
+    } catch (error) {
+      // Not recorded, not taken on (e.g. a full disk): a half-adopted member would answer
+      // `starting` on its socket for ever, block every later `up` of it and keep the holder alive.
+      this.release(name);
+      throw error;
+    }
     this.persist(runtime);
     return runtime;
   }

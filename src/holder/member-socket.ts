@@ -47,10 +47,16 @@ async function handle(holder: Holder, member: string, request: MemberRequest) {
 export function serveMemberSocket(holder: Holder, member: string): Promise<Server> {
   return listenUnix(holder.store.memberSocketPath(member), (socket: Socket) => {
     socket.on('error', () => socket.destroy());
-    socket.setTimeout(REQUEST_IDLE_MS, () => socket.destroy());
+    // A deadline for the whole request, not an idle timer: a slow-loris peer sending a byte now
+    // and then would otherwise hold the connection (and a descriptor) for ever.
+    const deadline = setTimeout(() => socket.destroy(), REQUEST_IDLE_MS);
+    socket.once('close', () => clearTimeout(deadline));
     const reader = readLines(socket);
     let answered = false;
     reader.onError((error) => {
+      // One request per connection: once it is taken, what the peer sends after it is ignored,
+      // so the reply to the request is never replaced by an error about the bytes behind it.
+      if (answered) return;
       writeLine(socket, { ok: false, error: { code: 'bad_request', message: error.message } });
       // The peer may still be sending; close once the reply is flushed instead of waiting for it.
       socket.destroySoon();
@@ -58,7 +64,7 @@ export function serveMemberSocket(holder: Holder, member: string): Promise<Serve
     reader.onValue((value) => {
       if (answered) return;
       answered = true;
-      socket.setTimeout(0);
+      clearTimeout(deadline);
       let request: MemberRequest;
       try {
         request = parseMemberRequest(value);

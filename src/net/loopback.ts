@@ -3,6 +3,7 @@ import { withLock } from '../store/lock.js';
 import type { Store } from '../store/layout.js';
 import { processStartTime } from '../store/proc.js';
 import type { NetworkRecord } from '../store/network-record.js';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { assignAddress, macFor, pickSubnet, readNetworkRecord, subnetsInUse, writeNetworkRecord } from './address-book.js';
 
@@ -22,6 +23,9 @@ export function networkLockPath(store: Store): string {
  */
 export async function openLoopbackNetwork(store: Store, cluster: string, log: Logger): Promise<ClusterNetwork> {
   const owner = { pid: process.pid, startTime: processStartTime(process.pid) ?? '0' };
+  // Loopback addresses are machine-wide but subnets are only checked within this store: two
+  // stores (parallel test runs) must not give the same cluster name the same addresses.
+  const offset = createHash('sha256').update(store.home).digest().readUInt32BE(0) % LOOPBACK_SLOTS;
   const record: NetworkRecord = await withLock(networkLockPath(store), async () => {
     const existing = readNetworkRecordSafe(store, cluster, log);
     const base: NetworkRecord = existing?.kind === 'loopback'
@@ -29,7 +33,7 @@ export async function openLoopbackNetwork(store: Store, cluster: string, log: Lo
       : {
           cluster,
           kind: 'loopback',
-          subnet: pickSubnet(cluster, LOOPBACK_SLOTS, loopbackSubnet, (s) =>
+          subnet: pickSubnet(cluster, LOOPBACK_SLOTS, (slot) => loopbackSubnet((slot + offset) % LOOPBACK_SLOTS), (s) =>
             subnetsInUse(store, cluster).has(s) ? 'used by another cluster' : undefined,
           ),
           prefix: 8,

@@ -46,6 +46,11 @@ export function readLines(socket: Socket, maxLineBytes = MAX_LINE_BYTES): LineRe
   parser.on('data', (value: unknown) => {
     if (!failed) valueHandler(value);
   });
+  // A `null` line ends the ndjson stream (push(null)) instead of arriving as a value; while the
+  // peer is still connected that must be answered as a bad request, not silently swallowed.
+  parser.on('end', () => {
+    if (!socket.readableEnded) fail({ kind: 'not_json', message: 'request is null, not a JSON object' });
+  });
   parser.on('error', (error: Error) => {
     fail(
       /maximum buffer/.test(error.message)

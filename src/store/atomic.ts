@@ -25,7 +25,8 @@ export function writeFileAtomic(path: string, content: string, mode = 0o600): vo
       // the temporary file may never have been created
     }
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
-    throw new FleetboxError('io', `cannot write ${path}: ${code}`, { cause: error });
+    const why = code === 'ENOSPC' ? ' (no space left on the device)' : '';
+    throw new FleetboxError('io', `cannot write ${path}: ${code}${why}`, { cause: error });
   }
 }
 

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 
-export const BACKENDS = ['process', 'qemu'] as const;
+import { BACKENDS } from './backend-kinds.js';
+
+export { BACKENDS };
 export const BackendKindSchema = z.enum(BACKENDS);
 export type BackendKind = z.infer<typeof BackendKindSchema>;
 

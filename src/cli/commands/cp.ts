@@ -1,6 +1,4 @@
 import { Command } from 'commander';
-import { resolveTargets } from '../../control/targets.js';
-import { copyFromMember, copyToMember } from '../../lib/copy.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import { openStore } from '../output.js';
 
@@ -17,6 +15,9 @@ export function cpCommand(): Command {
     .argument('<destination>', 'local path or <member>:<path>')
     .addHelpText('after', '\nExamples:\n  $ fleetbox cp ./app.tar.gz web-1:/tmp/app.tar.gz\n  $ fleetbox cp web-1:/var/log/messages ./messages')
     .action(async (source: string, destination: string) => {
+      // Loaded when the command runs: the CLI starts without zod and the store code.
+      const { resolveTargets } = await import('../../control/targets.js');
+      const { copyFromMember, copyToMember } = await import('../../lib/copy.js');
       const from = parseRemote(source);
       const to = parseRemote(destination);
       if ((from && to) || (!from && !to)) {

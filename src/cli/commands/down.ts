@@ -1,8 +1,5 @@
 import { Command } from 'commander';
-import { resolveTargets } from '../../control/targets.js';
-import { stopMembers } from '../../control/stop.js';
 import { FleetboxError } from '../../protocol/errors.js';
-import { listMembers } from '../../store/members.js';
 import { notice, openStore, printJson } from '../output.js';
 
 export function downCommand(): Command {
@@ -15,6 +12,10 @@ export function downCommand(): Command {
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  $ fleetbox down demo-2     one member\n  $ fleetbox down demo       every member of cluster demo\n  $ fleetbox down --all')
     .action(async (names: string[], opts: { all?: boolean; timeout: number; json?: boolean }) => {
+      // Loaded when the command runs: the CLI starts without zod and the store code.
+      const { resolveTargets } = await import('../../control/targets.js');
+      const { stopMembers } = await import('../../control/stop.js');
+      const { listMembers } = await import('../../store/members.js');
       const store = openStore();
       if (!opts.all && names.length === 0) throw new FleetboxError('usage', 'name members or clusters to stop, or pass --all');
       if (opts.all && names.length > 0) throw new FleetboxError('usage', '--all takes no names');

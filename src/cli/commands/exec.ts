@@ -2,10 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { FleetboxError } from '../../protocol/errors.js';
-import { readJson } from '../../store/atomic.js';
-import { listMembers } from '../../store/members.js';
 import { validateName } from '../../store/names.js';
-import { NetworkRecordSchema } from '../../store/network-record.js';
 import { openStore } from '../output.js';
 
 export function execCommand(): Command {
@@ -15,6 +12,10 @@ export function execCommand(): Command {
     .argument('<command...>', 'the command, after --')
     .addHelpText('after', '\nExamples:\n  $ fleetbox exec db -- ip -br addr\n  $ fleetbox exec db -- curl -s http://10.77.3.2/')
     .action(async (cluster: string, rawArgv: string[]) => {
+      // Loaded when the command runs: the CLI starts without zod and the store code.
+      const { readJson } = await import('../../store/atomic.js');
+      const { listMembers } = await import('../../store/members.js');
+      const { NetworkRecordSchema } = await import('../../store/network-record.js');
       const argv = rawArgv[0] === '--' ? rawArgv.slice(1) : rawArgv;
       if (argv.length === 0) throw new FleetboxError('usage', 'name the command to run after --');
       validateName(cluster, 'cluster name');

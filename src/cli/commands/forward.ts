@@ -1,6 +1,4 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { forwardPort } from '../../control/forward.js';
-import { resolveTargets } from '../../control/targets.js';
 import { FleetboxError, isFleetboxError } from '../../protocol/errors.js';
 import { openStore, printJson } from '../output.js';
 
@@ -16,6 +14,9 @@ export function forwardCommand(): Command {
     .option('--json', 'print {host, port, memberPort} as JSON')
     .addHelpText('after', '\nExample:\n  $ fleetbox forward db-1 5432\n  127.0.0.1:41235')
     .action(async (name: string, port: number, opts: { json?: boolean }) => {
+      // Loaded when the command runs: the CLI starts without zod and the store code.
+      const { forwardPort } = await import('../../control/forward.js');
+      const { resolveTargets } = await import('../../control/targets.js');
       const store = openStore();
       const [ref, ...more] = resolveTargets(store, [name]);
       if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member`);

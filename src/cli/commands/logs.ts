@@ -1,6 +1,5 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { resolveTargets } from '../../control/targets.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import { openStore } from '../output.js';
 
@@ -34,6 +33,8 @@ export function logsCommand(): Command {
     }, 200)
     .addHelpText('after', '\nExamples:\n  $ fleetbox logs web-1\n  $ fleetbox logs web-1 -f')
     .action(async (name: string, opts: { follow?: boolean; lines: number }) => {
+      // Loaded when the command runs: the CLI starts without zod and the store code.
+      const { resolveTargets } = await import('../../control/targets.js');
       const store = openStore();
       const [ref, ...more] = resolveTargets(store, [name]);
       if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member, e.g. ${ref?.name ?? `${name}-1`}`);

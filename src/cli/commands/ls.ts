@@ -1,7 +1,4 @@
 import { Command } from 'commander';
-import { getStatus } from '../../control/status.js';
-import { listClusters, listMembers } from '../../store/members.js';
-import { reconcileCluster } from '../../store/reconcile.js';
 import { age, openStore, printJson, printTable } from '../output.js';
 
 export function lsCommand(): Command {
@@ -11,6 +8,10 @@ export function lsCommand(): Command {
     .option('-q, --quiet', 'names only, one a line')
     .option('--json', 'print as JSON')
     .action(async (opts: { quiet?: boolean; json?: boolean }) => {
+      // Loaded when the command runs: the CLI starts without zod and the store code.
+      const { getStatus } = await import('../../control/status.js');
+      const { listClusters, listMembers } = await import('../../store/members.js');
+      const { reconcileCluster } = await import('../../store/reconcile.js');
       const store = openStore();
       // Listing is where a user first looks after a crash: clean up what dead holders left.
       for (const cluster of listClusters(store)) reconcileCluster(store, cluster);

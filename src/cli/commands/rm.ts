@@ -1,9 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import { Command } from 'commander';
-import { removeMembers } from '../../control/remove.js';
-import { resolveTargets } from '../../control/targets.js';
 import { FleetboxError } from '../../protocol/errors.js';
-import { listMembers } from '../../store/members.js';
 import { notice, openStore, printJson } from '../output.js';
 
 async function confirm(question: string): Promise<boolean> {
@@ -24,6 +21,10 @@ export function rmCommand(): Command {
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  $ fleetbox rm demo --yes\n  $ fleetbox rm --all --yes')
     .action(async (names: string[], opts: { all?: boolean; yes?: boolean; json?: boolean }) => {
+      // Loaded when the command runs: the CLI starts without zod and the store code.
+      const { removeMembers } = await import('../../control/remove.js');
+      const { resolveTargets } = await import('../../control/targets.js');
+      const { listMembers } = await import('../../store/members.js');
       const store = openStore();
       if (!opts.all && names.length === 0) throw new FleetboxError('usage', 'name members or clusters to remove, or pass --all');
       if (opts.all && names.length > 0) throw new FleetboxError('usage', '--all takes no names');

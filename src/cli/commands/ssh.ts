@@ -1,9 +1,5 @@
 import { spawn } from 'node:child_process';
 import { Command, InvalidArgumentError } from 'commander';
-import { getStatus } from '../../control/status.js';
-import { resolveTargets } from '../../control/targets.js';
-import { execOn, memberCommand } from '../../lib/exec.js';
-import { execTarget } from '../../lib/target.js';
 import { FleetboxError, toFleetboxError } from '../../protocol/errors.js';
 import type { Store } from '../../store/layout.js';
 import type { MemberRef } from '../../store/members.js';
@@ -13,6 +9,8 @@ import { notice, openStore, printJson } from '../output.js';
 const UNREACHABLE_EXIT = 255;
 
 async function interactive(store: Store, ref: MemberRef, command: string | undefined, tty: boolean): Promise<number> {
+  const { execTarget } = await import('../../lib/target.js');
+  const { memberCommand } = await import('../../lib/exec.js');
   const target = await execTarget(store, ref);
   const { file, args, env } = await memberCommand(target, command, { tty });
   const child = spawn(file, args, { stdio: 'inherit', env: { ...process.env, ...env } });
@@ -23,6 +21,8 @@ async function interactive(store: Store, ref: MemberRef, command: string | undef
 }
 
 async function fanOut(store: Store, refs: MemberRef[], command: string, timeoutMs: number, json: boolean): Promise<number> {
+  const { execTarget } = await import('../../lib/target.js');
+  const { execOn } = await import('../../lib/exec.js');
   const results = await Promise.all(
     refs.map(async (ref) => {
       try {
@@ -70,6 +70,9 @@ Examples:
   $ fleetbox ssh web --all -- cat /proc/loadavg`,
     )
     .action(async (name: string, rawArgv: string[], opts: { all?: boolean; tty?: boolean; timeout: number; json?: boolean }) => {
+      // Loaded when the command runs: the CLI starts without zod and the store code.
+      const { getStatus } = await import('../../control/status.js');
+      const { resolveTargets } = await import('../../control/targets.js');
       const argv = rawArgv[0] === '--' ? rawArgv.slice(1) : rawArgv;
       const command = argv.length > 0 ? argv.join(' ') : undefined;
       const store = openStore();

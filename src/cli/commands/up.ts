@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { up } from '../../control/up.js';
-import { BACKENDS, type BackendKind } from '../../store/member-config.js';
+import { BACKENDS } from '../../store/backend-kinds.js';
+import type { BackendKind } from '../../store/member-config.js';
 import { notice, openStore, printJson, printTable } from '../output.js';
 
 function whole(min: number, max: number) {
@@ -35,6 +35,8 @@ Examples:
     .action(async (names: string[], opts: {
       count?: number; backend: BackendKind; cmd?: string; port?: number; cpus?: number; mem?: number; disk?: number; timeout: number; json?: boolean;
     }, command: Command) => {
+      // Loaded when the command runs: the CLI starts without zod and the store code.
+      const { up } = await import('../../control/up.js');
       const store = openStore();
       const backendGiven = command.getOptionValueSource('backend') === 'cli';
       const result = await up(store, {
