@@ -55,7 +55,7 @@ export async function startClusterDns(
   let stderr = '';
   // dnsmasq logs "started, version …" once it listens, and exits at once on a bad option or a
   // busy address: wait for one or the other (bounded), not for a fixed time.
-  const outcome = await new Promise<'started' | string>((resolve) => {
+  const outcome = await new Promise<string>((resolve) => {
     const timer = setTimeout(() => resolve('no start message within 5 s'), 5_000);
     child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
