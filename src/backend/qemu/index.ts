@@ -1,0 +1,145 @@
+import { existsSync, rmSync } from 'node:fs';
+import { ensureImage, type GuestImage } from '../../image/ensure-image.js';
+import { findBinary } from '../../image/host-binaries.js';
+import { ensureSshKey } from '../../image/ssh-key.js';
+import { openBridgeNetwork } from '../../net/bridge.js';
+import { FleetboxError } from '../../protocol/errors.js';
+import type { Store } from '../../store/layout.js';
+import type { Backend, BackendContext, ClusterNetwork, Logger, MemberHandle } from '../types.js';
+import { kernelCommandLine, qemuArguments } from './command-line.js';
+import { ensureDisk } from './disk.js';
+import { sshAnswers } from './guest-port.js';
+import { hostCpuKhz } from './host-cpu.js';
+import { chooseAccelerator } from './kvm-probe.js';
+import { diskPath, qemuLogPath, qmpSocketPath } from './paths.js';
+import { QmpClient } from './qmp.js';
+import { consoleTail, readConsole, readTail } from './serial-console.js';
+import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
+import { stopQemu } from './stop.js';
+
+export interface QemuBackendOptions {
+  /** Extra kernel command line words, appended last (tests use them to make a guest fail). */
+  extraKernelArgs?: readonly string[];
+}
+
+/** Host tools a qemu member needs at start and probe time (the image build checks its own). */
+const RUNTIME_TOOLS = [
+  [QEMU_BINARY, 'qemu-system-x86'],
+  ['setpriv', 'util-linux'],
+  ['ip', 'iproute2'],
+  ['socat', 'socat'],
+  ['ssh', 'openssh-client'],
+] as const;
+
+function checkRuntimeTools(): void {
+  for (const [tool, pkg] of RUNTIME_TOOLS) {
+    if (!findBinary(tool)) throw new FleetboxError('missing_prerequisite', `${tool} (package ${pkg}) is not installed; run: fleetbox setup --yes`);
+  }
+}
+
+/** A QMP socket that answers belongs to a live QEMU: never unlink it. A dead one is removed. */
+async function clearStaleQmpSocket(path: string, member: string): Promise<void> {
+  if (!existsSync(path)) return;
+  let live = false;
+  try {
+    const client = await QmpClient.connect(path, 500);
+    client.close();
+    live = true;
+  } catch {
+    live = false;
+  }
+  if (live) throw new FleetboxError('already_running', `a QEMU for ${member} still answers on ${path}; stop it with 'fleetbox down ${member}'`);
+  rmSync(path, { force: true });
+}
+
+function memberPaths(ctx: BackendContext) {
+  const { store, config } = ctx;
+  return {
+    serial: store.serialLogPath(config.cluster, config.name),
+    qmp: qmpSocketPath(store, config.name),
+    qemuLog: qemuLogPath(store, config.cluster, config.name),
+    disk: diskPath(store, config.cluster, config.name),
+    dir: store.memberDir(config.cluster, config.name),
+  };
+}
+
+/** Real microVMs: QEMU microvm with the fleetbox guest image on the cluster's bridge (DESIGN §6). */
+export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
+  /** The image each member prepared with, so start boots exactly what prepare verified. */
+  const prepared = new Map<string, { image: GuestImage; accel: 'kvm' | 'tcg' }>();
+
+  const prepare = async (ctx: BackendContext, progress: (message: string) => void): Promise<{ image: GuestImage; accel: 'kvm' | 'tcg' }> => {
+    checkRuntimeTools();
+    const image = await ensureImage(ctx.store, { onProgress: progress });
+    await ensureSshKey(ctx.store);
+    const verdict = await chooseAccelerator(ctx.store, image, progress);
+    const entry = { image, accel: verdict.accel };
+    prepared.set(`${ctx.config.cluster}/${ctx.config.name}`, entry);
+    ctx.log.info('qemu_prepared', { member: ctx.config.name, image: image.dir, accel: verdict.accel, why: verdict.reason });
+    return entry;
+  };
+
+  return {
+    kind: 'qemu',
+
+    openNetwork(store: Store, cluster: string, log: Logger): Promise<ClusterNetwork> {
+      return openBridgeNetwork(store, cluster, log);
+    },
+
+    async prepare(ctx, progress) {
+      await prepare(ctx, progress);
+    },
+
+    async start(ctx): Promise<MemberHandle> {
+      const { config, network } = ctx;
+      if (!network.namespace || !network.tap) {
+        throw new FleetboxError('internal', `${config.name} has no tap in a network namespace; the qemu backend needs a bridge network`);
+      }
+      const { image, accel } = prepared.get(`${config.cluster}/${config.name}`) ?? (await prepare(ctx, () => {}));
+      const paths = memberPaths(ctx);
+      await clearStaleQmpSocket(paths.qmp, config.name);
+      // A fresh console per boot: a ready marker from the previous run must not count.
+      rmSync(paths.serial, { force: true });
+      if (config.diskMiB > 0) ensureDisk(paths.disk, config.diskMiB);
+      const args = qemuArguments({
+        accel,
+        cpus: config.cpus,
+        memoryMiB: config.memoryMiB,
+        kernel: image.kernel,
+        initrd: image.initrd,
+        cmdline: kernelCommandLine({ name: config.name, network, cpuKhz: hostCpuKhz(), extra: options.extraKernelArgs }),
+        serialLog: paths.serial,
+        qmpSocket: paths.qmp,
+        tap: { ifname: network.tap, mac: network.mac },
+        ...(config.diskMiB > 0 && { disk: paths.disk }),
+      });
+      const handle = await spawnQemu(launchArgv(args, network.namespace), paths.qemuLog, paths.dir);
+      ctx.log.info('qemu_started', { member: config.name, pid: handle.pid, accel, ip: network.ip, tap: network.tap });
+      return handle;
+    },
+
+    async probe(ctx): Promise<boolean> {
+      const { config, network } = ctx;
+      const guest = readConsole(memberPaths(ctx).serial, config.name);
+      // A failed init step (network, disk, ssh) will not heal by waiting: fail the boot now.
+      if (guest.error) throw new FleetboxError('boot_failed', `${config.name}: ${guest.error}`);
+      if (!guest.ready || !network.namespace) return false;
+      return sshAnswers(network.namespace, network.ip, 22, 2_000);
+    },
+
+    async stop(ctx, handle, timeoutMs): Promise<void> {
+      const paths = memberPaths(ctx);
+      const guestReady = readConsole(paths.serial, ctx.config.name).ready;
+      await stopQemu({ handle, qmpSocket: paths.qmp, timeoutMs, log: ctx.log, member: ctx.config.name, guestReady });
+    },
+
+    diagnose(ctx): string {
+      const paths = memberPaths(ctx);
+      const serial = consoleTail(paths.serial, 20);
+      const qemu = readTail(paths.qemuLog, 4_096).trim();
+      return [serial, qemu && `qemu: ${qemu.split('\n').slice(-5).join('\nqemu: ')}`].filter(Boolean).join('\n');
+    },
+  };
+}
+
+export { qmpSocketPath } from './paths.js';

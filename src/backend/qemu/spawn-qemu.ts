@@ -1,0 +1,53 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { findBinary } from '../../image/host-binaries.js';
+import { FleetboxError } from '../../protocol/errors.js';
+import { processStartTime } from '../../store/proc.js';
+import type { ExitInfo, MemberHandle } from '../types.js';
+
+export const QEMU_BINARY = 'qemu-system-x86_64';
+
+/**
+ * The full argv that starts QEMU: under `setpriv --pdeathsig KILL`, so the kernel kills the VM
+ * when the process that started it dies, even by SIGKILL; then, for a member with a network,
+ * `ip netns exec` into the cluster's namespace, where its tap lives. Both exec their successor,
+ * and the death signal survives exec, so it ends up set on QEMU itself (same PID throughout).
+ */
+export function launchArgv(qemuArgs: readonly string[], namespace: string | null): string[] {
+  const setpriv = findBinary('setpriv');
+  const qemu = findBinary(QEMU_BINARY);
+  const ipBinary = findBinary('ip');
+  if (!qemu) throw new FleetboxError('missing_prerequisite', `${QEMU_BINARY} is not installed; run: fleetbox setup --yes`);
+  if (!setpriv) throw new FleetboxError('missing_prerequisite', 'setpriv (util-linux) is not installed; run: fleetbox setup --yes');
+  if (namespace && !ipBinary) throw new FleetboxError('missing_prerequisite', 'ip (iproute2) is not installed; run: fleetbox setup --yes');
+  const inNamespace = namespace ? [ipBinary ?? 'ip', 'netns', 'exec', namespace] : [];
+  return [setpriv, '--pdeathsig', 'KILL', '--', ...inNamespace, qemu, ...qemuArgs];
+}
+
+/**
+ * Starts QEMU as the leader of its own process group (reconcile kills the recorded group of a
+ * dead holder's member) with its output in `logPath`. Resolves once the process exists.
+ */
+export async function spawnQemu(argv: readonly string[], logPath: string, cwd: string): Promise<MemberHandle> {
+  const log = openSync(logPath, 'w', 0o600);
+  try {
+    const child = spawn(argv[0] ?? '', argv.slice(1), { cwd, detached: true, stdio: ['ignore', log, log] });
+    const exited = new Promise<ExitInfo>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', () => resolve({ code: null, signal: null }));
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid ?? 0));
+      child.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new FleetboxError('missing_prerequisite', `cannot start ${argv[0]}: ${error.code ?? error.message}; run: fleetbox setup --yes`, { cause: error })),
+      );
+    });
+    // The start time does not change across exec, so reading it now names QEMU for good. A
+    // process already gone gets a start time no process has: nothing will ever be signalled,
+    // and the holder learns of the exit through `exited` and asks diagnose() why.
+    const startTime = processStartTime(pid) ?? 'exited';
+    return { pid, startTime, exited };
+  } finally {
+    closeSync(log);
+  }
+}

@@ -1,0 +1,20 @@
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+
+/** Directories searched for host tools, sbin included: root's tools are not on every user's PATH. */
+const SEARCH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** Absolute path of an executable on the host, or undefined when it is not installed. */
+export function findBinary(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...SEARCH];
+  for (const dir of dirs) {
+    const path = join(dir, name);
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}

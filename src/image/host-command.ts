@@ -1,0 +1,40 @@
+import { execa, type Options } from 'execa';
+import { FleetboxError, type ErrorCode } from '../protocol/errors.js';
+
+export interface HostCommandOptions {
+  /** Bytes or text for the command's standard input. */
+  input?: string | Uint8Array;
+  cwd?: string;
+  timeoutMs?: number;
+  /** Code of the FleetboxError thrown when the command fails (default `io`). */
+  failCode?: ErrorCode;
+  /** What to tell the user to do when it fails, appended to the message. */
+  hint?: string;
+  env?: Record<string, string>;
+}
+
+/**
+ * Runs a host tool (apt-get, dpkg, cpio, ldd, ssh-keygen …) and returns its standard output.
+ * A tool that is not installed becomes `missing_prerequisite` with the setup command to run;
+ * any other failure a one-line error naming the tool and the first line of what it said.
+ */
+export async function hostCommand(file: string, args: readonly string[], options: HostCommandOptions = {}): Promise<string> {
+  const execaOptions: Options = {
+    reject: false,
+    stripFinalNewline: true,
+    ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' }),
+    ...(options.cwd !== undefined && { cwd: options.cwd }),
+    ...(options.timeoutMs !== undefined && { timeout: options.timeoutMs }),
+    ...(options.env !== undefined && { env: options.env }),
+  };
+  const result = await execa(file, args, execaOptions);
+  if (result.exitCode === 0) return String(result.stdout);
+  const cause = result.cause as NodeJS.ErrnoException | undefined;
+  if (cause?.code === 'ENOENT') {
+    throw new FleetboxError('missing_prerequisite', `${file} is not installed; run: fleetbox setup --yes`, { cause });
+  }
+  const said = String(result.stderr || result.stdout || '').trim().split('\n').filter(Boolean).pop() ?? '';
+  const how = result.timedOut ? `timed out after ${options.timeoutMs} ms` : `failed (exit ${result.exitCode ?? result.signal})`;
+  const hint = options.hint ? `; ${options.hint}` : '';
+  throw new FleetboxError(options.failCode ?? 'io', `${file} ${args.slice(0, 3).join(' ')} ${how}${said ? `: ${said}` : ''}${hint}`);
+}
