@@ -10,10 +10,8 @@ export async function loadBackend(kind: BackendKind): Promise<Backend> {
       return createProcessBackend();
     }
     case 'qemu': {
-      // A computed specifier keeps the process backend buildable on its own.
-      const specifier: string = './qemu/index.js';
-      const qemu = (await import(specifier)) as { createQemuBackend(): Backend };
-      return qemu.createQemuBackend();
+      const { createQemuBackend } = await import('./qemu/index.js');
+      return createQemuBackend();
     }
     default:
       throw new FleetboxError('usage', `unknown backend ${String(kind)}; use process or qemu`);

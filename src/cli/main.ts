@@ -9,6 +9,7 @@ import { forwardCommand } from './commands/forward.js';
 import { logsCommand } from './commands/logs.js';
 import { lsCommand } from './commands/ls.js';
 import { rmCommand } from './commands/rm.js';
+import { doctorCommand, setupCommand } from './commands/setup.js';
 import { statusCommand } from './commands/status.js';
 import { upCommand } from './commands/up.js';
 import { EXIT, reportError } from './exit.js';
@@ -25,6 +26,9 @@ export function buildProgram(): Command {
       'after',
       `
 Examples:
+  $ fleetbox setup --yes                       install what VMs need (as root), build the guest image
+  $ fleetbox up web -n 3                       boot three real VMs on one private network
+  $ fleetbox ssh web-1 -- uname -a             run a command in a guest
   $ fleetbox up demo -n 3 --backend process   start a 3-member cluster of plain processes
   $ fleetbox ls                                list members (--json for scripts)
   $ fleetbox down demo-2 && fleetbox up demo-2 stop one member, re-join it
@@ -33,7 +37,7 @@ Examples:
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 not found.
 State lives in $FLEETBOX_HOME (default ~/.fleetbox).`,
     );
-  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand(), forwardCommand(), execCommand(), sshCommand(), cpCommand(), dashboardCommand()]) {
+  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand(), forwardCommand(), execCommand(), sshCommand(), cpCommand(), dashboardCommand(), setupCommand(), doctorCommand()]) {
     program.addCommand(command);
   }
   // Commander's own errors (unknown option, missing argument) become our usage exit code.

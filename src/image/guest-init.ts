@@ -63,6 +63,8 @@ done
 
 hostname "$NAME"
 printf '127.0.0.1 localhost\\n%s %s\\n' "\${IP%/*}" "$NAME" > /etc/hosts
+# Member names resolve through the cluster's dnsmasq on the gateway address (src/net/dns.ts).
+[ -n "$GW" ] && echo "nameserver $GW" > /etc/resolv.conf
 ip link set lo up
 if [ -n "$IP" ]; then
   # virtio-net binds while its module loads; the bounded wait only covers a slow probe.

@@ -33,6 +33,7 @@ const TOOLS: readonly { name: string; binaries: readonly string[]; package: stri
   { name: 'openssh-client', binaries: ['ssh', 'ssh-keygen'], package: 'openssh-client', why: 'reaches guests over SSH' },
   { name: 'iproute2', binaries: ['ip'], package: 'iproute2', why: 'network namespaces, bridges and taps' },
   { name: 'socat', binaries: ['socat'], package: 'socat', why: 'checks that guests answer' },
+  { name: 'dnsmasq', binaries: ['dnsmasq'], package: 'dnsmasq-base', why: 'members resolve each other by name' },
   { name: 'util-linux', binaries: ['setpriv'], package: 'util-linux', why: 'VMs die with their holder (pdeathsig)' },
 ];
 

@@ -29,19 +29,8 @@ export interface MemberCommand {
   env: Record<string, string>;
 }
 
-interface SshModule {
-  sshCommand(
-    store: Store,
-    network: { ip: string; namespace: string | null },
-    remote: string[],
-    options: { tty: boolean },
-  ): { file: string; args: string[] };
-}
-
-async function loadSsh(): Promise<SshModule> {
-  const specifier: string = '../backend/qemu/ssh.js';
-  return (await import(specifier)) as SshModule;
-}
+/** The SSH module is loaded only for qemu members: process clusters never pay for it. */
+const loadSsh = () => import('../backend/qemu/ssh.js');
 
 /**
  * The host command that runs `shellCommand` "on" a member. A process member has no machine of

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import type { ClusterNetwork, Logger, MemberNetwork } from '../backend/types.js';
-import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
+import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { NetworkRecord } from '../store/network-record.js';
 import { isSameProcess, processStartTime } from '../store/proc.js';
 import { assignAddress, macFor, pickSubnet, readNetworkRecord, subnetsInUse, writeNetworkRecord } from './address-book.js';
 import { hostRoutes, overlappingRoute } from './host-routes.js';
+import { startClusterDns, type ClusterDns } from './dns.js';
 import { ip, IpError } from './ip-command.js';
 
 const BRIDGE = 'br0';
@@ -124,8 +125,9 @@ export async function openBridgeNetwork(store: Store, cluster: string, log: Logg
     await deleteNamespace(namespace);
   }
   if (!namespaceExists(namespace)) await createNamespace(record);
+  const dns = await startClusterDns(store, cluster, namespace, record.gateway ?? '', record.addresses, log);
   log.info('network_open', { cluster, namespace, subnet: `${record.subnet}.0/${PREFIX}` });
-  return new BridgeNetwork(store, record, log);
+  return new BridgeNetwork(store, record, log, dns);
 }
 
 class BridgeNetwork implements ClusterNetwork {
@@ -137,6 +139,7 @@ class BridgeNetwork implements ClusterNetwork {
     private readonly store: Store,
     private record: NetworkRecord,
     private readonly log: Logger,
+    private dns: ClusterDns,
   ) {}
 
   get cluster(): string {
@@ -161,8 +164,12 @@ class BridgeNetwork implements ClusterNetwork {
       if (!namespaceExists(this.namespace)) {
         // Someone deleted it under us (ip netns delete, a reboot of /run): rebuild from the record.
         this.log.warn('network_rebuilt', { cluster: this.cluster, namespace: this.namespace });
+        await this.dns.stop();
         await createNamespace(this.record);
+        this.dns = await startClusterDns(this.store, this.cluster, this.namespace, this.record.gateway ?? '', this.record.addresses, this.log);
       }
+      // Every member resolves every other by name, including members that join later.
+      this.dns.update(this.record.addresses);
       const tap = tapFor(member);
       const add = `tuntap add dev ${tap} mode tap\nlink set ${tap} master ${BRIDGE} up\n`;
       try {
@@ -191,32 +198,12 @@ class BridgeNetwork implements ClusterNetwork {
   close(): Promise<void> {
     return this.serial(async () => {
       this.closed = true;
+      // Nothing of ours may keep running in the namespace once its name is gone.
+      await this.dns.stop();
       await deleteNamespace(this.namespace);
-      rmSync(this.store.networkPath(this.cluster), { force: true });
+      // The record stays, without an owner: a member that comes back later gets its old address.
+      writeNetworkRecord(this.store, { ...this.record, owner: null });
       this.log.info('network_closed', { cluster: this.cluster, namespace: this.namespace });
     });
   }
-}
-
-/**
- * Tears down a network whose recorded owner is dead (SIGKILLed holder, power cut): deletes the
- * namespace, verifies it is gone, then removes the record. Leaves a live owner's network alone.
- */
-export async function reconcileBridgeNetwork(store: Store, cluster: string): Promise<'none' | 'removed' | 'failed'> {
-  let record: NetworkRecord | undefined;
-  try {
-    record = readNetworkRecord(store, cluster);
-  } catch {
-    return 'none'; // unreadable: the next holder replaces it
-  }
-  if (!record || record.kind !== 'bridge') return 'none';
-  if (record.owner && isSameProcess(record.owner.pid, record.owner.startTime)) return 'none';
-  try {
-    if (record.namespace) await deleteNamespace(record.namespace);
-  } catch (error) {
-    if (isFleetboxError(error)) return 'failed';
-    throw error;
-  }
-  rmSync(store.networkPath(cluster), { force: true });
-  return 'removed';
 }

@@ -12,7 +12,8 @@ export const DNSMASQ = '/usr/sbin/dnsmasq';
 export interface ClusterDns {
   /** Rewrites the name → address table and tells dnsmasq to re-read it. */
   update(addresses: Record<string, string>): void;
-  stop(): void;
+  /** Stops dnsmasq and waits (bounded) until it has exited. */
+  stop(): Promise<void>;
 }
 
 export function hostsFilePath(store: Store, cluster: string): string {
@@ -80,9 +81,14 @@ export async function startClusterDns(
       writeFileAtomic(hostsFile, hostsText(next), 0o644);
       child.kill('SIGHUP');
     },
-    stop() {
+    async stop() {
       child.removeAllListeners('exit');
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2_000);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }

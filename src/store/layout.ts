@@ -80,6 +80,10 @@ export class Store {
   memberSocketPath(member: string): string {
     return this.socketPath(`${shortHash(validateName(member, 'member name'))}.sock`);
   }
+  /** A qemu member's QMP socket (the backend listens, the health checker asks). */
+  qmpSocketPath(member: string): string {
+    return this.socketPath(`${shortHash(validateName(member, 'member name'))}.qmp`);
+  }
   controlSocketPath(cluster: string): string {
     return this.socketPath(`${shortHash(validateName(cluster, 'cluster name'))}.ctl`);
   }

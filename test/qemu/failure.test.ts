@@ -1,11 +1,11 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { reconcileNetwork } from '../../src/store/reconcile.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createQemuBackend } from '../../src/backend/qemu/index.js';
 import type { BackendContext, ClusterNetwork, MemberHandle } from '../../src/backend/types.js';
-import { reconcileBridgeNetwork } from '../../src/net/bridge.js';
 import type { Store } from '../../src/store/layout.js';
 import { isProcessAlive } from '../../src/store/proc.js';
 import { cannotBootVms, cleanup, memberConfig, memoryLogger, namespaceExists, reportSkip, vmStore } from './harness.js';
@@ -133,7 +133,7 @@ describe.skipIf(skip)('qemu backend: QEMU dies with its starter', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
     // The dead starter's network is what reconcile cleans up.
-    expect(await reconcileBridgeNetwork(store, 'orphan')).toBe('removed');
+    expect(reconcileNetwork(store, 'orphan')).toBe('released');
     expect(namespaceExists(started.namespace)).toBe(false);
   });
 });

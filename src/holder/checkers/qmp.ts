@@ -1,18 +1,16 @@
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import type { Store } from '../../store/layout.js';
 import type { MemberChecker, MemberTarget } from './types.js';
 
 /**
- * Where a qemu member's QMP socket is. The qemu backend owns that choice; this default (a
- * `qmp.sock` in the member's directory) is what the checker looks for until the backend says
- * otherwise, and a missing socket is a `skip`, never a false alarm.
+ * Where a qemu member's QMP socket is (the store names it for both the backend and this
+ * checker); a missing socket is a `skip`, never a false alarm.
  */
 export type QmpSocketResolver = (store: Store, member: MemberTarget) => string | undefined;
 
 export const defaultQmpSocket: QmpSocketResolver = (store, member) => {
-  const path = join(store.memberDir(member.cluster, member.name), 'qmp.sock');
+  const path = store.qmpSocketPath(member.name);
   return existsSync(path) ? path : undefined;
 };
 
