@@ -16,6 +16,9 @@ export interface ClusterDns {
   stop(): Promise<void>;
 }
 
+/** This process's dnsmasq per namespace: re-opening a network replaces it instead of clashing on port 53. */
+const running = new Map<string, ClusterDns>();
+
 export function hostsFilePath(store: Store, cluster: string): string {
   return join(store.clusterDir(cluster), 'hosts');
 }
@@ -44,6 +47,7 @@ export async function startClusterDns(
   if (!existsSync(DNSMASQ)) {
     throw new FleetboxError('missing_prerequisite', "dnsmasq is not installed; run 'fleetbox setup --yes'");
   }
+  await running.get(namespace)?.stop();
   const hostsFile = hostsFilePath(store, cluster);
   writeFileAtomic(hostsFile, hostsText(addresses), 0o644);
   const args = [
@@ -76,12 +80,13 @@ export async function startClusterDns(
   }
   child.once('exit', (code, signal) => log.warn('dns_exited', { cluster, code, signal }));
   log.info('dns_started', { cluster, pid: child.pid, gateway });
-  return {
+  const dns: ClusterDns = {
     update(next) {
       writeFileAtomic(hostsFile, hostsText(next), 0o644);
       child.kill('SIGHUP');
     },
     async stop() {
+      if (running.get(namespace) === dns) running.delete(namespace);
       child.removeAllListeners('exit');
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -91,4 +96,6 @@ export async function startClusterDns(
       clearTimeout(timer);
     },
   };
+  running.set(namespace, dns);
+  return dns;
 }

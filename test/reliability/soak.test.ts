@@ -101,7 +101,6 @@ describe('soak', () => {
     );
     report.figure('re-join p50 / p99', `${rejoinMs[Math.floor(rejoinMs.length / 2)]} / ${rejoinMs[Math.floor(rejoinMs.length * 0.99)]} ms`);
     report.note(`Holder samples: ${samples.join('; ')}.`);
-    report.note('The qemu soak (20 cycles on a qemu cluster) is not run yet: the qemu backend has not landed. It belongs here once it does.');
     report.note(
       `RSS is measured with the holder's old generation capped (NODE_OPTIONS=${HOLDER_NODE_OPTIONS}) so V8 collects instead of growing. Even so, RSS rises during the first ~75 cycles (JIT-compiled code, heap sizing) and is flat afterwards, so the RSS bound is checked over the second half (cycle ${CYCLES / 2} → ${CYCLES}); the drift from cycle 1 is reported as measured. File descriptors are checked against cycle 1.`,
     );
