@@ -39,7 +39,8 @@ try {
   const rtt = /= [\d.]+\/([\d.]+)\//.exec(ping)?.[1];
   rows.push(['VM→VM ping RTT, average of 20 (TCG)', `${rtt} ms`, '-']);
 
-  fb('ssh', 'net-1', '--', "nc -l -p 9000 -e sh -c 'cat >/dev/null; echo done' >/dev/null 2>&1 &");
+  // setsid: a plain background job dies with the SSH session that started it.
+  fb('ssh', 'net-1', '--', "setsid nc -l -p 9000 -e sh -c 'cat >/dev/null; echo done' >/dev/null 2>&1 </dev/null &");
   const [host, port] = fb('forward', 'net-1', '9000').trim().split(':');
   const bytes = 64 * 1024 * 1024;
   const seconds = await new Promise((resolve, reject) => {

@@ -19,7 +19,9 @@ export class Forwards {
   async open(member: string, dialer: Dialer, ip: string, port: number): Promise<number> {
     const existing = this.byMember.get(member)?.get(port);
     if (existing) return existing.hostPort;
-    const server = createServer((client) => {
+    // allowHalfOpen: a client that shuts down its sending side ("that is all my request") must
+    // still get the member's answer; each direction ends on its own through pipe().
+    const server = createServer({ allowHalfOpen: true }, (client) => {
       client.on('error', () => client.destroy());
       client.pause();
       dialer.dial(ip, port).then(

@@ -41,7 +41,7 @@ function connected(socket: Socket, what: string, timeoutMs: number): Promise<Soc
 export function createDialer(store: Store, namespace: string | null): Dialer {
   if (namespace === null) {
     return {
-      dial: (ip, port, timeoutMs = 2_000) => connected(connect({ host: ip, port }), `${ip}:${port}`, timeoutMs),
+      dial: (ip, port, timeoutMs = 2_000) => connected(connect({ host: ip, port, allowHalfOpen: true }), `${ip}:${port}`, timeoutMs),
       close: () => {},
     };
   }
@@ -67,7 +67,7 @@ export function createDialer(store: Store, namespace: string | null): Dialer {
   return {
     async dial(ip, port, timeoutMs = 2_000) {
       await start();
-      const socket = await connected(connect(socketPath), `namespace ${namespace}`, timeoutMs);
+      const socket = await connected(connect({ path: socketPath, allowHalfOpen: true }), `namespace ${namespace}`, timeoutMs);
       socket.write(`${ip} ${port}\n`);
       // The connector closes the connection at once when the guest port refuses.
       return socket;

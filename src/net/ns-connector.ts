@@ -17,7 +17,7 @@ try {
 } catch {
   // not there
 }
-const server = createServer((client) => {
+const server = createServer({ allowHalfOpen: true }, (client) => {
   client.on('error', () => client.destroy());
   let head = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
@@ -34,7 +34,7 @@ const server = createServer((client) => {
       client.destroy();
       return;
     }
-    const upstream = connect({ host: match[1], port: Number(match[2]) });
+    const upstream = connect({ host: match[1], port: Number(match[2]), allowHalfOpen: true });
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());

@@ -40,6 +40,20 @@ describe('holder-owned loopback forwards', () => {
     expect(await talk(forward.port, 'ping\n')).toBe('');
   });
 
+  it('a client that half-closes still gets the whole answer through the forward', async () => {
+    store = tempStore();
+    await up(store, { names: ['half'], spec: { backend: 'process' } });
+    const forward = await forwardPort(store, { cluster: 'half', name: 'half-1' }, 7000);
+    const got = await new Promise<string>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port: forward.port, allowHalfOpen: true });
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+      socket.once('connect', () => socket.end('last words\n'));
+    });
+    expect(got).toBe('fleetbox half-1\nlast words\n');
+  });
+
   it('a forward to a port nobody listens on closes the client connection, the holder keeps serving', async () => {
     store = tempStore();
     await up(store, { names: ['nolisten'], spec: { backend: 'process' } });
