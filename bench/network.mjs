@@ -44,7 +44,9 @@ try {
   const [host, port] = fb('forward', 'net-1', '9000').trim().split(':');
   const bytes = 64 * 1024 * 1024;
   const seconds = await new Promise((resolve, reject) => {
-    const socket = connect({ host, port: Number(port) });
+    // Bounded: a run that never gets its answer must still reach the clean-up below.
+    const timer = setTimeout(() => reject(new Error('no answer through the forward within 60 s')), 60_000);
+    const socket = connect({ host, port: Number(port), allowHalfOpen: true });
     const chunk = Buffer.alloc(1024 * 1024, 0x61);
     let t0 = 0;
     socket.once('connect', async () => {
@@ -55,9 +57,15 @@ try {
       socket.end();
     });
     socket.on('data', (d) => {
-      if (d.toString().includes('done')) resolve((performance.now() - t0) / 1000);
+      if (d.toString().includes('done')) {
+        clearTimeout(timer);
+        resolve((performance.now() - t0) / 1000);
+      }
     });
-    socket.on('error', reject);
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
   });
   rows.push(['throughput host → guest through a loopback forward (64 MiB)', `${(bytes / 1024 / 1024 / seconds).toFixed(1)} MB/s`, '-']);
 
