@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
-import { listClusters, listMembers, type MemberRef } from '../store/members.js';
+import { listClusters, listMembers, type MemberRef } from '../store/listing.js';
 import { clusterOf, validateName } from '../store/names.js';
 
 /**

@@ -1,62 +1,18 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { FleetboxError } from '../protocol/errors.js';
+import { readFileSync } from 'node:fs';
 import type { Store } from '../store/layout.js';
 import type { MemberConfig } from '../store/member-config.js';
 import type { MemberRef, MemberStateFile } from '../store/members.js';
-import { clusterOf, validateName } from '../store/names.js';
 import { readPidfile, type PidRecord } from '../store/pidfile.js';
 
 /**
  * Reads what `status` needs from the store without loading zod: this is the hot path of
  * `fleetbox status` (zod alone costs ~60 ms of start-up, over a third of the 150 ms budget).
- * Same rules as store/members.ts and control/targets.ts; files that do not look right read as
- * missing, and the rollup reports the member from what is left.
+ * Listing and name resolution are the store's and control's own (both zod-free); files that do
+ * not look right read as missing, and the rollup reports the member from what is left.
  */
 
-const VALID = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
-function subdirs(dir: string): string[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true })
-      .filter((entry) => entry.isDirectory() && !entry.isSymbolicLink() && VALID.test(entry.name))
-      .map((entry) => entry.name)
-      .sort();
-  } catch {
-    return [];
-  }
-}
-
-export function scanClusters(store: Store): string[] {
-  return subdirs(store.clustersDir);
-}
-
-export function scanMembers(store: Store, cluster?: string): MemberRef[] {
-  const clusters = cluster === undefined ? scanClusters(store) : [cluster];
-  return clusters.flatMap((c) =>
-    subdirs(store.clusterDir(c))
-      .filter((m) => existsSync(store.configPath(c, m)))
-      .map((name) => ({ cluster: c, name })),
-  );
-}
-
-/** Command-line names to members: a cluster name means all its members. Unknown names: not_found. */
-export function resolveNames(store: Store, names: string[]): MemberRef[] {
-  const found = new Map<string, MemberRef>();
-  const unknown: string[] = [];
-  const clusters = new Set(scanClusters(store));
-  for (const name of names) {
-    validateName(name);
-    const clusterMembers = clusters.has(name) ? scanMembers(store, name) : [];
-    const cluster = clusterOf(name);
-    const refs = clusterMembers.length > 0 ? clusterMembers : existsSync(store.configPath(cluster, name)) ? [{ cluster, name }] : [];
-    if (refs.length === 0) unknown.push(name);
-    for (const ref of refs) found.set(ref.name, ref);
-  }
-  if (unknown.length > 0) {
-    throw new FleetboxError('not_found', `no member or cluster named ${unknown.join(', ')}; 'fleetbox ls' lists them`);
-  }
-  return [...found.values()];
-}
+export { listClusters as scanClusters, listMembers as scanMembers } from '../store/listing.js';
+export { resolveTargets as resolveNames } from '../control/targets.js';
 
 function readObject(path: string): Record<string, unknown> | undefined {
   try {
