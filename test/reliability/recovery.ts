@@ -12,10 +12,10 @@ export const RECOVERY_HELD = 'next `ls` truthful (no invisible process), next `u
  * next `up` works, and `fleetbox rm --all` leaves zero processes, sockets, pidfiles, namespaces
  * and taps. Removes the store directory at the end unless told not to (a mount point).
  */
-export async function expectRecovery(store: Store, cluster: string, count: number, removeHome = true): Promise<void> {
+export async function expectRecovery(store: Store, cluster: string, count: number, removeHome = true, backend = 'process'): Promise<void> {
   await settle(store);
   await expectLsTruthful(store);
-  const again = await cli(store, ['up', cluster, '-n', String(count), '--backend', 'process', '--json']);
+  const again = await cli(store, ['up', cluster, '-n', String(count), '--backend', backend, '--json']);
   expect(again.code, again.stderr).toBe(0);
   const members = JSON.parse(again.stdout) as MemberView[];
   expect(members.map((m) => m.state)).toEqual(Array(count).fill('running'));

@@ -1,0 +1,53 @@
+import { existsSync } from 'node:fs';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Store } from '../../dist/store/layout.js';
+import { destroyStore } from '../helpers.js';
+import { cannotBootVms, reportSkip, vmStore } from '../qemu/harness.js';
+import { cli } from './harness.js';
+import { noteNetworks } from './leftovers.js';
+import { RECOVERY_HELD, expectRecovery } from './recovery.js';
+import { PartReport } from './report.js';
+
+const report = new PartReport('1c', 'Crash points on real VMs: qemu members and cluster namespaces (kill -9 at named points)');
+const skip = reportSkip('crash points on real VMs', cannotBootVms());
+let store: Store | undefined;
+
+afterEach(async () => {
+  if (store && existsSync(store.home)) await destroyStore(store);
+  store = undefined;
+});
+afterAll(async () => {
+  if (!skip) await report.flush();
+});
+
+const UP = ['up', 'cq', '-n', '2', '--backend', 'qemu'];
+
+/** The points where a VM cluster has the most half-made state: namespace, taps, QEMU, DNS. */
+const SCENARIOS = [
+  { point: 'holder-mid-network-setup', during: '`up cq -n 2` (namespace recorded, taps being made)', setup: [] as string[][], crash: UP },
+  { point: 'holder-mid-boot', during: '`up cq -n 2` (QEMU started, guest booting)', setup: [], crash: UP },
+  { point: 'holder-mid-stop', during: '`down cq-2` (guest powering off)', setup: [UP], crash: ['down', 'cq-2'] },
+  { point: 'client-mid-up', during: '`up cq -n 2` (configs written, cluster lock held)', setup: [], crash: UP },
+];
+
+describe.skipIf(skip)('kill -9 at named points with real VMs', () => {
+  it.each(SCENARIOS.map((s) => [`${s.point} during ${s.during}`, s] as const))('%s', async (_title, scenario) => {
+    store = new Store(vmStore().home).ensure();
+    const s = store;
+    const env = { FLEETBOX_CRASH_AT: scenario.point };
+    await report.check(`SIGKILL at ${scenario.point} during ${scenario.during}`, `${RECOVERY_HELD}, no QEMU, namespace or tap left`, async () => {
+      for (const args of scenario.setup) {
+        const result = await cli(s, args, env, 120_000);
+        expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
+        noteNetworks(s);
+      }
+      const crashed = await cli(s, scenario.crash, env, 120_000);
+      noteNetworks(s);
+      if (scenario.point.startsWith('client-')) expect(crashed.signal, crashed.stderr).toBe('SIGKILL');
+      else if (scenario.crash[0] === 'up') expect(crashed.code, crashed.stdout).toBe(1);
+      await expectRecovery(s, 'cq', 2, true, 'qemu');
+      report.cover(scenario.point);
+      report.count('crash injections');
+    });
+  }, 180_000);
+});
