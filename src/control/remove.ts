@@ -5,7 +5,7 @@ import { withLock } from '../store/lock.js';
 import { listMembers, type MemberRef } from '../store/members.js';
 import { liveHolder } from '../store/pidfile.js';
 import { isProcessAlive } from '../store/proc.js';
-import { reconcileCluster } from '../store/reconcile.js';
+import { reconcileCluster, removeStaleSocket } from '../store/reconcile.js';
 import { stopMembers } from './stop.js';
 
 async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
@@ -43,6 +43,8 @@ export async function removeMembers(store: Store, refs: MemberRef[]): Promise<Re
           continue;
         }
         rmSync(store.memberDir(cluster, ref.name), { recursive: true, force: true });
+        // Stopped for good: a socket a crashed holder left for this member goes with it.
+        removeStaleSocket(store.memberSocketPath(ref.name));
         result.removed.push(ref.name);
       }
       reconcileCluster(store, cluster);

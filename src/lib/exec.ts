@@ -56,7 +56,10 @@ export async function memberCommand(target: ExecTarget, shellCommand: string | u
   }
   const ssh = await loadSsh();
   const remote = shellCommand === undefined ? [] : [shellCommand];
-  const { file, args } = ssh.sshCommand(target.store, { ip: target.ip, namespace: target.network.namespace }, remote, options);
+  const { file, args } = ssh.sshCommand(target.store, { ip: target.ip, namespace: target.network.namespace }, remote, {
+    ...options,
+    member: target.config.name,
+  });
   return { file, args, env };
 }
 

@@ -84,6 +84,10 @@ export class Store {
   qmpSocketPath(member: string): string {
     return this.socketPath(`${shortHash(validateName(member, 'member name'))}.qmp`);
   }
+  /** A qemu member's SSH connection-sharing socket (the holder's master; execs reuse it). */
+  sshMuxPath(member: string): string {
+    return this.socketPath(`${shortHash(validateName(member, 'member name'))}.ssh`);
+  }
   controlSocketPath(cluster: string): string {
     return this.socketPath(`${shortHash(validateName(cluster, 'cluster name'))}.ctl`);
   }

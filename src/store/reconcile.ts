@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { readJson, writeJsonAtomic } from './atomic.js';
 import { NetworkRecordSchema } from './network-record.js';
 import type { Store } from './layout.js';
@@ -76,6 +76,10 @@ export function reconcileMember(store: Store, cluster: string, member: string): 
   if (state.pid !== null && state.processStartTime && killRecordedGroup(state.pid, state.processStartTime)) {
     result.killed.push(state.pid);
   }
+  // The dead run's QMP and SSH-sharing sockets answer nobody now. (A new holder of this member
+  // writes its pidfile before anything creates these, so its live ones are never touched; the
+  // member socket itself is left to the next listen or to rm, which hold the cluster lock.)
+  for (const path of [store.qmpSocketPath(member), store.sshMuxPath(member)]) removeStaleSocket(path);
   if (state.state !== 'stopped' && state.state !== 'error') {
     writeMemberState(store, cluster, {
       ...state,
@@ -89,6 +93,14 @@ export function reconcileMember(store: Store, cluster: string, member: string): 
     writeMemberState(store, cluster, { ...state, pid: null, running: false });
   }
   return result;
+}
+
+export function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // not there
+  }
 }
 
 function namespaceExists(namespace: string): boolean {

@@ -15,6 +15,7 @@ import { diskPath, qemuLogPath, qmpSocketPath } from './paths.js';
 import { QmpClient } from './qmp.js';
 import { consoleTail, readConsole, readTail } from './serial-console.js';
 import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
+import { startSshMaster, type SshMaster } from './ssh-master.js';
 import { stopQemu } from './stop.js';
 
 export interface QemuBackendOptions {
@@ -65,6 +66,8 @@ function memberPaths(ctx: BackendContext) {
 
 /** Real microVMs: QEMU microvm with the fleetbox guest image on the cluster's bridge (DESIGN §6). */
 export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
+  /** Each running guest's shared SSH connection, started once it answers, stopped before power-off. */
+  const masters = new Map<string, SshMaster>();
   /** The image each member prepared with, so start boots exactly what prepare verified. */
   const prepared = new Map<string, { image: GuestImage; accel: 'kvm' | 'tcg' }>();
 
@@ -95,6 +98,9 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       if (!network.namespace || !network.tap) {
         throw new FleetboxError('internal', `${config.name} has no tap in a network namespace; the qemu backend needs a bridge network`);
       }
+      // A master of this member's previous boot talks to a guest that is gone: never share it.
+      await masters.get(`${config.cluster}/${config.name}`)?.stop();
+      masters.delete(`${config.cluster}/${config.name}`);
       const { image, accel } = prepared.get(`${config.cluster}/${config.name}`) ?? (await prepare(ctx, () => {}));
       const paths = memberPaths(ctx);
       await clearStaleQmpSocket(paths.qmp, config.name);
@@ -124,10 +130,19 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       // A failed init step (network, disk, ssh) will not heal by waiting: fail the boot now.
       if (guest.error) throw new FleetboxError('boot_failed', `${config.name}: ${guest.error}`);
       if (!guest.ready || !network.namespace) return false;
-      return sshAnswers(network.namespace, network.ip, 22, 2_000);
+      if (!(await sshAnswers(network.namespace, network.ip, 22, 2_000))) return false;
+      const key = `${config.cluster}/${config.name}`;
+      if (!masters.has(key)) {
+        const master = startSshMaster(ctx.store, config.name, network, ctx.log);
+        if (master) masters.set(key, master);
+      }
+      return true;
     },
 
     async stop(ctx, handle, timeoutMs): Promise<void> {
+      const key = `${ctx.config.cluster}/${ctx.config.name}`;
+      await masters.get(key)?.stop();
+      masters.delete(key);
       const paths = memberPaths(ctx);
       const guestReady = readConsole(paths.serial, ctx.config.name).ready;
       await stopQemu({ handle, qmpSocket: paths.qmp, timeoutMs, log: ctx.log, member: ctx.config.name, guestReady });

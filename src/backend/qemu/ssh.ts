@@ -31,15 +31,13 @@ const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
  * offered (no agent, no ~/.ssh/config, no user keys), and host keys are not checked: guests are
  * throw-away and reachable only inside the cluster's private namespace, where addresses are reused.
  */
-export function sshCommand(store: Store, network: GuestAddress, remoteArgs: readonly string[], options: { tty: boolean }): { file: string; args: string[] } {
-  if (!network.namespace) throw new FleetboxError('not_running', `no network namespace for ${network.ip}; is the member running?`);
+/** The client options every fleetbox SSH connection uses: the installation's key only. */
+export function sshOptions(store: Store): string[] {
   const { privateKey } = sshKeyPaths(store);
   if (!existsSync(privateKey)) {
     throw new FleetboxError('missing_prerequisite', `the fleetbox SSH key ${privateKey} is missing; run: fleetbox setup --yes`);
   }
-  const args = [
-    'netns', 'exec', network.namespace,
-    'ssh',
+  return [
     '-F', '/dev/null',
     '-i', privateKey,
     '-o', 'IdentitiesOnly=yes',
@@ -49,6 +47,24 @@ export function sshCommand(store: Store, network: GuestAddress, remoteArgs: read
     '-o', 'LogLevel=ERROR',
     '-o', 'ConnectTimeout=10',
     '-o', 'BatchMode=yes',
+  ];
+}
+
+export function sshCommand(
+  store: Store,
+  network: GuestAddress,
+  remoteArgs: readonly string[],
+  options: { tty: boolean; member?: string },
+): { file: string; args: string[] } {
+  if (!network.namespace) throw new FleetboxError('not_running', `no network namespace for ${network.ip}; is the member running?`);
+  // Share the holder's connection when there is one (no key exchange); ssh falls back to a
+  // connection of its own, inside the namespace, when the socket is missing or dead.
+  const shared = options.member ? ['-S', store.sshMuxPath(options.member), '-o', 'ControlMaster=no'] : [];
+  const args = [
+    'netns', 'exec', network.namespace,
+    'ssh',
+    ...sshOptions(store),
+    ...shared,
     options.tty ? '-t' : '-T',
     // `--` ends ssh's options: a remote command starting with '-' is not read as one.
     '--',
