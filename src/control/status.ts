@@ -29,7 +29,9 @@ export async function getStatus(store: Store, ref: MemberRef, timeoutMs = 2_000)
     const holder = liveHolder(store.pidfilePath(ref.cluster, ref.name));
     return { ...reply.status, ...base, source: 'holder', holderPid: holder?.pid ?? null };
   } catch (error) {
-    if (!isFleetboxError(error, 'unreachable')) throw error;
+    // unknown_member: the holder let go of the member between accepting and answering (it is
+    // stopping it or shutting down); the disk has the word then, as for a holder that is gone.
+    if (!isFleetboxError(error, 'unreachable') && !isFleetboxError(error, 'unknown_member')) throw error;
   }
   // A live pidfile whose holder did not answer in time is busy or wedged, not dead: say so.
   const busyHolder = liveHolder(store.pidfilePath(ref.cluster, ref.name));

@@ -5,6 +5,7 @@ import type { Logger } from '../backend/types.js';
 import { FleetboxError } from '../protocol/errors.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import type { Store } from '../store/layout.js';
+import { terminateChild } from '../store/proc.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 export const DNSMASQ = '/usr/sbin/dnsmasq';
@@ -88,12 +89,7 @@ export async function startClusterDns(
     async stop() {
       if (running.get(namespace) === dns) running.delete(namespace);
       child.removeAllListeners('exit');
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 2_000);
-      await exited;
-      clearTimeout(timer);
+      await terminateChild(child);
     },
   };
   running.set(namespace, dns);

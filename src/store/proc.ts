@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -38,4 +39,14 @@ export function signalRecorded(pid: number, startTime: string, signal: NodeJS.Si
   } catch {
     return false;
   }
+}
+
+/** A child we spawned: ask it to exit (SIGTERM), insist after `graceMs` (SIGKILL), wait until it has. */
+export async function terminateChild(child: ChildProcess, graceMs = 2_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }

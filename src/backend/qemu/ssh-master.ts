@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { findBinary } from '../../image/host-binaries.js';
 import type { Store } from '../../store/layout.js';
+import { terminateChild } from '../../store/proc.js';
 import { removeStaleSocket } from '../../store/reconcile.js';
 import type { Logger } from '../types.js';
 import { sshOptions, type GuestAddress } from './ssh.js';
@@ -38,12 +39,7 @@ export function startSshMaster(store: Store, member: string, network: GuestAddre
   log.info('ssh_master_started', { member, pid: child.pid });
   return {
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 2_000);
-      await exited;
-      clearTimeout(timer);
+      await terminateChild(child);
       removeStaleSocket(path);
     },
   };
