@@ -155,7 +155,7 @@ function render(parts: PartData[]): string {
     'from its own run: every row counts faults the suite really injected and checked. Do not edit by hand.',
     '',
     `Machine: ${cpus().length} cores, node ${process.version}, ${process.platform}. Backends: process members for the`,
-    'crash points, fuzzing, concurrency, permissions and disk-full parts; real qemu VMs for the qemu soak.',
+    'crash points, fuzzing, concurrency, permissions and disk-full parts; real qemu VMs for the qemu crash points and soak.',
     '`assertNoLeftovers()` checks processes, run/, pidfiles, network namespaces and links of the store in every part.',
     ...(runs.size > 1 ? ['', '_Parts were measured in different runs (a file was re-run on its own); see each part\'s time._'] : []),
     '',
