@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startCluster } from '../dist/index.js';
 import { isProcessAlive } from '../dist/store/proc.js';
+import { printRows } from './table.mjs';
 
 const backend = process.argv[2] ?? 'qemu';
 const home = mkdtempSync('/tmp/fbx-bl-');
@@ -47,5 +48,4 @@ try {
 } finally {
   rmSync(home, { recursive: true, force: true });
 }
-const width = Math.max(...rows.map((r) => r[0].length));
-for (const [what, value] of rows) console.log(`${what.padEnd(width)}  ${value.padStart(9)}`);
+printRows(rows);

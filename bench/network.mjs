@@ -11,6 +11,7 @@ import { liveHolder } from '../dist/store/pidfile.js';
 import { isProcessAlive } from '../dist/store/proc.js';
 import { reconcileCluster } from '../dist/store/reconcile.js';
 import { defaultHome } from '../dist/store/layout.js';
+import { printRows } from './table.mjs';
 
 const CLI = fileURLToPath(new URL('../bin/fleetbox', import.meta.url));
 const home = mkdtempSync('/tmp/fbx-bn-');
@@ -86,5 +87,4 @@ try {
   }
   rmSync(home, { recursive: true, force: true });
 }
-const width = Math.max(...rows.map((r) => r[0].length));
-for (const [what, value, target] of rows) console.log(`${what.padEnd(width)}  ${value.padStart(10)}  ${target}`);
+printRows(rows);

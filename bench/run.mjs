@@ -12,6 +12,7 @@ import { removeMembers } from '../dist/control/remove.js';
 import { listMembers } from '../dist/store/members.js';
 import { StatusReplySchema } from '../dist/protocol/schemas.js';
 import { isProcessAlive } from '../dist/store/proc.js';
+import { printRows } from './table.mjs';
 
 const CLI = fileURLToPath(new URL('../bin/fleetbox', import.meta.url));
 const OWNER = fileURLToPath(new URL('../test/fixtures/bound-owner.mjs', import.meta.url));
@@ -76,6 +77,4 @@ try {
   rmSync(home, { recursive: true, force: true });
 }
 
-const width = Math.max(...rows.map((r) => r[0].length));
-console.log(`${'measure'.padEnd(width)}  ${'result'.padStart(10)}  target`);
-for (const [what, value, target] of rows) console.log(`${what.padEnd(width)}  ${value.padStart(10)}  ${target}`);
+printRows(rows);

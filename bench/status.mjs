@@ -12,6 +12,7 @@ import { removeMembers } from '../dist/control/remove.js';
 import { listMembers } from '../dist/store/members.js';
 import { startDashboard } from '../dist/dashboard/server.js';
 import { collectLocal } from '../dist/health/local.js';
+import { printRows } from './table.mjs';
 
 const CLI = fileURLToPath(new URL('../bin/fleetbox', import.meta.url));
 const STATUS_MODULE = pathToFileURL(fileURLToPath(new URL('../dist/cli/commands/status.js', import.meta.url))).href;
@@ -99,6 +100,4 @@ try {
   rmSync(home, { recursive: true, force: true });
 }
 
-const width = Math.max(...rows.map((r) => r[0].length));
-console.log(`${'measure'.padEnd(width)}  ${'result'.padStart(10)}  target`);
-for (const [what, value, target] of rows) console.log(`${what.padEnd(width)}  ${value.padStart(10)}  ${target}`);
+printRows(rows);

@@ -74,7 +74,7 @@ describe('disk full', () => {
       console.warn(`skipping disk full: ${reason}`);
       report.note(`Skipped on this run: ${reason}.`);
       rmdirSync(dir);
-      ctx.skip();
+      ctx.skip(reason);
       return;
     }
     const store = new Store(dir).ensure();
