@@ -45,27 +45,55 @@ export function exchange(path: string, payload: Buffer, end: boolean, timeoutMs 
   });
 }
 
-/** Writes `payload` one byte every `everyMs` (a slow-loris peer); resolves like exchange(). */
-export function trickle(path: string, payload: Buffer, everyMs: number, timeoutMs: number): Promise<Exchange> {
+export interface Trickle extends Exchange {
+  /** When the last byte went out (ms from the start), or undefined if it never did. */
+  sentMs: number | undefined;
+  /** The longest gap between two bytes: how far this process's own timers fell behind. */
+  maxGapMs: number;
+}
+
+/**
+ * Writes `payload` one byte every `everyMs` (a slow-loris peer) and collects replies like
+ * exchange(). The holder owes an answer only once the request is complete, so the reply budget
+ * `replyWithinMs` starts at the last byte; on a loaded machine this process's own timer may fall
+ * far behind `everyMs`, and that must not be charged to the holder. `limitMs` bounds the whole.
+ */
+export function trickle(path: string, payload: Buffer, everyMs: number, replyWithinMs: number, limitMs: number): Promise<Trickle> {
   const started = Date.now();
   return new Promise((resolve) => {
     const socket = connect(path);
     const chunks: Buffer[] = [];
     let sent = 0;
+    let sentMs: number | undefined;
+    let maxGapMs = 0;
+    let last = Date.now();
     let ticker: NodeJS.Timeout | undefined;
+    let replyTimer: NodeJS.Timeout | undefined;
     const finish = (closed: boolean) => {
       clearTimeout(timer);
+      clearTimeout(replyTimer);
       clearInterval(ticker);
       socket.destroy();
-      resolve({ lines: Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean), closed, ms: Date.now() - started });
+      const lines = Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
+      resolve({ lines, closed, ms: Date.now() - started, sentMs, maxGapMs });
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
+    const timer = setTimeout(() => finish(false), limitMs);
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', () => undefined);
     socket.on('close', () => finish(true));
     socket.once('connect', () => {
+      last = Date.now();
       ticker = setInterval(() => {
-        if (sent < payload.length && !socket.destroyed) socket.write(payload.subarray(sent, ++sent));
+        const now = Date.now();
+        maxGapMs = Math.max(maxGapMs, now - last);
+        last = now;
+        if (sent >= payload.length || socket.destroyed) return;
+        socket.write(payload.subarray(sent, ++sent));
+        if (sent === payload.length) {
+          sentMs = now - started;
+          clearInterval(ticker);
+          replyTimer = setTimeout(() => finish(false), replyWithinMs);
+        }
       }, everyMs);
     });
   });
