@@ -5,6 +5,7 @@ import { listMembers } from '../store/members.js';
 import { liveHolder } from '../store/pidfile.js';
 import { clusterOf } from '../store/names.js';
 import { request } from './client.js';
+import { expectAnswer, HOLDER_ANSWER_MS } from './unresponsive.js';
 
 /** A member of `cluster` whose holder is alive and answers, if any. */
 export function liveSibling(store: Store, cluster: string, except?: string): string | undefined {
@@ -24,7 +25,11 @@ export async function addMember(store: Store, name: string, timeoutMs = 120_000)
   const sibling = liveSibling(store, cluster, name) ?? liveSibling(store, cluster);
   if (!sibling) throw new FleetboxError('not_running', `cluster ${cluster} has no live holder to join; 'fleetbox up ${name}' starts one`);
   try {
-    const reply = await request(store.memberSocketPath(sibling), { cmd: 'addmember', name }, AddMemberReplySchema, { timeoutMs });
+    await expectAnswer(store, { cluster, name: sibling });
+    const reply = await request(store.memberSocketPath(sibling), { cmd: 'addmember', name }, AddMemberReplySchema, {
+      timeoutMs,
+      startWithinMs: HOLDER_ANSWER_MS,
+    });
     return reply.status;
   } catch (error) {
     if (isFleetboxError(error, 'unreachable')) {

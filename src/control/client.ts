@@ -7,12 +7,19 @@ import { ErrorReplySchema } from '../protocol/schemas.js';
 export interface RequestOptions {
   /** Whole-request deadline; `stop` and `addmember` wait for real work, so pass a long one. */
   timeoutMs?: number;
+  /**
+   * The holder must take the request up within this (sent as `expiresAt`), or refuse it: a
+   * request the client stopped waiting for never runs later. Defaults to `timeoutMs`.
+   */
+  startWithinMs?: number;
 }
 
 /**
  * Sends one request on a fresh connection and resolves with the validated success reply.
- * `unreachable` means nobody listens there (no live holder); an error reply becomes a
- * FleetboxError with the holder's code and message.
+ * `unreachable` means nobody listens there (no live holder) or it hung up without a word;
+ * `unresponsive` means something accepted the connection but said nothing in time (a stopped,
+ * wedged or descriptor-starved holder: alive, so its members must not be read as stopped). An
+ * error reply becomes a FleetboxError with the holder's code and message.
  */
 export function request<T extends z.ZodType>(
   socketPath: string,
@@ -21,9 +28,11 @@ export function request<T extends z.ZodType>(
   options: RequestOptions = {},
 ): Promise<z.infer<T>> {
   const timeoutMs = options.timeoutMs ?? 5_000;
+  const startWithinMs = options.startWithinMs ?? timeoutMs;
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
     let settled = false;
+    let connected = false;
     const finish = (error: Error | undefined, value?: z.infer<T>) => {
       if (settled) return;
       settled = true;
@@ -33,10 +42,18 @@ export function request<T extends z.ZodType>(
       else resolve(value as z.infer<T>);
     };
     const timer = setTimeout(
-      () => finish(new FleetboxError('unreachable', `no answer from ${socketPath} within ${timeoutMs} ms`)),
+      () =>
+        finish(
+          connected
+            ? new FleetboxError('unresponsive', `the holder at ${socketPath} took the request but did not answer within ${timeoutMs} ms`)
+            : new FleetboxError('unreachable', `no connection to ${socketPath} within ${timeoutMs} ms`),
+        ),
       timeoutMs,
     );
-    socket.once('connect', () => writeLine(socket, body));
+    socket.once('connect', () => {
+      connected = true;
+      writeLine(socket, { ...body, expiresAt: Date.now() + startWithinMs });
+    });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       finish(new FleetboxError('unreachable', `cannot reach holder at ${socketPath}: ${error.code ?? error.message}`, { cause: error }));
     });

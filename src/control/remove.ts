@@ -1,11 +1,12 @@
 import { rmSync } from 'node:fs';
 import { crashPoint } from '../protocol/crash-point.js';
+import { isFleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import { withLock } from '../store/lock.js';
-import { listMembers, type MemberRef } from '../store/members.js';
+import { listMembers, readMemberState, type MemberRef } from '../store/members.js';
 import { liveHolder } from '../store/pidfile.js';
-import { isProcessAlive } from '../store/proc.js';
-import { reconcileCluster, removeStaleSocket } from '../store/reconcile.js';
+import { isProcessAlive, signalRecorded } from '../store/proc.js';
+import { killRecordedGroup, reconcileCluster, removeStaleSocket } from '../store/reconcile.js';
 import { stopMembers } from './stop.js';
 
 async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
@@ -20,6 +21,30 @@ async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
 export interface RemoveResult {
   removed: string[];
   failed: { name: string; message: string }[];
+  /** Holders that were alive but did not answer, ended by rm (with the members they held). */
+  ended: { holderPid: number; members: string[] }[];
+}
+
+/**
+ * rm of members whose holder is alive but silent: their own processes are ended by recorded PID
+ * and start time, then the holder itself (it already had HOLDER_ANSWER_MS to answer), so nothing
+ * is deleted while a process of it still runs, and nothing it queued can run when it resumes.
+ */
+async function endSilentHolders(store: Store, cluster: string, refs: MemberRef[]): Promise<RemoveResult['ended']> {
+  const holders = new Map<number, { startTime: string; members: string[] }>();
+  for (const ref of refs) {
+    const state = readMemberState(store, cluster, ref.name);
+    if (state?.pid != null && state.processStartTime) killRecordedGroup(state.pid, state.processStartTime);
+    const holder = liveHolder(store.pidfilePath(cluster, ref.name));
+    if (holder) {
+      const entry = holders.get(holder.pid) ?? { startTime: holder.startTime, members: [] };
+      entry.members.push(ref.name);
+      holders.set(holder.pid, entry);
+    }
+  }
+  for (const [pid, { startTime }] of holders) signalRecorded(pid, startTime, 'SIGKILL');
+  await waitGone([...holders.keys()], 5_000);
+  return [...holders].map(([holderPid, { members }]) => ({ holderPid, members }));
 }
 
 /**
@@ -29,7 +54,7 @@ export interface RemoveResult {
 export async function removeMembers(store: Store, refs: MemberRef[]): Promise<RemoveResult> {
   const byCluster = new Map<string, MemberRef[]>();
   for (const ref of refs) byCluster.set(ref.cluster, [...(byCluster.get(ref.cluster) ?? []), ref]);
-  const result: RemoveResult = { removed: [], failed: [] };
+  const result: RemoveResult = { removed: [], failed: [], ended: [] };
   for (const [cluster, members] of byCluster) {
     await withLock(store.clusterLockPath(cluster), async () => {
       const holders = members
@@ -37,8 +62,10 @@ export async function removeMembers(store: Store, refs: MemberRef[]): Promise<Re
         .filter((pid): pid is number => pid !== undefined);
       const stops = await stopMembers(store, members);
       crashPoint('client-mid-rm');
+      const silent = stops.filter(({ result: stop }) => stop.status === 'rejected' && isFleetboxError(stop.reason, 'unresponsive'));
+      if (silent.length > 0) result.ended.push(...(await endSilentHolders(store, cluster, silent.map((s) => s.ref))));
       for (const { ref, result: stop } of stops) {
-        if (stop.status === 'rejected') {
+        if (stop.status === 'rejected' && !silent.some((s) => s.ref === ref)) {
           result.failed.push({ name: ref.name, message: String((stop.reason as Error).message ?? stop.reason) });
           continue;
         }
@@ -53,6 +80,9 @@ export async function removeMembers(store: Store, refs: MemberRef[]): Promise<Re
         await waitGone([...new Set(holders)], 15_000);
         rmSync(store.clusterDir(cluster), { recursive: true, force: true });
         rmSync(store.holderLogPath(cluster), { force: true });
+        // A holder that was killed (or ended above) could not remove its control socket; with no
+        // member left and its holders gone, nothing can be listening there any more.
+        if (await waitGone([...new Set(holders)], 0)) removeStaleSocket(store.controlSocketPath(cluster));
       }
     });
   }

@@ -12,6 +12,8 @@ export interface MemberView extends MemberStatus {
   source: 'holder' | 'disk';
   /** PID of the holder process that owns the member, when one is alive. */
   holderPid: number | null;
+  /** The holder is alive but did not answer: the state is its last word on disk, maybe stale. */
+  unresponsive?: true;
   createdAt: string | null;
 }
 
@@ -31,7 +33,8 @@ export async function getStatus(store: Store, ref: MemberRef, timeoutMs = 2_000)
   } catch (error) {
     // unknown_member: the holder let go of the member between accepting and answering (it is
     // stopping it or shutting down); the disk has the word then, as for a holder that is gone.
-    if (!isFleetboxError(error, 'unreachable') && !isFleetboxError(error, 'unknown_member')) throw error;
+    // unresponsive: a live holder that said nothing in time; its last state on disk stands in.
+    if (!(['unreachable', 'unresponsive', 'unknown_member'] as const).some((code) => isFleetboxError(error, code))) throw error;
   }
   // A live pidfile whose holder did not answer in time is busy or wedged, not dead: say so.
   const busyHolder = liveHolder(store.pidfilePath(ref.cluster, ref.name));
@@ -40,7 +43,7 @@ export async function getStatus(store: Store, ref: MemberRef, timeoutMs = 2_000)
   if (busyHolder && state) {
     // The holder lives but did not answer: its last written state is the best word there is.
     const { processStartTime: _start, holder: _holder, ...status } = state;
-    return { ...status, ...base, source: 'disk', holderPid: busyHolder.pid };
+    return { ...status, ...base, source: 'disk', holderPid: busyHolder.pid, unresponsive: true };
   }
   return {
     name: ref.name,

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { HolderOptionsInput } from '../protocol/holder-options.js';
@@ -114,7 +114,6 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     cluster,
     createdAt: new Date().toISOString(),
   });
-  mkdirSync(store.memberDir(cluster, name), { recursive: true, mode: 0o700 });
   writeMemberConfig(store, config);
 }
 
@@ -137,13 +136,15 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
         for (const name of members) ensureConfig(store, cluster, name, spec);
         crashPoint('client-mid-up');
         reconcileCluster(store, cluster);
+        // A bound cluster has exactly one owner: any live holder of it means someone else owns it,
+        // even when every member asked for already runs.
+        if (options.bound && liveSibling(store, cluster)) {
+          throw new FleetboxError('busy', `cluster ${cluster} is already held by another process; pick another name or attach('${cluster}')`);
+        }
         const views = await Promise.all(members.map((name) => getStatus(store, { cluster, name })));
         const idle = views.filter((v) => !ACTIVE.has(v.state)).map((v) => v.name);
         if (idle.length === 0) return;
         if (liveSibling(store, cluster)) {
-          if (options.bound) {
-            throw new FleetboxError('busy', `cluster ${cluster} is already held by another process; pick another name`);
-          }
           await Promise.all(idle.map((name) => addMember(store, name, bootTimeoutMs + 60_000)));
           return;
         }

@@ -38,6 +38,9 @@ export class Holder {
   readonly instance = randomBytes(8).toString('hex');
   readonly runtimes = new Map<string, MemberRuntime>();
   private readonly servers = new Map<string, Server>();
+  /** Names between the start of adopt() and their registration, so two adopts of one name cannot race. */
+  private readonly adopting = new Set<string>();
+  private started = false;
   private controlServer: Server | undefined;
   private network: ClusterNetwork | undefined;
   private shuttingDown: Promise<void> | undefined;
@@ -76,6 +79,7 @@ export class Holder {
     for (const name of members) await this.adopt(name);
     crashPoint('holder-after-pidfile');
     for (const name of members) void this.runtimes.get(name)?.boot();
+    this.started = true;
     this.health = startHealthLoop(this);
   }
 
@@ -96,28 +100,35 @@ export class Holder {
       );
     }
     const existing = this.runtimes.get(name);
-    if (existing?.active) {
-      throw new FleetboxError('already_running', `member ${name} is already ${existing.state}`);
+    if (existing?.active || this.adopting.has(name)) {
+      throw new FleetboxError('already_running', `member ${name} is already ${existing?.state ?? 'starting'}`);
     }
     if (!this.network) throw new FleetboxError('internal', 'holder network is not open');
-    const runtime = new MemberRuntime(config, this.init.backend, this.network, this.store, this.log, {
-      onChange: (r) => this.persist(r),
-    });
-    this.runtimes.set(name, runtime);
-    if (!this.servers.has(name)) {
-      this.servers.set(name, await serveMemberSocket(this, name));
-      crashPoint('holder-after-socket-listen');
-    }
+    // Nothing is registered until the socket listens: a failed adopt (the socket path taken by
+    // something else, a full disk) leaves the holder exactly as it was, so it still goes idle
+    // and exits when its last member stops instead of waiting for ever on a member that never was.
+    this.adopting.add(name);
     try {
+      if (!this.servers.has(name)) {
+        this.servers.set(name, await serveMemberSocket(this, name));
+        crashPoint('holder-after-socket-listen');
+      }
+      const runtime = new MemberRuntime(config, this.init.backend, this.network, this.store, this.log, {
+        onChange: (r) => this.persist(r),
+      });
+      this.runtimes.set(name, runtime);
       writePidfile(this.store.pidfilePath(this.cluster, name), this.instance);
+      this.persist(runtime);
+      return runtime;
     } catch (error) {
-      // Not recorded, not taken on (e.g. a full disk): a half-adopted member would answer
-      // `starting` on its socket for ever, block every later `up` of it and keep the holder alive.
+      // Not recorded, not taken on: a half-adopted member would answer `starting` on its socket
+      // for ever, block every later `up` of it and keep the holder alive.
       this.release(name);
+      this.exitIfIdle();
       throw error;
+    } finally {
+      this.adopting.delete(name);
     }
-    this.persist(runtime);
-    return runtime;
   }
 
   /** The member's own config, or, for a name never seen, a copy of a sibling's. */
@@ -203,7 +214,8 @@ export class Holder {
   }
 
   private exitIfIdle(): void {
-    if (this.shuttingDown) return;
+    // While start() adopts its first members none is active yet; a failure there is start's to report.
+    if (this.shuttingDown || !this.started) return;
     if ([...this.runtimes.values()].some((r) => r.active)) return;
     void this.shutdown('no member left running');
   }

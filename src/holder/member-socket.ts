@@ -73,6 +73,13 @@ export function serveMemberSocket(holder: Holder, member: string): Promise<Serve
         socket.end();
         return;
       }
+      if (request.expiresAt !== undefined && Date.now() > request.expiresAt) {
+        // The client gave up on us (we were stopped or starved); acting now would surprise it.
+        holder.log.warn('request_expired', { member, cmd: request.cmd, lateMs: Date.now() - request.expiresAt });
+        writeLine(socket, errorReply(new FleetboxError('busy', `${request.cmd} arrived after its deadline; the client gave up, nothing was done`)));
+        socket.end();
+        return;
+      }
       handle(holder, member, request)
         .then((reply) => writeLine(socket, reply))
         .catch((error: unknown) => {

@@ -135,13 +135,6 @@ export async function startCluster(options: StartClusterOptions): Promise<Cluste
   }
   const store = new Store(options.home).ensure();
   const bootTimeoutMs = options.bootTimeoutMs ?? 120_000;
-  const existing = listMembers(store, name);
-  if (existing.length > 0 && !options.detached) {
-    const views = await Promise.all(existing.map((ref) => getStatus(store, ref)));
-    if (views.some((v) => v.source === 'holder')) {
-      throw new FleetboxError('busy', `cluster ${name} already runs; use attach('${name}') or another name`);
-    }
-  }
   const result = await up(store, {
     names: [name],
     count: options.members ?? 1,

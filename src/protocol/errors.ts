@@ -23,6 +23,8 @@ export const ERROR_CODES = [
   'exec_timeout',
   'holder_failed',
   'unreachable',
+  /** A holder accepted the connection but did not answer in time: stopped, wedged or fd-starved. */
+  'unresponsive',
   'path_too_long',
   'missing_prerequisite',
   'state_corrupt',

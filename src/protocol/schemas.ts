@@ -23,13 +23,19 @@ export type MemberStatus = z.infer<typeof MemberStatusSchema>;
 
 // ---- requests -------------------------------------------------------------------------------
 
-export const StatusRequestSchema = z.object({ cmd: z.literal('status') }).strict();
+/**
+ * Every member request may say by when (epoch ms) the holder must have taken it up. A client
+ * that gave up on a stopped or wedged holder has its queued request refused when the holder
+ * resumes, instead of a `stop` nobody waits for any more running minutes later.
+ */
+const expiresAt = z.number().int().positive().optional();
+export const StatusRequestSchema = z.object({ cmd: z.literal('status'), expiresAt }).strict();
 export const StopRequestSchema = z
-  .object({ cmd: z.literal('stop'), timeoutMs: z.number().int().positive().max(600_000).optional() })
+  .object({ cmd: z.literal('stop'), timeoutMs: z.number().int().positive().max(600_000).optional(), expiresAt })
   .strict();
-export const AddMemberRequestSchema = z.object({ cmd: z.literal('addmember'), name: z.string() }).strict();
+export const AddMemberRequestSchema = z.object({ cmd: z.literal('addmember'), name: z.string(), expiresAt }).strict();
 export const ForwardRequestSchema = z
-  .object({ cmd: z.literal('forward'), port: z.number().int().min(1).max(65535) })
+  .object({ cmd: z.literal('forward'), port: z.number().int().min(1).max(65535), expiresAt })
   .strict();
 export const BindRequestSchema = z.object({ cmd: z.literal('bind'), version: z.string() }).strict();
 export const AckRequestSchema = z.object({ cmd: z.literal('ack') }).strict();

@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { readJson, writeJsonAtomic } from './atomic.js';
 import type { Store } from './layout.js';
 
@@ -17,7 +18,9 @@ export function readMemberConfig(store: Store, cluster: string, member: string):
   return readJson(store.configPath(cluster, member), MemberConfigSchema);
 }
 
+/** Writes config.json, creating the member's directory (0700) for a member never seen before. */
 export function writeMemberConfig(store: Store, config: MemberConfig): void {
+  mkdirSync(store.memberDir(config.cluster, config.name), { recursive: true, mode: 0o700 });
   writeJsonAtomic(store.configPath(config.cluster, config.name), config);
 }
 

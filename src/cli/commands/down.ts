@@ -35,8 +35,9 @@ export function downCommand(): Command {
         }
       }
       if (failed.length > 0) {
-        const first = failed[0]?.result as PromiseRejectedResult;
-        throw new FleetboxError('internal', `${failed.length} member(s) did not stop: ${(first.reason as Error).message}`);
+        const first = (failed[0]?.result as PromiseRejectedResult).reason as Error;
+        const code = first instanceof FleetboxError ? first.code : 'internal';
+        throw new FleetboxError(code, `${failed.length} member(s) did not stop: ${first.message}`);
       }
     });
 }

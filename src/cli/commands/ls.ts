@@ -27,7 +27,7 @@ export function lsCommand(): Command {
       }
       printTable(
         ['NAME', 'CLUSTER', 'STATE', 'IP', 'PID', 'AGE', 'BACKEND'],
-        views.map((v) => [v.name, v.cluster, v.state, v.ip, v.pid, age(v.since), v.backend]),
+        views.map((v) => [v.name, v.cluster, v.unresponsive ? `${v.state}? (holder ${v.holderPid} not answering)` : v.state, v.ip, v.pid, age(v.since), v.backend]),
       );
     });
 }

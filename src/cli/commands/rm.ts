@@ -30,7 +30,7 @@ export function rmCommand(): Command {
       if (opts.all && names.length > 0) throw new FleetboxError('usage', '--all takes no names');
       const refs = opts.all ? listMembers(store) : resolveTargets(store, names);
       if (refs.length === 0) {
-        if (opts.json) printJson({ removed: [], failed: [] });
+        if (opts.json) printJson({ removed: [], failed: [], ended: [] });
         else notice('nothing to remove');
         return;
       }
@@ -40,6 +40,9 @@ export function rmCommand(): Command {
         if (!(await confirm(`delete ${list} with their disks? [y/N] `))) throw new FleetboxError('usage', 'nothing removed');
       }
       const result = await removeMembers(store, refs);
+      for (const { holderPid, members } of result.ended) {
+        notice(`holder ${holderPid} of ${members.join(', ')} was alive but did not answer; its processes were ended`);
+      }
       if (opts.json) printJson(result);
       else for (const name of result.removed) notice(`${name}: removed`);
       if (result.failed.length > 0) {

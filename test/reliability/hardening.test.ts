@@ -1,0 +1,146 @@
+import { rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { startCluster } from '../../dist/index.js';
+import type { MemberView } from '../../dist/control/status.js';
+import type { Store } from '../../dist/store/layout.js';
+import { readMemberState } from '../../dist/store/members.js';
+import { liveHolder } from '../../dist/store/pidfile.js';
+import { isProcessAlive } from '../../dist/store/proc.js';
+import { destroyStore, eventually, tempStore } from '../helpers.js';
+import { cli } from './harness.js';
+import { assertNoLeftovers } from './leftovers.js';
+import { PartReport } from './report.js';
+
+const report = new PartReport('7', 'Hardening: the lies and leaks a hostile tester found, each replayed');
+const P = ['--backend', 'process'];
+let store: Store | undefined;
+const paused: number[] = [];
+
+afterEach(async () => {
+  // A test that failed half-way must not leave a stopped holder behind.
+  for (const pid of paused.splice(0)) if (isProcessAlive(pid)) process.kill(pid, 'SIGCONT');
+  if (store) await destroyStore(store);
+  store = undefined;
+});
+afterAll(() => report.flush());
+
+function holderOf(s: Store, cluster: string, member: string): number {
+  const pid = liveHolder(s.pidfilePath(cluster, member))?.pid;
+  if (pid === undefined) throw new Error(`${member} has no live holder`);
+  return pid;
+}
+
+function pause(pid: number): void {
+  process.kill(pid, 'SIGSTOP');
+  paused.push(pid);
+}
+
+/** One raw request on a member socket; resolves with the first reply line. */
+function raw(path: string, body: unknown): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString()));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(JSON.parse(text.split('\n')[0] || '{}')));
+    socket.once('connect', () => socket.end(JSON.stringify(body) + '\n'));
+  });
+}
+
+describe('lies and leaks', () => {
+  it('a failed adopt leaves the holder as it was: it still exits with its last member and rm --all leaves nothing', async () => {
+    store = tempStore();
+    expect((await cli(store, ['up', 'f', '-n', '2', ...P])).code).toBe(0);
+    const holder = holderOf(store, 'f', 'f-2');
+    expect((await cli(store, ['down', 'f-1'])).code).toBe(0);
+    // Something that is not a socket sits where f-1's socket goes: the re-join must fail...
+    writeFileSync(store.memberSocketPath('f-1'), 'not a socket');
+    const rejoin = await cli(store, ['up', 'f-1']);
+    expect(rejoin.code).not.toBe(0);
+    expect(rejoin.stderr).toMatch(/not a socket/);
+    rmSync(store.memberSocketPath('f-1'));
+    // ...and leave nothing half-adopted: f-1 reads stopped, and once f-2 goes the holder exits.
+    const ls = JSON.parse((await cli(store, ['ls', '--json'])).stdout) as MemberView[];
+    expect(ls.map((v) => [v.name, v.state])).toEqual([['f-1', 'stopped'], ['f-2', 'running']]);
+    const rm = await cli(store, ['rm', '--all', '--yes']);
+    expect(rm.code, rm.stderr).toBe(0);
+    const gone = await eventually(() => !isProcessAlive(holder), 5_000);
+    report.add('re-join onto a socket path taken by a plain file, then rm --all', 'the failed adopt left nothing; the holder exited with its last member', 1, gone);
+    expect(gone, 'the holder outlived its last member').toBe(true);
+    await assertNoLeftovers(store);
+  });
+
+  it('down of a member whose holder is stopped (SIGSTOP) fails at once with unresponsive; nothing it asked runs after SIGCONT', async () => {
+    store = tempStore();
+    expect((await cli(store, ['up', 's', '-n', '2', ...P])).code).toBe(0);
+    const holder = holderOf(store, 's', 's-1');
+    pause(holder);
+    const started = Date.now();
+    const down = await cli(store, ['down', 's-2']);
+    const ms = Date.now() - started;
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(new RegExp(`holder of s-2 \\(pid ${holder}\\) is alive but not answering.*kill -CONT ${holder}`));
+    expect(ms).toBeLessThan(20_000);
+    const ls = JSON.parse((await cli(store, ['ls', '--json'])).stdout) as MemberView[];
+    expect(ls.map((v) => [v.name, v.unresponsive])).toEqual([['s-1', true], ['s-2', true]]);
+    // Resumed, the holder finds the requests it queued while stopped expired: s-2 keeps running.
+    process.kill(holder, 'SIGCONT');
+    const after = JSON.parse((await cli(store, ['ls', '--json'])).stdout) as MemberView[];
+    expect(after.map((v) => [v.name, v.state, v.source])).toEqual([['s-1', 'running', 'holder'], ['s-2', 'running', 'holder']]);
+    report.add('down against a SIGSTOPped holder', `exit 1 with 'unresponsive' in ${ms} ms (was: exit 0 "running" after 42 s); nothing ran on SIGCONT`, 1, true);
+  });
+
+  it('a request that reaches the holder after its expiresAt is refused, not run', async () => {
+    store = tempStore();
+    expect((await cli(store, ['up', 'e', ...P])).code).toBe(0);
+    const reply = await raw(store.memberSocketPath('e-1'), { cmd: 'stop', expiresAt: Date.now() - 1 });
+    expect(reply).toMatchObject({ ok: false, error: { code: 'busy', message: expect.stringMatching(/after its deadline/) } });
+    const ls = JSON.parse((await cli(store, ['ls', '--json'])).stdout) as MemberView[];
+    expect(ls.map((v) => v.state)).toEqual(['running']);
+    report.add('stop whose expiresAt has passed', 'refused with busy; the member kept running', 1, true);
+  });
+
+  it('rm of a member whose holder is stopped ends its processes (and the holder) before deleting', async () => {
+    store = tempStore();
+    expect((await cli(store, ['up', 'r', '-n', '3', ...P])).code).toBe(0);
+    const holder = holderOf(store, 'r', 'r-3');
+    const member = readMemberState(store, 'r', 'r-3')?.pid as number;
+    expect(isProcessAlive(member)).toBe(true);
+    pause(holder);
+    const rm = await cli(store, ['rm', 'r-3', '--yes']);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(rm.stderr).toContain(`holder ${holder} of r-3 was alive but did not answer; its processes were ended`);
+    expect(isProcessAlive(member), 'r-3 outlived its rm').toBe(false);
+    expect(isProcessAlive(holder), 'the silent holder outlived rm').toBe(false);
+    // The holder's other members were reconciled as orphans: stopped, no process of theirs left.
+    const ls = JSON.parse((await cli(store, ['ls', '--json'])).stdout) as MemberView[];
+    expect(ls.map((v) => [v.name, v.state])).toEqual([['r-1', 'stopped'], ['r-2', 'stopped']]);
+    report.add('rm against a SIGSTOPped holder', 'the member and the holder ended by recorded PID + start time, then deleted', 1, true);
+    expect((await cli(store, ['rm', '--all', '--yes'])).code).toBe(0);
+    await assertNoLeftovers(store);
+  });
+
+  it('a bound cluster has one owner: four startCluster of one name at once give one cluster and three busy', async () => {
+    store = tempStore();
+    const home = store.home;
+    const results = await Promise.allSettled(
+      Array.from({ length: 4 }, () => startCluster({ name: 'par', members: 2, backend: 'process', home })),
+    );
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r) => r.status === 'rejected');
+    expect(won.length).toBe(1);
+    expect(lost.map((r) => (r.reason as { code?: string }).code)).toEqual(['busy', 'busy', 'busy']);
+    const cluster = won[0]?.value;
+    if (!cluster) throw new Error('no cluster won');
+    // Later callers are refused too, even though every member they ask for already runs.
+    await expect(startCluster({ name: 'par', members: 2, backend: 'process', home })).rejects.toMatchObject({ code: 'busy' });
+    // A new member joins the owner's cluster (its directory did not exist before).
+    const third = await cluster.add('par-3');
+    expect([third.name, third.state]).toEqual(['par-3', 'running']);
+    expect(cluster.members.map((m) => m.name)).toEqual(['par-1', 'par-2', 'par-3']);
+    report.add('4 concurrent startCluster of one bound cluster, then a 5th', 'one owner, four busy; cluster.add of a new member works', 1, true);
+    await cluster.destroy();
+    await assertNoLeftovers(store);
+  });
+});
