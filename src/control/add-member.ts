@@ -2,6 +2,7 @@ import { AddMemberReplySchema, type MemberStatus } from '../protocol/schemas.js'
 import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import { listMembers } from '../store/members.js';
+import { DEFAULT_BOOT_TIMEOUT_MS, DEFAULT_PREPARE_TIMEOUT_MS } from '../store/member-config.js';
 import { liveHolder } from '../store/pidfile.js';
 import { clusterOf } from '../store/names.js';
 import { request } from './client.js';
@@ -16,11 +17,19 @@ export function liveSibling(store: Store, cluster: string, except?: string): str
   return undefined;
 }
 
+export interface AddBudget {
+  bootTimeoutMs?: number;
+  prepareTimeoutMs?: number;
+}
+
 /**
  * Re-joins (or adds) `name` to its live cluster by asking a running sibling's holder; resolves
  * when the member runs. The holder boots it on the cluster's existing network.
  */
-export async function addMember(store: Store, name: string, timeoutMs = 120_000): Promise<MemberStatus> {
+export async function addMember(store: Store, name: string, budget: AddBudget = {}): Promise<MemberStatus> {
+  // The holder enforces the boot budget (from the member's config) and reports a failure itself;
+  // this deadline only covers a holder that never answers, so it is the whole budget the call has.
+  const timeoutMs = (budget.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS) + (budget.prepareTimeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS);
   const cluster = clusterOf(name);
   const sibling = liveSibling(store, cluster, name) ?? liveSibling(store, cluster);
   if (!sibling) throw new FleetboxError('not_running', `cluster ${cluster} has no live holder to join; 'fleetbox up ${name}' starts one`);

@@ -4,7 +4,13 @@ import { FleetboxError } from '../protocol/errors.js';
 import type { HolderOptionsInput } from '../protocol/holder-options.js';
 import type { Store } from '../store/layout.js';
 import { withLock } from '../store/lock.js';
-import { MemberConfigSchema, type BackendKind, type MemberConfigInput } from '../store/member-config.js';
+import {
+  DEFAULT_BOOT_TIMEOUT_MS,
+  DEFAULT_PREPARE_TIMEOUT_MS,
+  MemberConfigSchema,
+  type BackendKind,
+  type MemberConfigInput,
+} from '../store/member-config.js';
 import { listMembers, readMemberConfig, writeMemberConfig, type MemberRef } from '../store/members.js';
 import { clusterOf, memberNames, validateName } from '../store/names.js';
 import { reconcileCluster } from '../store/reconcile.js';
@@ -13,7 +19,7 @@ import { spawnHolder, type SpawnedHolder } from './spawn.js';
 import { getStatus, type MemberView } from './status.js';
 import { waitMembers } from './wait.js';
 
-export type MemberSpecInput = Omit<MemberConfigInput, 'name' | 'cluster' | 'createdAt' | 'backend'> & {
+export type MemberSpecInput = Omit<MemberConfigInput, 'name' | 'cluster' | 'createdAt' | 'backend' | 'bootTimeoutMs'> & {
   backend?: BackendKind;
 };
 
@@ -87,7 +93,7 @@ function refuseLinks(store: Store, cluster: string, name: string): void {
   }
 }
 
-function ensureConfig(store: Store, cluster: string, name: string, spec: MemberSpecInput): void {
+function ensureConfig(store: Store, cluster: string, name: string, spec: MemberSpecInput, bootTimeoutMs: number): void {
   refuseLinks(store, cluster, name);
   const existing = readMemberConfig(store, cluster, name);
   if (existing) {
@@ -97,6 +103,8 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
         `member ${name} was created with backend ${existing.backend}; 'fleetbox rm ${name} --yes' first to change it`,
       );
     }
+    // The boot budget belongs to the call: the holder reads it from here when it boots the member.
+    if (existing.bootTimeoutMs !== bootTimeoutMs) writeMemberConfig(store, { ...existing, bootTimeoutMs });
     return;
   }
   // A new member of an existing cluster is made like its siblings unless told otherwise.
@@ -110,6 +118,7 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     ...inherited,
     ...spec,
     backend: spec.backend ?? inherited.backend ?? 'qemu',
+    bootTimeoutMs,
     name,
     cluster,
     createdAt: new Date().toISOString(),
@@ -128,12 +137,13 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
   const spec = options.spec ?? {};
   const spawned = new Map<string, SpawnedHolder>();
   const refs: MemberRef[] = [];
-  const bootTimeoutMs = options.bootTimeoutMs ?? 120_000;
+  const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
+  const prepareTimeoutMs = options.prepareTimeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS;
   try {
     for (const [cluster, members] of plan) {
       members.forEach((name) => refs.push({ cluster, name }));
       await withLock(store.clusterLockPath(cluster), async () => {
-        for (const name of members) ensureConfig(store, cluster, name, spec);
+        for (const name of members) ensureConfig(store, cluster, name, spec, bootTimeoutMs);
         crashPoint('client-mid-up');
         reconcileCluster(store, cluster);
         // A bound cluster has exactly one owner: any live holder of it means someone else owns it,
@@ -145,7 +155,7 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
         const idle = views.filter((v) => !ACTIVE.has(v.state)).map((v) => v.name);
         if (idle.length === 0) return;
         if (liveSibling(store, cluster)) {
-          await Promise.all(idle.map((name) => addMember(store, name, bootTimeoutMs + 60_000)));
+          await Promise.all(idle.map((name) => addMember(store, name, { bootTimeoutMs, prepareTimeoutMs })));
           return;
         }
         spawned.set(
@@ -161,7 +171,7 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
     }
     const members = await waitMembers(store, refs, {
       timeoutMs: bootTimeoutMs,
-      ...(options.prepareTimeoutMs !== undefined && { prepareTimeoutMs: options.prepareTimeoutMs }),
+      prepareTimeoutMs,
       ...(options.onChange && { onChange: (view: MemberView) => options.onChange?.(view) }),
     });
     return { members, spawned };

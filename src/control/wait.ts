@@ -3,6 +3,7 @@ import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
 import { getStatus, type MemberView } from './status.js';
 import { tailText } from './tail.js';
+import { HOLDER_ANSWER_MS } from './unresponsive.js';
 
 const POLL_MS = 25;
 /** Many members polled every 25 ms would keep a busy holder busier; back off with the count. */
@@ -49,7 +50,9 @@ export async function waitMembers(store: Store, refs: MemberRef[], options: Wait
       throw new FleetboxError('holder_failed', `${gone.name} has no live holder any more (state ${gone.state}); see 'fleetbox logs' or the holder log under ${store.logsDir}`);
     }
     if (views.every((v) => v.state === 'running' && v.ip)) return views;
-    if (bootUsed > options.timeoutMs) {
+    // The holder enforces the same budget from a later start (its process spawn) and reaps the
+    // member; its verdict, with the member's own output, gets a moment to arrive first.
+    if (bootUsed > options.timeoutMs + HOLDER_ANSWER_MS) {
       const slow = views.filter((v) => v.state !== 'running');
       const first = slow[0];
       const console = first ? tailText(store.serialLogPath(first.cluster, first.name), 10) : '';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { addMember } from '../control/add-member.js';
+import { addMember, type AddBudget } from '../control/add-member.js';
 import { removeMembers } from '../control/remove.js';
 import { Session } from '../control/session.js';
 import { getStatus } from '../control/status.js';
@@ -7,6 +7,7 @@ import { stopMembers } from '../control/stop.js';
 import { up, type MemberSpecInput } from '../control/up.js';
 import { FleetboxError } from '../protocol/errors.js';
 import { Store } from '../store/layout.js';
+import { DEFAULT_BOOT_TIMEOUT_MS } from '../store/member-config.js';
 import { listMembers } from '../store/members.js';
 import { clusterOf, validateName } from '../store/names.js';
 import type { ExecOptions, ExecResult } from './exec.js';
@@ -53,7 +54,7 @@ export class Cluster {
     readonly members: Member[],
     private readonly store: Store,
     private readonly session: Session | undefined,
-    private readonly timeouts: { bootTimeoutMs: number },
+    private readonly timeouts: AddBudget,
   ) {}
 
   member(name: string): Member {
@@ -68,7 +69,7 @@ export class Cluster {
     if (clusterOf(name) !== this.name) {
       throw new FleetboxError('usage', `${name} is not a member name of cluster ${this.name}; use ${this.name}-<n>`);
     }
-    await addMember(this.store, name, this.timeouts.bootTimeoutMs + 60_000);
+    await addMember(this.store, name, this.timeouts);
     const view = await getStatus(this.store, { cluster: this.name, name });
     const existing = this.members.find((m) => m.name === name);
     if (existing) {
@@ -134,7 +135,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Cluste
     throw new FleetboxError('usage', `cluster name ${name} ends in -<digits>, which names a member; pick another name`);
   }
   const store = new Store(options.home).ensure();
-  const bootTimeoutMs = options.bootTimeoutMs ?? 120_000;
+  const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
   const result = await up(store, {
     names: [name],
     count: options.members ?? 1,
@@ -145,7 +146,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Cluste
   });
   const spawned = result.spawned.get(name);
   const session = spawned && !options.detached ? new Session(name, spawned) : undefined;
-  const timeouts = { bootTimeoutMs };
+  const timeouts = { bootTimeoutMs, ...(options.prepareTimeoutMs !== undefined && { prepareTimeoutMs: options.prepareTimeoutMs }) };
   return new Cluster(name, result.members.map((view) => new Member(store, view, timeouts)), store, session, timeouts);
 }
 
@@ -156,6 +157,6 @@ export async function attach(name: string, options: { home?: string } = {}): Pro
   const refs = listMembers(store, name);
   if (refs.length === 0) throw new FleetboxError('not_found', `no cluster named ${name}; 'fleetbox ls' lists them`);
   const views = await Promise.all(refs.map((ref) => getStatus(store, ref)));
-  const timeouts = { bootTimeoutMs: 120_000 };
+  const timeouts = { bootTimeoutMs: DEFAULT_BOOT_TIMEOUT_MS };
   return new Cluster(name, views.map((view) => new Member(store, view, timeouts)), store, undefined, timeouts);
 }

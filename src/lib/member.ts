@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { addMember } from '../control/add-member.js';
+import { addMember, type AddBudget } from '../control/add-member.js';
 import { forwardPort } from '../control/forward.js';
 import { getStatus, type MemberView } from '../control/status.js';
 import { stopMember } from '../control/stop.js';
@@ -20,7 +20,7 @@ export class Member {
   constructor(
     private readonly store: Store,
     view: MemberView,
-    private readonly timeouts: { bootTimeoutMs: number },
+    private readonly timeouts: AddBudget,
   ) {
     this.view = view;
   }
@@ -96,11 +96,11 @@ export class Member {
   /** Starts a stopped member again; it re-joins its live cluster's network. */
   async start(): Promise<void> {
     try {
-      await addMember(this.store, this.name, this.timeouts.bootTimeoutMs + 60_000);
+      await addMember(this.store, this.name, this.timeouts);
     } catch (error) {
       if (!(error instanceof FleetboxError) || error.code !== 'not_running') throw error;
       // No live holder: the cluster was stopped as a whole; a new (detached) holder takes it.
-      await up(this.store, { names: [this.name], bootTimeoutMs: this.timeouts.bootTimeoutMs });
+      await up(this.store, { names: [this.name], ...this.timeouts });
     }
     await this.refresh();
   }

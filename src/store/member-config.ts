@@ -6,6 +6,11 @@ export { BACKENDS };
 export const BackendKindSchema = z.enum(BACKENDS);
 export type BackendKind = z.infer<typeof BackendKindSchema>;
 
+/** How long a member may take from process start to answering, unless a call says otherwise. */
+export const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
+/** How long image preparation (downloads, builds) may take; never charged to the boot budget. */
+export const DEFAULT_PREPARE_TIMEOUT_MS = 30 * 60_000;
+
 /** clusters/<cluster>/<member>/config.json: what a member is, written before it is booted. */
 export const MemberConfigSchema = z.object({
   name: z.string(),
@@ -18,7 +23,8 @@ export const MemberConfigSchema = z.object({
   cpus: z.number().int().min(1).max(64).default(1),
   memoryMiB: z.number().int().min(64).max(65536).default(256),
   diskMiB: z.number().int().min(0).max(1048576).default(0),
-  bootTimeoutMs: z.number().int().positive().default(60_000),
+  /** The holder's boot budget for this member; `up --timeout` / `bootTimeoutMs` set it per call. */
+  bootTimeoutMs: z.number().int().positive().max(3_600_000).default(DEFAULT_BOOT_TIMEOUT_MS),
   createdAt: z.string(),
 });
 export type MemberConfig = z.infer<typeof MemberConfigSchema>;

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { up } from '../../dist/control/up.js';
 import { stopMember } from '../../dist/control/stop.js';
 import { getStatus } from '../../dist/control/status.js';
+import { readMemberConfig } from '../../dist/store/members.js';
 import { readPidfile } from '../../dist/store/pidfile.js';
 import { isProcessAlive } from '../../dist/store/proc.js';
 import { existsSync } from 'node:fs';
@@ -66,13 +67,24 @@ describe('up / down / re-join (process backend)', () => {
     expect(await eventually(() => processesOf(store).length === 0)).toBe(true);
   });
 
-  it('a member that never answers hits the boot timeout and is reaped', async () => {
+  it('a member that never answers hits the boot timeout in the holder and is reaped', async () => {
     store = tempStore();
-    await expect(
-      up(store, { names: ['slow'], spec: { backend: 'process', cmd: 'sleep 100', bootTimeoutMs: 300 }, bootTimeoutMs: 5_000 }),
-    ).rejects.toMatchObject({ code: 'boot_failed', message: expect.stringContaining('boot timeout') });
+    await expect(up(store, { names: ['slow'], spec: { backend: 'process', cmd: 'sleep 100' }, bootTimeoutMs: 300 })).rejects.toMatchObject({
+      code: 'boot_failed',
+      message: expect.stringContaining('boot timeout of 300 ms'),
+    });
     expect(await eventually(() => processesOf(store).length === 0)).toBe(true);
   });
+
+  it('the holder honours a boot timeout longer than its old 60 s default (up --timeout reaches it)', async () => {
+    store = tempStore();
+    // Listens only after 62 s: a holder that cut boots at 60 s would fail it.
+    const late = `sleep 62; exec ${process.execPath} -e "require('net').createServer().listen(+process.env.FLEETBOX_PORT, process.env.FLEETBOX_IP)"`;
+    const result = await up(store, { names: ['late'], spec: { backend: 'process', cmd: late }, bootTimeoutMs: 90_000 });
+    expect(result.members.map((m) => m.state)).toEqual(['running']);
+    expect(readMemberConfig(store, 'late', 'late-1')?.bootTimeoutMs).toBe(90_000);
+    await stopMember(store, { cluster: 'late', name: 'late-1' });
+  }, 120_000);
 
   it('a stop during boot abandons the boot and leaves no process', async () => {
     store = tempStore();
