@@ -53,6 +53,8 @@ export interface MemberHandle {
   startTime: string;
   /** Settles when the member's process has exited, for any reason. Never rejects. */
   exited: Promise<ExitInfo>;
+  /** The cgroup holding every process of the member, where the backend made one. */
+  cgroup?: string;
 }
 
 /**

@@ -3,6 +3,7 @@ import { crashPoint } from '../protocol/crash-point.js';
 import { isFleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import { withLock } from '../store/lock.js';
+import { destroyCgroupSync, memberCgroupPath } from '../store/cgroup.js';
 import { listMembers, readMemberState, type MemberRef } from '../store/members.js';
 import { liveHolder } from '../store/pidfile.js';
 import { isProcessAlive, signalRecorded } from '../store/proc.js';
@@ -35,6 +36,8 @@ async function endSilentHolders(store: Store, cluster: string, refs: MemberRef[]
   for (const ref of refs) {
     const state = readMemberState(store, cluster, ref.name);
     if (state?.pid != null && state.processStartTime) killRecordedGroup(state.pid, state.processStartTime);
+    const cgroup = memberCgroupPath(store.home, ref.name);
+    if (cgroup) destroyCgroupSync(cgroup);
     const holder = liveHolder(store.pidfilePath(cluster, ref.name));
     if (holder) {
       const entry = holders.get(holder.pid) ?? { startTime: holder.startTime, members: [] };

@@ -5,6 +5,7 @@ import { NetworkRecordSchema } from './network-record.js';
 import type { Store } from './layout.js';
 import { listMembers, readMemberState, writeMemberState, type MemberStateFile } from './members.js';
 import { liveHolder, readPidfile } from './pidfile.js';
+import { destroyCgroupSync, memberCgroupPath } from './cgroup.js';
 import { isSameProcess, processStartTime } from './proc.js';
 
 function groupHasMembers(pgid: number): boolean {
@@ -70,12 +71,17 @@ export function reconcileMember(store: Store, cluster: string, member: string): 
     }
   }
   const state = readMemberState(store, cluster, member);
-  if (!state) return result;
-  const holderAlive = state.holder ? isSameProcess(state.holder.pid, state.holder.startTime) : false;
+  const holderAlive = state?.holder ? isSameProcess(state.holder.pid, state.holder.startTime) : false;
   if (holderAlive) return result;
-  if (state.pid !== null && state.processStartTime && killRecordedGroup(state.pid, state.processStartTime)) {
+  if (state?.pid != null && state.processStartTime && killRecordedGroup(state.pid, state.processStartTime)) {
     result.killed.push(state.pid);
   }
+  // What left the process group (setsid), and a member whose holder died before it could record
+  // the PID, are still in the member's cgroup. Its path is derived from the store and the name,
+  // never read from a file someone could have planted.
+  const cgroup = memberCgroupPath(store.home, member);
+  if (cgroup) result.killed.push(...destroyCgroupSync(cgroup).filter((pid) => pid !== state?.pid));
+  if (!state) return result;
   // The dead run's QMP and SSH-sharing sockets answer nobody now. (A new holder of this member
   // writes its pidfile before anything creates these, so its live ones are never touched; the
   // member socket itself is left to the next listen or to rm, which hold the cluster lock.)

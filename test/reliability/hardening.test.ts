@@ -1,5 +1,6 @@
-import { rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { once } from 'node:events';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startCluster } from '../../dist/index.js';
 import type { MemberView } from '../../dist/control/status.js';
@@ -142,5 +143,41 @@ describe('lies and leaks', () => {
     report.add('4 concurrent startCluster of one bound cluster, then a 5th', 'one owner, four busy; cluster.add of a new member works', 1, true);
     await cluster.destroy();
     await assertNoLeftovers(store);
+  });
+
+  it('a process that leaves its group with setsid still ends with its member: on down, and on reconcile after kill -9 of the holder', async () => {
+    store = tempStore();
+    const s = store;
+    // The member starts a session leader of its own, then serves; the grandchild's PID goes to a file.
+    const cmd = `setsid sleep 1000 & echo $! > "$FLEETBOX_HOME/$FLEETBOX_NAME.escapee"; exec ${process.execPath} -e "require('net').createServer().listen(+process.env.FLEETBOX_PORT, process.env.FLEETBOX_IP)"`;
+    expect((await cli(s, ['up', 'g', '-n', '2', ...P, '--cmd', cmd])).code).toBe(0);
+    const escapee = (name: string) => Number(readFileSync(`${s.home}/${name}.escapee`, 'utf8'));
+    const [first, second] = [escapee('g-1'), escapee('g-2')];
+    expect([isProcessAlive(first), isProcessAlive(second)]).toEqual([true, true]);
+    expect((await cli(s, ['down', 'g-1'])).code).toBe(0);
+    expect(isProcessAlive(first), 'the setsid grandchild outlived down').toBe(false);
+    process.kill(holderOf(s, 'g', 'g-2'), 'SIGKILL');
+    // The holder's death takes the member's direct child (pdeathsig); reconcile (ls) the rest.
+    expect((await cli(s, ['ls'])).code).toBe(0);
+    expect(await eventually(() => !isProcessAlive(second), 3_000), 'the setsid grandchild outlived its dead holder').toBe(true);
+    report.add('a --cmd that runs setsid; down; kill -9 of the holder', 'the escaped grandchild ended with its member both times (cgroup.kill)', 2, true);
+    expect((await cli(s, ['rm', '--all', '--yes'])).code).toBe(0);
+    await assertNoLeftovers(s);
+  });
+
+  it('readiness is this member answering, not any listener on its port', async () => {
+    store = tempStore();
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    // A stray server on the wildcard address takes the port the members want.
+    const stray = createServer().listen(port, '0.0.0.0');
+    await once(stray, 'listening');
+    try {
+      const up = await cli(store, ['up', 'p', '-n', '2', ...P, '--port', String(port)]);
+      expect(up.code, up.stdout).not.toBe(0);
+      expect(up.stderr).toMatch(/EADDRINUSE|exited during boot/);
+      report.add('up with another server already on the members\' port', 'up fails with the members\' own error instead of saying running', 1, up.code !== 0);
+    } finally {
+      stray.close();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cgroup2Mount, destroyCgroupSync, memberCgroupName } from '../../dist/store/cgroup.js';
 import type { Store } from '../../dist/store/layout.js';
 
 /**
@@ -16,6 +17,8 @@ export interface Leftovers {
   files: string[];
   /** Network namespaces and links (bridges, taps) recorded by this store that still exist. */
   network: string[];
+  /** Member cgroups of this store (process members are contained in one each). */
+  cgroups: string[];
 }
 
 /** How many scans ran in this worker and how many found something; the report prints both. */
@@ -114,11 +117,20 @@ export function scanLeftovers(store: Store): Leftovers {
       ...entries(store.logsDir).filter((e) => e.startsWith('holder-')).map((e) => `logs/${e}`),
     ],
     network: [...known].filter((name) => namespaces.has(name) || links.has(name)),
+    cgroups: storeCgroups(store),
   };
 }
 
+/** cgroup directories named for this store's members (see src/store/cgroup.ts). */
+function storeCgroups(store: Store): string[] {
+  const mount = cgroup2Mount();
+  if (!mount) return [];
+  const prefix = memberCgroupName(store.home, '');
+  return entries(mount).filter((e) => e.startsWith(prefix)).map((e) => join(mount, e));
+}
+
 function isEmpty(found: Leftovers): boolean {
-  return found.processes.length + found.run.length + found.files.length + found.network.length === 0;
+  return found.processes.length + found.run.length + found.files.length + found.network.length + found.cgroups.length === 0;
 }
 
 /**
@@ -144,6 +156,7 @@ export async function assertNoLeftovers(store: Store, graceMs = 3_000): Promise<
       // already gone
     }
   }
+  for (const path of found.cgroups) destroyCgroupSync(path);
   for (const name of found.network) {
     try {
       execFileSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });

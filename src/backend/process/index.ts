@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { openLoopbackNetwork } from '../../net/loopback.js';
 import { FleetboxError } from '../../protocol/errors.js';
+import { containedArgv } from '../../store/cgroup.js';
 import { processStartTime } from '../../store/proc.js';
+import { memberOwnsListener } from './listener.js';
 import type { Backend, BackendContext, ExitInfo, MemberHandle } from '../types.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./tcp-server.js', import.meta.url));
@@ -49,7 +51,9 @@ export function createProcessBackend(): Backend {
     async start(ctx: BackendContext): Promise<MemberHandle> {
       const { config, network, store } = ctx;
       const program = config.cmd ? ['/bin/sh', '-c', config.cmd] : [process.execPath, SERVER_SCRIPT];
-      const argv = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...program] : program;
+      const guarded = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...program] : program;
+      const { argv, cgroup } = containedArgv(guarded, store.home, config.name);
+      if (!cgroup) ctx.log.warn('no_cgroup', { member: config.name, why: 'cgroup v2 not writable; members are contained by process group only' });
       const logPath = store.serialLogPath(config.cluster, config.name);
       const out = openSync(logPath, 'a', 0o600);
       try {
@@ -73,14 +77,15 @@ export function createProcessBackend(): Backend {
         if (pid === undefined) {
           throw new FleetboxError('boot_failed', `could not start ${argv[0]}`);
         }
-        return { pid, startTime: processStartTime(pid) ?? '0', exited };
+        return { pid, startTime: processStartTime(pid) ?? '0', exited, ...(cgroup && { cgroup }) };
       } finally {
         closeSync(out);
       }
     },
 
-    probe(ctx: BackendContext): Promise<boolean> {
-      return portAnswers(ctx.network.ip, ctx.config.port);
+    async probe(ctx: BackendContext, handle: MemberHandle): Promise<boolean> {
+      if (!(await portAnswers(ctx.network.ip, ctx.config.port))) return false;
+      return memberOwnsListener(handle, ctx.network.ip, ctx.config.port);
     },
 
     async stop(ctx: BackendContext, handle: MemberHandle, timeoutMs: number): Promise<void> {
@@ -99,7 +104,7 @@ export function createProcessBackend(): Backend {
         signalGroup('SIGKILL');
         await handle.exited;
       }
-      // Whatever the leader left in its group goes too.
+      // Whatever the leader left in its group goes too (what left the group: the holder's cgroup cleanup).
       signalGroup('SIGKILL');
     },
 

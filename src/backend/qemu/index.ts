@@ -119,7 +119,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         tap: { ifname: network.tap, mac: network.mac },
         ...(config.diskMiB > 0 && { disk: paths.disk }),
       });
-      const handle = await spawnQemu(launchArgv(args, network.namespace), paths.qemuLog, paths.dir);
+      const handle = await spawnQemu(launchArgv(args, network.namespace), paths.qemuLog, paths.dir, { home: ctx.store.home, name: config.name });
       ctx.log.info('qemu_started', { member: config.name, pid: handle.pid, accel, ip: network.ip, tap: network.tap });
       return handle;
     },

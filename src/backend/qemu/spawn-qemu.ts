@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { findBinary } from '../../image/host-binaries.js';
 import { FleetboxError } from '../../protocol/errors.js';
+import { containedArgv } from '../../store/cgroup.js';
 import { processStartTime } from '../../store/proc.js';
 import type { ExitInfo, MemberHandle } from '../types.js';
 
@@ -26,9 +27,17 @@ export function launchArgv(qemuArgs: readonly string[], namespace: string | null
 
 /**
  * Starts QEMU as the leader of its own process group (reconcile kills the recorded group of a
- * dead holder's member) with its output in `logPath`. Resolves once the process exists.
+ * dead holder's member) and, for a member, in the member's cgroup (reconcile finds that one even
+ * when the holder died before recording the PID), with its output in `logPath`. Resolves once
+ * the process exists.
  */
-export async function spawnQemu(argv: readonly string[], logPath: string, cwd: string): Promise<MemberHandle> {
+export async function spawnQemu(
+  launch: readonly string[],
+  logPath: string,
+  cwd: string,
+  member?: { home: string; name: string },
+): Promise<MemberHandle> {
+  const { argv, cgroup } = member ? containedArgv(launch, member.home, member.name) : { argv: [...launch], cgroup: undefined };
   const log = openSync(logPath, 'w', 0o600);
   try {
     const child = spawn(argv[0] ?? '', argv.slice(1), { cwd, detached: true, stdio: ['ignore', log, log] });
@@ -46,7 +55,7 @@ export async function spawnQemu(argv: readonly string[], logPath: string, cwd: s
     // process already gone gets a start time no process has: nothing will ever be signalled,
     // and the holder learns of the exit through `exited` and asks diagnose() why.
     const startTime = processStartTime(pid) ?? 'exited';
-    return { pid, startTime, exited };
+    return { pid, startTime, exited, ...(cgroup && { cgroup }) };
   } finally {
     closeSync(log);
   }

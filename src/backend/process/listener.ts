@@ -1,0 +1,78 @@
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { cgroupPids } from '../../store/cgroup.js';
+
+const LISTEN = '0A';
+
+/** An IPv4 address as /proc/net/tcp writes it: the four bytes in host (little-endian) order, hex. */
+function procHex(ip: string): string {
+  return ip
+    .split('.')
+    .map((octet) => Number(octet).toString(16).padStart(2, '0').toUpperCase())
+    .reverse()
+    .join('');
+}
+
+/** Inodes of the TCP sockets listening on `port` that a connection to `ip` can reach. */
+export function listeningInodes(ip: string, port: number): Set<string> {
+  const v4 = procHex(ip);
+  const reach = new Set([v4, '00000000', `0000000000000000FFFF0000${v4}`, '0'.repeat(32)]);
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const [address, portHex] = (fields[1] ?? '').split(':');
+      if (fields[3] !== LISTEN || !address || Number.parseInt(portHex ?? '', 16) !== port) continue;
+      if (reach.has(address) && fields[9]) inodes.add(fields[9]);
+    }
+  }
+  return inodes;
+}
+
+/** Processes in the member's process group (without a cgroup, that is all we know of it). */
+function groupPids(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2] === String(pgid)) pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+/**
+ * True when one of the member's own processes holds a socket listening where its address and
+ * port lead. Something else answering there (a stray server on 0.0.0.0:port) is not this member
+ * being ready: the member itself may be dying of EADDRINUSE at that very moment.
+ */
+export function memberOwnsListener(member: { pid: number; cgroup?: string | undefined }, ip: string, port: number): boolean {
+  const inodes = listeningInodes(ip, port);
+  if (inodes.size === 0) return false;
+  const pids = member.cgroup ? cgroupPids(member.cgroup) : groupPids(member.pid);
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (match?.[1] && inodes.has(match[1])) return true;
+      } catch {
+        // closed while we looked
+      }
+    }
+  }
+  return false;
+}

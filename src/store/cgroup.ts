@@ -1,0 +1,113 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Containment of member processes in cgroup v2: a process can leave its process group with
+ * setsid, but never its cgroup, and `cgroup.kill` ends every process in one at once. The v2
+ * hierarchy is found from mountinfo (hybrid machines mount it at /sys/fs/cgroup/unified).
+ */
+export function cgroup2Mount(): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const [mountFields, fsFields] = line.split(' - ');
+    if (!mountFields || !fsFields?.startsWith('cgroup2 ')) continue;
+    const mountPoint = mountFields.split(' ')[4];
+    if (mountPoint) return mountPoint.replace(/\\040/g, ' ');
+  }
+  return undefined;
+}
+
+/** clusters of different stores never share a cgroup: the store's home is in the name. */
+export function memberCgroupName(home: string, member: string): string {
+  return `fleetbox-${createHash('sha256').update(home).digest('hex').slice(0, 12)}-${member}`;
+}
+
+/** Where the member's cgroup is (whether or not it exists), or undefined without cgroup v2. */
+export function memberCgroupPath(home: string, member: string): string | undefined {
+  const mount = cgroup2Mount();
+  return mount ? join(mount, memberCgroupName(home, member)) : undefined;
+}
+
+/** Creates (or reuses) the member's cgroup; undefined where cgroup v2 cannot be written (not root). */
+export function createCgroup(home: string, member: string): string | undefined {
+  const path = memberCgroupPath(home, member);
+  if (!path) return undefined;
+  try {
+    mkdirSync(path, { recursive: true });
+    // cgroup.kill came with Linux 5.14; without it the cgroup cannot end its processes.
+    return existsSync(join(path, 'cgroup.kill')) ? path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `argv` made to enter the member's cgroup before it execs anything, so every process it ever
+ * starts (setsid or not) is in there for stop and reconcile to end. The cgroup's path is derived
+ * from the store and the member, so reconcile finds it even when the holder died before it could
+ * record the member's PID. Without cgroup v2 the argv is returned as it is.
+ */
+export function containedArgv(argv: readonly string[], home: string, member: string): { argv: string[]; cgroup: string | undefined } {
+  const cgroup = createCgroup(home, member);
+  if (!cgroup) return { argv: [...argv], cgroup: undefined };
+  return { argv: ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, ...argv], cgroup };
+}
+
+/** PIDs in the cgroup (empty when it is gone). */
+export function cgroupPids(path: string): number[] {
+  try {
+    return readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Ends every process in the cgroup and removes it once empty. Returns false if processes were
+ * still there at the deadline (the caller logs it; the next reconcile tries again).
+ */
+export async function destroyCgroup(path: string, timeoutMs = 5_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  try {
+    writeFileSync(join(path, 'cgroup.kill'), '1');
+  } catch {
+    return true; // gone already
+  }
+  while (cgroupPids(path).length > 0) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  try {
+    rmdirSync(path);
+  } catch {
+    // raced with another cleanup
+  }
+  return true;
+}
+
+/** The synchronous form for reconcile: kill now, remove the directory if it emptied in time. */
+export function destroyCgroupSync(path: string): number[] {
+  const pids = cgroupPids(path);
+  try {
+    writeFileSync(join(path, 'cgroup.kill'), '1');
+  } catch {
+    return [];
+  }
+  const deadline = Date.now() + 2_000;
+  while (cgroupPids(path).length > 0 && Date.now() < deadline) {
+    // cgroup.kill delivers SIGKILL synchronously; the exits complete within microseconds.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+  }
+  try {
+    rmdirSync(path);
+  } catch {
+    // still populated or already gone; the next reconcile tries again
+  }
+  return pids;
+}
