@@ -5,6 +5,7 @@ import { processStartTime } from '../store/proc.js';
 import type { NetworkRecord } from '../store/network-record.js';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { claimSubnet } from './loopback-claims.js';
 import { assignAddress, macFor, pickSubnet, readNetworkRecord, subnetsInUse, writeNetworkRecord } from './address-book.js';
 
 /** 127.16.0.0 – 127.215.255.0: every /24 there routes to `lo` on Linux and needs no setup. */
@@ -23,18 +24,26 @@ export function networkLockPath(store: Store): string {
  */
 export async function openLoopbackNetwork(store: Store, cluster: string, log: Logger): Promise<ClusterNetwork> {
   const owner = { pid: process.pid, startTime: processStartTime(process.pid) ?? '0' };
-  // Loopback addresses are machine-wide but subnets are only checked within this store: two
-  // stores (parallel test runs) must not give the same cluster name the same addresses.
+  // Loopback addresses are machine-wide: subnets are claimed host-wide (loopback-claims.ts); the
+  // offset only spreads stores apart so that claims rarely collide in the first place.
   const offset = createHash('sha256').update(store.home).digest().readUInt32BE(0) % LOOPBACK_SLOTS;
+  const claimant = { home: store.home, cluster };
   const record: NetworkRecord = await withLock(networkLockPath(store), async () => {
-    const existing = readNetworkRecordSafe(store, cluster, log);
+    let existing = readNetworkRecordSafe(store, cluster, log);
+    // The recorded subnet is ours again unless another store took it over meanwhile (our record
+    // was gone for a while); then the cluster moves, and its members get new addresses.
+    const lost = existing?.kind === 'loopback' ? claimSubnet(existing.subnet, claimant) : undefined;
+    if (existing && lost) {
+      log.warn('loopback_subnet_moved', { cluster, subnet: existing.subnet, why: lost });
+      existing = undefined;
+    }
     const base: NetworkRecord = existing?.kind === 'loopback'
       ? existing
       : {
           cluster,
           kind: 'loopback',
           subnet: pickSubnet(cluster, LOOPBACK_SLOTS, (slot) => loopbackSubnet((slot + offset) % LOOPBACK_SLOTS), (s) =>
-            subnetsInUse(store, cluster).has(s) ? 'used by another cluster' : undefined,
+            subnetsInUse(store, cluster).has(s) ? 'used by another cluster' : claimSubnet(s, claimant),
           ),
           prefix: 8,
           gateway: null,

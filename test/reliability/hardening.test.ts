@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -178,6 +179,28 @@ describe('lies and leaks', () => {
       report.add('up with another server already on the members\' port', 'up fails with the members\' own error instead of saying running', 1, up.code !== 0);
     } finally {
       stray.close();
+    }
+  });
+
+  it('two stores never share a loopback subnet, even with cluster names chosen to collide', async () => {
+    store = tempStore();
+    const other = tempStore();
+    try {
+      expect((await cli(store, ['up', 'c', ...P])).code).toBe(0);
+      const taken = (JSON.parse(readFileSync(store.networkPath('c'), 'utf8')) as { subnet: string }).subnet;
+      // The name whose first candidate subnet in the other store is exactly that one.
+      const slot = (text: string) => createHash('sha256').update(text).digest().readUInt32BE(0) % 51_200;
+      const subnetOf = (n: number) => `127.${16 + Math.floor(n / 256)}.${n % 256}`;
+      const offset = slot(other.home);
+      let name = '';
+      for (let i = 0; !name; i++) if (subnetOf((slot(`k${i}x`) + offset) % 51_200) === taken) name = `k${i}x`;
+      const up = await cli(other, ['up', name, ...P]);
+      expect(up.code, up.stderr).toBe(0);
+      const theirs = (JSON.parse(readFileSync(other.networkPath(name), 'utf8')) as { subnet: string }).subnet;
+      report.add('a cluster name chosen so that a second store would pick the first one\'s subnet', 'the second store got another /24', 1, theirs !== taken);
+      expect(theirs).not.toBe(taken);
+    } finally {
+      await destroyStore(other);
     }
   });
 });
