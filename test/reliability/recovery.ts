@@ -15,7 +15,9 @@ export const RECOVERY_HELD = 'next `ls` truthful (no invisible process), next `u
 export async function expectRecovery(store: Store, cluster: string, count: number, removeHome = true, backend = 'process'): Promise<void> {
   await settle(store);
   await expectLsTruthful(store);
-  const again = await cli(store, ['up', cluster, '-n', String(count), '--backend', backend, '--json']);
+  // The harness's kill timer, not a speed bar: real VMs under TCG on a loaded 2-core machine
+  // may take longer than a minute to boot two at once (the crash step gets the same 120 s).
+  const again = await cli(store, ['up', cluster, '-n', String(count), '--backend', backend, '--json'], {}, backend === 'qemu' ? 120_000 : 60_000);
   expect(again.code, again.stderr).toBe(0);
   const members = JSON.parse(again.stdout) as MemberView[];
   expect(members.map((m) => m.state)).toEqual(Array(count).fill('running'));
