@@ -1,4 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Store } from '../../dist/store/layout.js';
@@ -39,6 +40,10 @@ describe.skipIf(skip)('real VM clusters from the CLI', () => {
     expect(members.map((m) => m.state)).toEqual(['running', 'running', 'running']);
     const subnets = new Set(members.map((m) => m.ip.split('.').slice(0, 3).join('.')));
     expect(subnets.size).toBe(1);
+    // What QEMU creates itself is private like the rest of the store.
+    const s = store as Store;
+    const modes = [s.qmpSocketPath('db-1'), s.serialLogPath('db', 'db-1')].map((p) => (statSync(p).mode & 0o777).toString(8));
+    expect(modes).toEqual(['700', '600']);
 
     const uname = await cli(['ssh', 'db-1', '--', 'uname -s; exit 3']);
     expect(uname).toMatchObject({ code: 3, stdout: 'Linux\n' });

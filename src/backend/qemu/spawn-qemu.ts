@@ -9,7 +9,7 @@ import type { ExitInfo, MemberHandle } from '../types.js';
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
 /**
- * The full argv that starts QEMU: under `setpriv --pdeathsig KILL`, so the kernel kills the VM
+ * The full argv that starts QEMU: with a private umask, under `setpriv --pdeathsig KILL`, so the kernel kills the VM
  * when the process that started it dies, even by SIGKILL; then, for a member with a network,
  * `ip netns exec` into the cluster's namespace, where its tap lives. Both exec their successor,
  * and the death signal survives exec, so it ends up set on QEMU itself (same PID throughout).
@@ -22,7 +22,10 @@ export function launchArgv(qemuArgs: readonly string[], namespace: string | null
   if (!setpriv) throw new FleetboxError('missing_prerequisite', 'setpriv (util-linux) is not installed; run: fleetbox setup --yes');
   if (namespace && !ipBinary) throw new FleetboxError('missing_prerequisite', 'ip (iproute2) is not installed; run: fleetbox setup --yes');
   const inNamespace = namespace ? [ipBinary ?? 'ip', 'netns', 'exec', namespace] : [];
-  return [setpriv, '--pdeathsig', 'KILL', '--', ...inNamespace, qemu, ...qemuArgs];
+  // QEMU creates its QMP socket and the serial log itself: with umask 077 they are private
+  // (0700/0600) like everything else in the store, not 0755/0644.
+  const privately = ['/bin/sh', '-c', 'umask 077 && exec "$@"', 'fleetbox-qemu'];
+  return [...privately, setpriv, '--pdeathsig', 'KILL', '--', ...inNamespace, qemu, ...qemuArgs];
 }
 
 /**
