@@ -1,10 +1,10 @@
-import { rmSync } from 'node:fs';
 import { crashPoint } from '../protocol/crash-point.js';
 import { isFleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import { withLock } from '../store/lock.js';
 import { destroyCgroupSync, memberCgroupPath } from '../store/cgroup.js';
 import { listMembers, readMemberState, type MemberRef } from '../store/members.js';
+import { removeInStore } from '../store/no-follow.js';
 import { liveHolder } from '../store/pidfile.js';
 import { isProcessAlive, signalRecorded } from '../store/proc.js';
 import { killRecordedGroup, reconcileCluster, removeStaleSocket } from '../store/reconcile.js';
@@ -72,7 +72,7 @@ export async function removeMembers(store: Store, refs: MemberRef[]): Promise<Re
           result.failed.push({ name: ref.name, message: String((stop.reason as Error).message ?? stop.reason) });
           continue;
         }
-        rmSync(store.memberDir(cluster, ref.name), { recursive: true, force: true });
+        removeInStore(store, store.memberDir(cluster, ref.name));
         // Stopped for good: a socket a crashed holder left for this member goes with it.
         removeStaleSocket(store.memberSocketPath(ref.name));
         result.removed.push(ref.name);
@@ -81,8 +81,8 @@ export async function removeMembers(store: Store, refs: MemberRef[]): Promise<Re
       if (listMembers(store, cluster).length === 0) {
         // The holder writes its last records while it exits; delete the directory after that.
         await waitGone([...new Set(holders)], 15_000);
-        rmSync(store.clusterDir(cluster), { recursive: true, force: true });
-        rmSync(store.holderLogPath(cluster), { force: true });
+        removeInStore(store, store.clusterDir(cluster));
+        removeInStore(store, store.holderLogPath(cluster));
         // A holder that was killed (or ended above) could not remove its control socket; with no
         // member left and its holders gone, nothing can be listening there any more.
         if (await waitGone([...new Set(holders)], 0)) removeStaleSocket(store.controlSocketPath(cluster));

@@ -1,4 +1,4 @@
-import { openSync, closeSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { ResultPromise } from 'execa';
@@ -9,6 +9,7 @@ import { HolderOptionsSchema, RUNNER_FLAG, type HolderOptionsInput } from '../pr
 import { AckReplySchema, BindReplySchema, ErrorReplySchema } from '../protocol/schemas.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { Store } from '../store/layout.js';
+import { openAppendNoFollow } from '../store/no-follow.js';
 import { liveHolder } from '../store/pidfile.js';
 import { tailText } from './tail.js';
 
@@ -84,7 +85,7 @@ export async function spawnHolder(store: Store, options: SpawnOptions): Promise<
   // execa costs ~80 ms to load; only commands that spawn a holder pay for it.
   const { execa } = await import('execa');
   const logPath = store.holderLogPath(options.cluster);
-  const logFd = openSync(logPath, 'a', 0o600);
+  const logFd = openAppendNoFollow(logPath);
   let child: ResultPromise;
   try {
     child = execa(process.execPath, [HOLDER_MAIN, RUNNER_FLAG, options.cluster, options.members.join(',')], {

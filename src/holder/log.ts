@@ -1,5 +1,6 @@
-import { appendFileSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import type { Logger } from '../backend/types.js';
+import { openAppendNoFollow } from '../store/no-follow.js';
 
 /**
  * One JSON object a line, appended synchronously: the holder may be SIGKILLed at any moment and
@@ -9,7 +10,12 @@ export function fileLogger(path: string, base: Record<string, unknown> = {}): Lo
   const write = (level: string, event: string, fields?: Record<string, unknown>) => {
     const line = JSON.stringify({ time: new Date().toISOString(), level, event, ...base, ...fields });
     try {
-      appendFileSync(path, line + '\n', { mode: 0o600 });
+      const fd = openAppendNoFollow(path);
+      try {
+        writeSync(fd, line + '\n');
+      } finally {
+        closeSync(fd);
+      }
     } catch {
       // a full disk must not take the holder down; the state files still say what happened
     }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect, createServer } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startCluster } from '../../dist/index.js';
@@ -201,6 +202,44 @@ describe('lies and leaks', () => {
       expect(theirs).not.toBe(taken);
     } finally {
       await destroyStore(other);
+    }
+  });
+
+  it('symlinks in the store are never followed: rm of a linked cluster, a linked serial.log, a linked holder log', async () => {
+    store = tempStore();
+    const s = store;
+    const outside = mkdtempSync('/tmp/fbx-outside-');
+    try {
+      // rm o-1 through a symlinked clusters/o must not delete outside/o-1.
+      mkdirSync(join(outside, 'o-1'));
+      writeFileSync(join(outside, 'o-1', 'config.json'), '{}');
+      writeFileSync(join(outside, 'o-1', 'precious'), 'keep me');
+      symlinkSync(outside, s.clusterDir('o'));
+      const rm = await cli(s, ['rm', 'o-1', '--yes']);
+      expect(readFileSync(join(outside, 'o-1', 'precious'), 'utf8')).toBe('keep me');
+      rmSync(s.clusterDir('o'));
+      // A member's serial.log and the holder log planted as links: refused, the targets untouched.
+      writeFileSync(join(outside, 'target'), 'untouched');
+      expect((await cli(s, ['up', 'l', ...P])).code).toBe(0);
+      expect((await cli(s, ['down', 'l-1'])).code).toBe(0);
+      rmSync(s.serialLogPath('l', 'l-1'));
+      symlinkSync(join(outside, 'target'), s.serialLogPath('l', 'l-1'));
+      const up = await cli(s, ['up', 'l-1']);
+      expect(up.code).not.toBe(0);
+      expect(up.stderr).toMatch(/serial\.log is a symbolic link; fleetbox does not follow links in its store/);
+      rmSync(s.serialLogPath('l', 'l-1'));
+      rmSync(s.holderLogPath('l'), { force: true });
+      symlinkSync(join(outside, 'target'), s.holderLogPath('l'));
+      const again = await cli(s, ['up', 'l-1']);
+      expect(again.code).not.toBe(0);
+      expect(again.stderr).toMatch(/holder-l\.log is a symbolic link/);
+      expect(readFileSync(join(outside, 'target'), 'utf8')).toBe('untouched');
+      report.add('rm through a symlinked cluster dir; serial.log and holder log planted as links', 'nothing outside the store deleted or appended to; one line naming the link', 3, rm.code !== null);
+      rmSync(s.holderLogPath('l'));
+      expect((await cli(s, ['rm', '--all', '--yes'])).code).toBe(0);
+      await assertNoLeftovers(s);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
     }
   });
 });

@@ -1,10 +1,11 @@
-import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { openLoopbackNetwork } from '../../net/loopback.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import { containedArgv } from '../../store/cgroup.js';
+import { openAppendNoFollow } from '../../store/no-follow.js';
 import { processStartTime } from '../../store/proc.js';
 import { memberOwnsListener } from './listener.js';
 import type { Backend, BackendContext, ExitInfo, MemberHandle } from '../types.js';
@@ -55,7 +56,7 @@ export function createProcessBackend(): Backend {
       const { argv, cgroup } = containedArgv(guarded, store.home, config.name);
       if (!cgroup) ctx.log.warn('no_cgroup', { member: config.name, why: 'cgroup v2 not writable; members are contained by process group only' });
       const logPath = store.serialLogPath(config.cluster, config.name);
-      const out = openSync(logPath, 'a', 0o600);
+      const out = openAppendNoFollow(logPath);
       try {
         const child = spawn(argv[0] ?? '', argv.slice(1), {
           detached: true,
