@@ -13,6 +13,7 @@ import { doctorCommand, setupCommand } from './commands/setup.js';
 import { statusCommand } from './commands/status.js';
 import { upCommand } from './commands/up.js';
 import { EXIT, reportError } from './exit.js';
+import { endQuietlyOnClosedPipe } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -51,6 +52,7 @@ State lives in $FLEETBOX_HOME (default ~/.fleetbox).`,
 }
 
 export async function main(argv = process.argv): Promise<number> {
+  endQuietlyOnClosedPipe();
   try {
     await buildProgram().parseAsync(argv);
     // A command that passes a child's exit status through (exec, ssh) sets process.exitCode.

@@ -1,4 +1,20 @@
+import { InvalidArgumentError } from 'commander';
 import { Store } from '../store/layout.js';
+import { EXIT } from './exit.js';
+
+/**
+ * A reader that stopped reading (`| head`) closes the pipe, and the next write fails with EPIPE
+ * from an 'error' event nobody handles: a stack trace and exit 1 for output the user chose to cut.
+ * Nothing written later can reach anyone, so end at once and quietly, as a SIGPIPE'd tool does.
+ */
+export function endQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(EXIT.ok);
+      throw error;
+    });
+  }
+}
 
 export function openStore(): Store {
   return new Store().ensure();
@@ -34,6 +50,6 @@ export function age(since: string | null | undefined, now = Date.now()): string 
 
 export function parseCount(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1) throw new Error(`expected a whole number of at least 1, got ${value}`);
+  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError(`expected a whole number of at least 1, got ${value}`);
   return n;
 }

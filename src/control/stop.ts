@@ -1,7 +1,10 @@
-import { isFleetboxError } from '../protocol/errors.js';
-import { StopReplySchema, type MemberStatus } from '../protocol/schemas.js';
+import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
+import { StopReplySchema, StopRequestSchema, type MemberStatus } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
-import type { MemberRef } from '../store/members.js';
+import { withLock } from '../store/lock.js';
+import { listMembers, readMemberState, type MemberRef } from '../store/members.js';
+import { liveHolder, type PidRecord } from '../store/pidfile.js';
+import { isSameProcess } from '../store/proc.js';
 import { reconcileMember, reconcileNetwork } from '../store/reconcile.js';
 import { request } from './client.js';
 import { getStatus } from './status.js';
@@ -10,6 +13,22 @@ import { expectAnswer, HOLDER_ANSWER_MS, unresponsiveHolder } from './unresponsi
 export interface StopOptions {
   /** Graceful budget per member before the holder escalates. */
   timeoutMs?: number;
+}
+
+/** The holder's own rule for a stop budget: checked here from the wire schema so both ends agree. */
+const StopTimeoutSchema = StopRequestSchema.shape.timeoutMs.unwrap();
+/** The longest graceful stop budget a holder accepts. */
+export const MAX_STOP_TIMEOUT_MS = StopTimeoutSchema.maxValue ?? Number.MAX_SAFE_INTEGER;
+
+/** True when a holder would accept `timeoutMs` as a stop budget (whole ms, 1 … MAX_STOP_TIMEOUT_MS). */
+export function isStopTimeout(timeoutMs: number): boolean {
+  return StopTimeoutSchema.safeParse(timeoutMs).success;
+}
+
+/** Refused before any holder is asked: a holder would answer with the schema's raw text instead. */
+function checkTimeout(options: StopOptions): void {
+  if (options.timeoutMs === undefined || isStopTimeout(options.timeoutMs)) return;
+  throw new FleetboxError('usage', `a stop timeout is a whole number of milliseconds from 1 to ${MAX_STOP_TIMEOUT_MS}, not ${options.timeoutMs}`);
 }
 
 /** True for the answers that mean "no live holder has this member": the disk has the word then. */
@@ -24,6 +43,7 @@ function noHolder(error: unknown): boolean {
  * wedged from busy, so no `stop` is left queued in a holder that nobody waits for.
  */
 export async function stopMember(store: Store, ref: MemberRef, options: StopOptions = {}): Promise<MemberStatus> {
+  checkTimeout(options);
   const path = store.memberSocketPath(ref.name);
   try {
     await expectAnswer(store, ref);
@@ -42,8 +62,61 @@ export async function stopMember(store: Store, ref: MemberRef, options: StopOpti
   return getStatus(store, ref);
 }
 
-/** Stops many members concurrently; every member is tried even if some fail. */
+/**
+ * Stops many members concurrently; every member is tried even if some fail. It takes no lock:
+ * for callers that already hold the cluster lock (rm); everyone else uses stopMembersLocked.
+ */
 export async function stopMembers(store: Store, refs: MemberRef[], options: StopOptions = {}) {
+  checkTimeout(options);
   const results = await Promise.allSettled(refs.map((ref) => stopMember(store, ref, options)));
   return results.map((result, i) => ({ ref: refs[i] as MemberRef, result }));
+}
+
+const ACTIVE_STATES = new Set(['starting', 'downloading', 'running', 'stopping']);
+const HOLDER_EXIT_MS = 15_000;
+
+/** A holder that holds no active member of `cluster` any more: it is shutting down on its own. */
+function isLeaving(store: Store, cluster: string, holder: PidRecord): boolean {
+  return !listMembers(store, cluster).some((ref) => {
+    const record = liveHolder(store.pidfilePath(cluster, ref.name));
+    if (record?.pid !== holder.pid || record.token !== holder.token) return false;
+    const state = readMemberState(store, cluster, ref.name)?.state;
+    return state !== undefined && ACTIVE_STATES.has(state);
+  });
+}
+
+async function waitExited(holders: PidRecord[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (holders.some((h) => isSameProcess(h.pid, h.startTime)) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * stopMembers under each cluster's lock, so a stop never interleaves with an `up` or `rm` of the
+ * same cluster (README: up/down/rm are serialised). A holder left with no active member exits on
+ * its own; the lock is kept until it has, because an `up` that found it still alive would ask a
+ * holder that is closing its sockets to take a member on, and fail with "did not answer".
+ */
+export async function stopMembersLocked(store: Store, refs: MemberRef[], options: StopOptions = {}) {
+  checkTimeout(options);
+  const byCluster = new Map<string, MemberRef[]>();
+  for (const ref of refs) byCluster.set(ref.cluster, [...(byCluster.get(ref.cluster) ?? []), ref]);
+  const stopped = await Promise.all(
+    [...byCluster].map(([cluster, members]) =>
+      withLock(store.clusterLockPath(cluster), async () => {
+        const holders = new Map<number, PidRecord>();
+        for (const ref of members) {
+          const holder = liveHolder(store.pidfilePath(cluster, ref.name));
+          if (holder) holders.set(holder.pid, holder);
+        }
+        const results = await stopMembers(store, members, options);
+        await waitExited([...holders.values()].filter((h) => isLeaving(store, cluster, h)), HOLDER_EXIT_MS);
+        return results;
+      }),
+    ),
+  );
+  // In the order the members were asked for, as stopMembers gives them.
+  const results = stopped.flat();
+  return refs.flatMap((ref) => results.filter((entry) => entry.ref === ref));
 }

@@ -11,6 +11,8 @@ import {
   type BackendKind,
   type MemberConfigInput,
 } from '../store/member-config.js';
+import { readJson } from '../store/atomic.js';
+import { MAX_CLUSTER_MEMBERS, NetworkRecordSchema } from '../store/network-record.js';
 import { listMembers, readMemberConfig, writeMemberConfig, type MemberRef } from '../store/members.js';
 import { clusterOf, memberNames, validateName } from '../store/names.js';
 import { reconcileCluster } from '../store/reconcile.js';
@@ -46,11 +48,40 @@ export interface UpResult {
 
 const ACTIVE = new Set(['running', 'starting', 'downloading']);
 
+/** Addresses the cluster's network record has given out, by member; none if it has no (readable) record. */
+function recordedAddresses(store: Store, cluster: string): Record<string, string> {
+  try {
+    return readJson(store.networkPath(cluster), NetworkRecordSchema)?.addresses ?? {};
+  } catch {
+    return {}; // a corrupt record is rebuilt from scratch by the next holder
+  }
+}
+
+/**
+ * A member that cannot get an address fails inside the holder and stays behind as an `error`
+ * member; refused here instead, before any config is written. Every member on disk keeps (or will
+ * need) an address, and so does every name the record still lists (a removed member's address
+ * comes back only when its cluster goes).
+ */
+function refuseOverfull(store: Store, cluster: string, planned: string[]): void {
+  const addresses = recordedAddresses(store, cluster);
+  const fresh = planned.filter((name) => addresses[name] === undefined);
+  if (fresh.length === 0) return;
+  const claimants = new Set([...Object.keys(addresses), ...listMembers(store, cluster).map((m) => m.name), ...planned]);
+  if (claimants.size <= MAX_CLUSTER_MEMBERS) return;
+  const taken = claimants.size - fresh.length;
+  throw new FleetboxError(
+    'usage',
+    `cluster ${cluster} has addresses for at most ${MAX_CLUSTER_MEMBERS} members; ${taken} are taken, so ${fresh.length} more ${fresh.length === 1 ? 'does' : 'do'} not fit ` +
+      `('fleetbox rm' members to make room; a removed member's address is free again only once its whole cluster is removed)`,
+  );
+}
+
 /** Which members `names` (+ `count`) stand for, grouped by cluster. */
 export function planMembers(store: Store, names: string[], count?: number): Map<string, string[]> {
   if (names.length === 0) throw new FleetboxError('usage', 'name at least one member or cluster, e.g. fleetbox up web -n 3');
-  if (count !== undefined && (!Number.isInteger(count) || count < 1 || count > 254)) {
-    throw new FleetboxError('usage', `-n must be a whole number from 1 to 254, not ${count}`);
+  if (count !== undefined && (!Number.isInteger(count) || count < 1 || count > MAX_CLUSTER_MEMBERS)) {
+    throw new FleetboxError('usage', `-n must be a whole number from 1 to ${MAX_CLUSTER_MEMBERS} (the addresses a cluster has), not ${count}`);
   }
   const plan = new Map<string, string[]>();
   const add = (member: string) => {
@@ -73,6 +104,7 @@ export function planMembers(store: Store, names: string[], count?: number): Map<
     const wanted = count !== undefined ? memberNames(name, count) : existing.length > 0 ? existing : memberNames(name, 1);
     wanted.forEach(add);
   }
+  for (const [cluster, members] of plan) refuseOverfull(store, cluster, members);
   return plan;
 }
 

@@ -110,7 +110,8 @@ export function renderMember(m: MemberHealth, options: TextOptions): string {
     `  since      ${m.since}${since}`,
     `  heartbeat  ${m.lastHeartbeat ? `${ago(m.heartbeatAgeMs)} (stale after ${((m.staleAfterMs ?? 0) / 1000).toFixed(1)}s)` : '-'}`,
     ...m.checks.map((c) => `  check      ${c.name.padEnd(14)} ${c.status.padEnd(4)}  ${c.detail}`),
-    ...(m.error ? [`  error      ${m.error.split('\n')[0]}`] : []),
+    // The whole error: after a failed boot its later lines are the member's last output, the reason.
+    ...(m.error ? m.error.split('\n').filter(Boolean).map((line, i) => `${i === 0 ? '  error      ' : '             '}${line}`) : []),
     ...(m.progress ? [`  progress   ${m.progress}`] : []),
     ...(m.problem ? [`  problem    ${m.problem}`] : []),
     ...(m.action ? [`  next       ${m.action}`] : []),

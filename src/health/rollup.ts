@@ -1,4 +1,5 @@
 import type { MemberRef, MemberStateFile } from '../store/members.js';
+import { errorSummary } from './error-summary.js';
 import { isActiveState, kindRank, levelRank, worst, type HealthKind, type Level } from './levels.js';
 import type { ProbeResult } from './probe.js';
 import type { ConfigSummary } from './scan.js';
@@ -38,10 +39,6 @@ function seconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
 
-function firstLine(text: string | undefined): string {
-  return (text ?? '').split('\n')[0] ?? '';
-}
-
 type Verdict = { status: Level; health: HealthKind; problem: string | null; action: string | null };
 
 const verdict = (status: Level, health: HealthKind, problem: string | null = null, action: string | null = null): Verdict => ({
@@ -67,7 +64,7 @@ function judgeAnswered(obs: MemberObservation, status: MemberHealth, now: number
   const { name, cluster } = obs.ref;
   switch (status.state) {
     case 'error':
-      return verdict('red', 'error', `failed: ${firstLine(status.error) || 'unknown error'}`, `fleetbox logs ${name}, then fleetbox up ${name}`);
+      return verdict('red', 'error', `failed: ${errorSummary(status.error) || 'unknown error'}`, `fleetbox logs ${name}, then fleetbox up ${name}`);
     case 'downloading':
       return verdict('amber', 'grace', `preparing${status.progress ? `: ${status.progress}` : ''}`);
     case 'starting':
@@ -126,7 +123,7 @@ function judgeSilent(obs: MemberObservation, heartbeatAge: number | null): Verdi
     return verdict('amber', 'unresponsive', `holder ${pid} is alive (${beat}) but did not answer: ${why}`, `retry; if it persists: fleetbox status ${name}`);
   }
   const last = obs.disk?.state;
-  if (last === 'error') return verdict('red', 'error', `failed: ${firstLine(obs.disk?.error) || 'unknown error'}`, `fleetbox logs ${name}, then fleetbox up ${name}`);
+  if (last === 'error') return verdict('red', 'error', `failed: ${errorSummary(obs.disk?.error) || 'unknown error'}`, `fleetbox logs ${name}, then fleetbox up ${name}`);
   if (last !== undefined && isActiveState(last)) {
     return verdict('red', 'holder_gone', `last recorded as ${last} but its holder is gone (crashed or killed)`, `fleetbox up ${name}`);
   }

@@ -3,7 +3,7 @@ import { addMember, type AddBudget } from '../control/add-member.js';
 import { removeMembers } from '../control/remove.js';
 import { Session } from '../control/session.js';
 import { getStatus } from '../control/status.js';
-import { stopMembers } from '../control/stop.js';
+import { stopMembersLocked } from '../control/stop.js';
 import { up, type MemberSpecInput } from '../control/up.js';
 import { FleetboxError } from '../protocol/errors.js';
 import { Store } from '../store/layout.js';
@@ -94,7 +94,7 @@ export class Cluster {
 
   /** Stops every member (state kept on disk); for a bound cluster the holder exits too. */
   async stop(): Promise<void> {
-    await stopMembers(this.store, listMembers(this.store, this.name));
+    await stopMembersLocked(this.store, listMembers(this.store, this.name));
     await this.session?.close();
     await Promise.all(this.members.map((m) => m.refresh().catch(() => undefined)));
   }

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readJson, writeJsonAtomic } from '../store/atomic.js';
 import type { Store } from '../store/layout.js';
 import { listClusters } from '../store/members.js';
-import { NetworkRecordSchema, type NetworkRecord } from '../store/network-record.js';
+import { FIRST_MEMBER_HOST, LAST_MEMBER_HOST, NetworkRecordSchema, type NetworkRecord } from '../store/network-record.js';
 import { FleetboxError } from '../protocol/errors.js';
 
 export function readNetworkRecord(store: Store, cluster: string): NetworkRecord | undefined {
@@ -63,7 +63,7 @@ export function pickSubnet(
  * Gives `member` an address in `record`: the recorded one if it has one (re-join keeps its IP),
  * else the lowest free host number from `firstHost`. Mutates and returns the record.
  */
-export function assignAddress(record: NetworkRecord, member: string, firstHost = 2, lastHost = 254): string {
+export function assignAddress(record: NetworkRecord, member: string, firstHost = FIRST_MEMBER_HOST, lastHost = LAST_MEMBER_HOST): string {
   const existing = record.addresses[member];
   if (existing) return existing;
   const used = new Set(Object.values(record.addresses));

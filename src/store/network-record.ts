@@ -21,3 +21,13 @@ export const NetworkRecordSchema = z.object({
   createdAt: z.string(),
 });
 export type NetworkRecord = z.infer<typeof NetworkRecordSchema>;
+
+/**
+ * Host numbers a member can get in its cluster's /24: .0 and .255 are the network and broadcast
+ * addresses, and a bridge network's gateway takes .1. The loopback network also hands out .1, but
+ * one bound for every backend lets `up` refuse a count before it knows which backend it gets.
+ */
+export const FIRST_MEMBER_HOST = 2;
+export const LAST_MEMBER_HOST = 254;
+/** The most members a cluster can have addresses for (253). */
+export const MAX_CLUSTER_MEMBERS = LAST_MEMBER_HOST - FIRST_MEMBER_HOST + 1;

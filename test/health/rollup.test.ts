@@ -68,7 +68,7 @@ describe('classifyMember', () => {
     const gone = (state: 'running' | 'error' | 'stopped') =>
       classifyMember(observe({ probe: { ok: false, reason: 'no_socket', message: 'ENOENT', ms: 0.1 }, holder: undefined, heartbeat: undefined, checks: [], disk: { name: 'web-1', pid: 42, running: state === 'running', ip: '127.1.1.1', state, since: iso(5_000), ...(state === 'error' && { error: 'boom\nmore' }) } }), { now: NOW });
     expect(gone('running')).toMatchObject({ status: 'red', health: 'holder_gone', state: 'stopped', running: false, pid: null, action: 'fleetbox up web-1' });
-    expect(gone('error')).toMatchObject({ status: 'red', health: 'error', state: 'error', problem: 'failed: boom' });
+    expect(gone('error')).toMatchObject({ status: 'red', health: 'error', state: 'error', problem: 'failed: boom more' });
     expect(gone('stopped')).toMatchObject({ status: 'grey', health: 'stopped', action: null });
   });
 

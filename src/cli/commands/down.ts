@@ -8,20 +8,24 @@ export function downCommand(): Command {
     .description('stop members gracefully; their state and disks stay (see rm)')
     .argument('[name...]', 'member (web-2) or cluster (web) names')
     .option('--all', 'stop every member')
-    .option('--timeout <seconds>', 'graceful stop budget before escalating', (v) => Number(v), 10)
+    .option('--timeout <seconds>', 'graceful stop budget before escalating', '10')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  $ fleetbox down demo-2     one member\n  $ fleetbox down demo       every member of cluster demo\n  $ fleetbox down --all')
-    .action(async (names: string[], opts: { all?: boolean; timeout: number; json?: boolean }) => {
+    .action(async (names: string[], opts: { all?: boolean; timeout: string; json?: boolean }) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { resolveTargets } = await import('../../control/targets.js');
-      const { stopMembers } = await import('../../control/stop.js');
+      const { isStopTimeout, MAX_STOP_TIMEOUT_MS, stopMembersLocked } = await import('../../control/stop.js');
       const { listMembers } = await import('../../store/members.js');
       const store = openStore();
       if (!opts.all && names.length === 0) throw new FleetboxError('usage', 'name members or clusters to stop, or pass --all');
       if (opts.all && names.length > 0) throw new FleetboxError('usage', '--all takes no names');
-      if (!Number.isFinite(opts.timeout) || opts.timeout <= 0) throw new FleetboxError('usage', '--timeout must be a positive number of seconds');
+      // The holder's rule (whole milliseconds, up to its maximum), checked before anything is asked.
+      const timeoutMs = Math.round(Number(opts.timeout) * 1000);
+      if (!isStopTimeout(timeoutMs)) {
+        throw new FleetboxError('usage', `--timeout must be seconds from 0.001 to ${MAX_STOP_TIMEOUT_MS / 1000}, not ${opts.timeout}`);
+      }
       const refs = opts.all ? listMembers(store) : resolveTargets(store, names);
-      const results = await stopMembers(store, refs, { timeoutMs: Math.round(opts.timeout * 1000) });
+      const results = await stopMembersLocked(store, refs, { timeoutMs });
       const failed = results.filter((r) => r.result.status === 'rejected');
       if (opts.json) {
         printJson(results.map(({ ref, result }) => ({

@@ -1,7 +1,9 @@
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { FleetboxError } from '../../protocol/errors.js';
-import { openStore } from '../output.js';
+import type { Store } from '../../store/layout.js';
+import type { MemberRef } from '../../store/members.js';
+import { notice, openStore } from '../output.js';
 
 function readRange(path: string, from: number, to: number): Buffer {
   const fd = openSync(path, 'r');
@@ -22,6 +24,21 @@ function sizeOf(path: string): number {
   }
 }
 
+/**
+ * Which incarnation of the member this is: its directory's inode and its config's creation time.
+ * A member removed and made again under the same name differs in at least one: a new directory
+ * may get the old inode number back, but not together with the old creation time.
+ */
+function identity(store: Store, ref: MemberRef): string | undefined {
+  try {
+    const { ino } = statSync(store.memberDir(ref.cluster, ref.name));
+    const { createdAt } = JSON.parse(readFileSync(store.configPath(ref.cluster, ref.name), 'utf8')) as { createdAt?: unknown };
+    return `${ino}|${String(createdAt)}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export function logsCommand(): Command {
   return new Command('logs')
     .description("a member's console: the guest's serial log (qemu) or the process's output")
@@ -39,6 +56,7 @@ export function logsCommand(): Command {
       const [ref, ...more] = resolveTargets(store, [name]);
       if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member, e.g. ${ref?.name ?? `${name}-1`}`);
       const path = store.serialLogPath(ref.cluster, ref.name);
+      const self = identity(store, ref);
       let offset = sizeOf(path);
       const head = readRange(path, Math.max(0, offset - 1024 * 1024), offset).toString('utf8');
       const lines = head.split('\n');
@@ -48,6 +66,12 @@ export function logsCommand(): Command {
       // Polling, not fs.watch: watch misses appends on some filesystems and the file may be replaced.
       for (;;) {
         await new Promise((resolve) => setTimeout(resolve, 200));
+        // Removed (rm), maybe already made again under the same name: that is another member's log.
+        const now = identity(store, ref);
+        if (now === undefined || now !== self) {
+          notice(`${ref.name} was removed; stopped following its log`);
+          return;
+        }
         const size = sizeOf(path);
         if (size < offset) offset = 0; // truncated or recreated by a new boot
         if (size > offset) {

@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS } from '../../store/backend-kinds.js';
 import type { BackendKind } from '../../store/member-config.js';
-import { notice, openStore, printJson, printTable } from '../output.js';
+import { bootProgress } from '../boot-progress.js';
+import { notice, openStore, parseCount, printJson, printTable } from '../output.js';
 
 function whole(min: number, max: number) {
   return (value: string) => {
@@ -15,7 +16,8 @@ export function upCommand(): Command {
   return new Command('up')
     .description('start members (booting new ones or re-joining stopped ones to their live cluster)')
     .argument('<name...>', 'cluster name (web) or member name (web-2)')
-    .option('-n, --count <n>', 'with a cluster name: members <cluster>-1 … -<n>', whole(1, 254))
+    // No upper bound here: how many members a cluster has addresses for is up's rule (planMembers).
+    .option('-n, --count <n>', 'with a cluster name: members <cluster>-1 … -<n>', parseCount)
     .addOption(new Option('--backend <kind>', 'what a member is: a real VM or a plain process').choices(BACKENDS).default('qemu'))
     .option('--cmd <command>', "process backend: shell command a member runs (gets FLEETBOX_IP, FLEETBOX_PORT, FLEETBOX_NAME); default: a built-in TCP server")
     .option('--port <port>', 'process backend: port the member listens on', whole(1, 65535))
@@ -52,11 +54,7 @@ Examples:
         },
         bound: false,
         bootTimeoutMs: opts.timeout * 1000,
-        onChange: (view) => {
-          if (opts.json) return;
-          const detail = view.progress ? `: ${view.progress}` : '';
-          notice(`${view.name}: ${view.state}${detail}`);
-        },
+        ...(!opts.json && { onChange: bootProgress(notice) }),
       });
       if (opts.json) {
         printJson(result.members);
