@@ -70,7 +70,10 @@ export interface Backend {
   start(ctx: BackendContext): Promise<MemberHandle>;
   /** True once the member answers; false while it still boots. Must not throw for "not yet". */
   probe(ctx: BackendContext, handle: MemberHandle): Promise<boolean>;
-  /** Graceful stop within `timeoutMs`, then escalation; resolves once the process is gone. */
+  /**
+   * Graceful stop within `timeoutMs`, then escalation; resolves once the process is gone, and
+   * with it everything in the member's cgroup (what the member started, setsid or not).
+   */
   stop(ctx: BackendContext, handle: MemberHandle, timeoutMs: number): Promise<void>;
   /** A short text that helps explain a failed boot (e.g. the serial console's last lines). */
   diagnose(ctx: BackendContext): string;

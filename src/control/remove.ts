@@ -36,8 +36,6 @@ async function endSilentHolders(store: Store, cluster: string, refs: MemberRef[]
   for (const ref of refs) {
     const state = readMemberState(store, cluster, ref.name);
     if (state?.pid != null && state.processStartTime) killRecordedGroup(state.pid, state.processStartTime);
-    const cgroup = memberCgroupPath(store.home, ref.name);
-    if (cgroup) destroyCgroupSync(cgroup);
     const holder = liveHolder(store.pidfilePath(cluster, ref.name));
     if (holder) {
       const entry = holders.get(holder.pid) ?? { startTime: holder.startTime, members: [] };
@@ -47,6 +45,12 @@ async function endSilentHolders(store: Store, cluster: string, refs: MemberRef[]
   }
   for (const [pid, { startTime }] of holders) signalRecorded(pid, startTime, 'SIGKILL');
   await waitGone([...holders.keys()], 5_000);
+  // Only now: the members' processes stay zombies in their cgroups until their (stopped) holder is
+  // gone and they are reaped, and a populated cgroup cannot be removed.
+  for (const ref of refs) {
+    const cgroup = memberCgroupPath(store.home, ref.name);
+    if (cgroup) destroyCgroupSync(cgroup);
+  }
   return [...holders].map(([holderPid, { members }]) => ({ holderPid, members }));
 }
 

@@ -22,9 +22,17 @@ export interface MemberView extends MemberStatus {
  * is reported, except that nothing without a holder can be running: that reads as stopped.
  */
 export async function getStatus(store: Store, ref: MemberRef, timeoutMs = 2_000): Promise<MemberView> {
-  const config = readMemberConfig(store, ref.cluster, ref.name);
-  if (!config) throw new FleetboxError('not_found', `no member named ${ref.name}; 'fleetbox ls' lists them`);
-  const base = { cluster: ref.cluster, backend: config.backend, createdAt: config.createdAt };
+  let config;
+  let corrupt: string | undefined;
+  try {
+    config = readMemberConfig(store, ref.cluster, ref.name);
+    if (!config) throw new FleetboxError('not_found', `no member named ${ref.name}; 'fleetbox ls' lists them`);
+  } catch (error) {
+    // One bad config.json must not hide every other member, nor stop rm from clearing it.
+    if (!isFleetboxError(error, 'state_corrupt')) throw error;
+    corrupt = `${error.message}; 'fleetbox rm ${ref.name} --yes' removes the member`;
+  }
+  const base = { cluster: ref.cluster, backend: config?.backend ?? 'unknown', createdAt: config?.createdAt ?? null };
   // The socket is asked even without a pidfile: the pidfile is written after the socket listens.
   try {
     const reply = await request(store.memberSocketPath(ref.name), { cmd: 'status' }, StatusReplySchema, { timeoutMs });
@@ -36,6 +44,7 @@ export async function getStatus(store: Store, ref: MemberRef, timeoutMs = 2_000)
     // unresponsive: a live holder that said nothing in time; its last state on disk stands in.
     if (!(['unreachable', 'unresponsive', 'unknown_member'] as const).some((code) => isFleetboxError(error, code))) throw error;
   }
+  if (corrupt !== undefined) return unreadable(ref, corrupt);
   // A live pidfile whose holder did not answer in time is busy or wedged, not dead: say so.
   const busyHolder = liveHolder(store.pidfilePath(ref.cluster, ref.name));
   const state = readMemberState(store, ref.cluster, ref.name);
@@ -52,10 +61,28 @@ export async function getStatus(store: Store, ref: MemberRef, timeoutMs = 2_000)
     ip: state?.ip ?? null,
     state: settled ? state.state : 'stopped',
     ...(settled && state.error !== undefined && { error: state.error }),
-    since: state?.since ?? config.createdAt,
+    since: state?.since ?? base.createdAt ?? new Date().toISOString(),
     ...base,
     source: 'disk',
     holderPid: null,
+  };
+}
+
+/** A member whose config cannot be read: an error with what to do, so ls and status still list the rest. */
+function unreadable(ref: MemberRef, why: string): MemberView {
+  return {
+    name: ref.name,
+    pid: null,
+    running: false,
+    ip: null,
+    state: 'error',
+    error: why,
+    since: new Date().toISOString(),
+    cluster: ref.cluster,
+    backend: 'unknown',
+    source: 'disk',
+    holderPid: null,
+    createdAt: null,
   };
 }
 

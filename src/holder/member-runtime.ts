@@ -2,7 +2,6 @@ import type { Backend, BackendContext, ClusterNetwork, Logger, MemberHandle } fr
 import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
 import type { MemberState, MemberStatus } from '../protocol/schemas.js';
-import { destroyCgroup } from '../store/cgroup.js';
 import type { Store } from '../store/layout.js';
 import type { MemberConfig } from '../store/member-config.js';
 
@@ -131,20 +130,9 @@ export class MemberRuntime {
       const failure = toFleetboxError(error, 'boot_failed');
       this.log.error('boot_failed', { member: this.name, code: failure.code, message: failure.message });
       // A member that failed to boot must not keep a half-started process behind.
-      if (this.handle && ctx) await this.endProcesses(ctx, this.handle, 1_000).catch(() => undefined);
+      if (this.handle && ctx) await this.backend.stop(ctx, this.handle, 1_000).catch(() => undefined);
       await this.network.detach(this.name).catch(() => undefined);
       this.set('error', failure.message);
-    }
-  }
-
-  /** The backend's own stop, then whatever is left in the member's cgroup (setsid escapees). */
-  private async endProcesses(ctx: BackendContext, handle: MemberHandle, timeoutMs: number): Promise<void> {
-    try {
-      await this.backend.stop(ctx, handle, timeoutMs);
-    } finally {
-      if (handle.cgroup && !(await destroyCgroup(handle.cgroup))) {
-        this.log.warn('cgroup_not_empty', { member: this.name, cgroup: handle.cgroup });
-      }
     }
   }
 
@@ -179,7 +167,7 @@ export class MemberRuntime {
     await this.booting;
     if (this.handle && this.ctx) {
       try {
-        await this.endProcesses(this.ctx, this.handle, timeoutMs);
+        await this.backend.stop(this.ctx, this.handle, timeoutMs);
       } catch (error) {
         this.log.error('stop_failed', { member: this.name, message: String(error) });
       }

@@ -111,3 +111,13 @@ export function destroyCgroupSync(path: string): number[] {
   }
   return pids;
 }
+
+/** After a member's own process is gone: end and remove its cgroup, logging one that would not empty. */
+export async function endCgroup(
+  ctx: { log: { warn(event: string, fields?: Record<string, unknown>): void }; config: { name: string } },
+  handle: { cgroup?: string | undefined },
+): Promise<void> {
+  if (handle.cgroup && !(await destroyCgroup(handle.cgroup))) {
+    ctx.log.warn('cgroup_not_empty', { member: ctx.config.name, cgroup: handle.cgroup });
+  }
+}

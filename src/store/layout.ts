@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FleetboxError } from '../protocol/errors.js';
@@ -27,13 +27,39 @@ export class Store {
     this.home = resolve(home);
   }
 
-  /** Creates the store directories (0700) if needed; cheap when they exist. */
+  /**
+   * Creates the store directories (0700) if needed; cheap when they exist. Refuses, before
+   * anything is written, a home whose socket paths would be too long and a store that another
+   * user owns or could write: its config.json `cmd` would run with our rights (ssh's StrictModes).
+   */
   ensure(): this {
+    this.socketPath(`${'0'.repeat(16)}.sock`);
     for (const dir of [this.home, this.clustersDir, this.runDir, this.imagesDir, this.logsDir]) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      try {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+        throw new FleetboxError('io', `cannot create ${dir} (${code}): FLEETBOX_HOME must be a folder you can write`, { cause: error });
+      }
+      this.refuseForeign(dir);
     }
     if ((statSync(this.home).mode & 0o777) !== 0o700) chmodSync(this.home, 0o700);
     return this;
+  }
+
+  private refuseForeign(dir: string): void {
+    const uid = process.getuid?.();
+    // The home itself may be a link the user made (~/.fleetbox → elsewhere), and so may the image
+    // cache (shared between stores; its files are verified against their manifest): what they
+    // point to counts. Anywhere else a link is refused.
+    const stat = dir === this.home || dir === this.imagesDir ? statSync(dir) : lstatSync(dir);
+    if (!stat.isDirectory()) throw new FleetboxError('usage', `${dir} is not a directory; fleetbox does not follow links in its store: remove it`);
+    if (uid !== undefined && stat.uid !== uid) {
+      throw new FleetboxError('usage', `${dir} belongs to uid ${stat.uid}, not to you (uid ${uid}): fleetbox refuses a store another user could have written; set FLEETBOX_HOME to a folder of your own`);
+    }
+    if (dir !== this.home && (stat.mode & 0o022) !== 0) {
+      throw new FleetboxError('usage', `${dir} is writable by group or others (mode ${(stat.mode & 0o777).toString(8)}): run 'chmod 700 ${dir}' or use another FLEETBOX_HOME`);
+    }
   }
 
   get clustersDir(): string {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { FleetboxError } from '../protocol/errors.js';
@@ -13,7 +13,15 @@ export interface LockOptions {
  * ours records the loss so the critical section's caller gets a clear error instead.
  */
 export async function withLock<T>(lockPath: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
-  mkdirSync(dirname(lockPath), { recursive: true, mode: 0o700 });
+  // A store that cannot be written is not "locked by another command": say so at once instead of
+  // retrying for the whole wait (proper-lockfile retries on any error).
+  try {
+    mkdirSync(dirname(lockPath), { recursive: true, mode: 0o700 });
+    accessSync(dirname(lockPath), constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+    throw new FleetboxError('io', `the store folder ${dirname(lockPath)} is not writable (${code}); fleetbox must write there to change anything`, { cause: error });
+  }
   const path = lockPath.replace(/\.lock$/, '');
   const waitMs = options.waitMs ?? 30_000;
   let compromised: Error | undefined;

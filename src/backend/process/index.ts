@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { openLoopbackNetwork } from '../../net/loopback.js';
 import { FleetboxError } from '../../protocol/errors.js';
-import { containedArgv } from '../../store/cgroup.js';
+import { containedArgv, endCgroup } from '../../store/cgroup.js';
 import { openAppendNoFollow } from '../../store/no-follow.js';
 import { processStartTime } from '../../store/proc.js';
 import { memberOwnsListener } from './listener.js';
@@ -105,8 +105,9 @@ export function createProcessBackend(): Backend {
         signalGroup('SIGKILL');
         await handle.exited;
       }
-      // Whatever the leader left in its group goes too (what left the group: the holder's cgroup cleanup).
+      // Whatever the leader left in its group goes too, and what left the group (setsid).
       signalGroup('SIGKILL');
+      await endCgroup(ctx, handle);
     },
 
     diagnose(ctx: BackendContext): string {

@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import { endCgroup } from '../../store/cgroup.js';
 import { signalRecorded } from '../../store/proc.js';
 import type { ExitInfo, Logger, MemberHandle } from '../types.js';
 import { QmpClient } from './qmp.js';
@@ -62,5 +63,6 @@ export async function stopQemu(options: {
     log.info('qemu_stopped', { member, ms: Date.now() - started });
     // QEMU removes its socket on a clean exit only.
     rmSync(qmpSocket, { force: true });
+    await endCgroup({ log, config: { name: member } }, handle);
   }
 }
