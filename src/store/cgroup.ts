@@ -48,15 +48,16 @@ export function createCgroup(home: string, member: string): string | undefined {
 }
 
 /**
- * `argv` made to enter the member's cgroup before it execs anything, so every process it ever
- * starts (setsid or not) is in there for stop and reconcile to end. The cgroup's path is derived
- * from the store and the member, so reconcile finds it even when the holder died before it could
- * record the member's PID. Without cgroup v2 the argv is returned as it is.
+ * An argv prefix that moves the process into the member's cgroup and then execs the rest, so
+ * every process the member ever starts (setsid or not) is in there for stop and reconcile to
+ * end. The cgroup's path is derived from the store and the member, so reconcile finds it even
+ * when the holder died before it could record the member's PID. Empty without cgroup v2. It goes
+ * after `setpriv --pdeathsig`, so the death signal is set as early as it was without it.
  */
-export function containedArgv(argv: readonly string[], home: string, member: string): { argv: string[]; cgroup: string | undefined } {
+export function enterCgroup(home: string, member: string): { prefix: string[]; cgroup: string | undefined } {
   const cgroup = createCgroup(home, member);
-  if (!cgroup) return { argv: [...argv], cgroup: undefined };
-  return { argv: ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, ...argv], cgroup };
+  if (!cgroup) return { prefix: [], cgroup: undefined };
+  return { prefix: ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup], cgroup };
 }
 
 /** PIDs in the cgroup (empty when it is gone). */

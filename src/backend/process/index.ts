@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { openLoopbackNetwork } from '../../net/loopback.js';
 import { FleetboxError } from '../../protocol/errors.js';
-import { containedArgv, endCgroup } from '../../store/cgroup.js';
+import { endCgroup, enterCgroup } from '../../store/cgroup.js';
 import { openAppendNoFollow } from '../../store/no-follow.js';
 import { processStartTime } from '../../store/proc.js';
 import { memberOwnsListener } from './listener.js';
@@ -52,8 +52,8 @@ export function createProcessBackend(): Backend {
     async start(ctx: BackendContext): Promise<MemberHandle> {
       const { config, network, store } = ctx;
       const program = config.cmd ? ['/bin/sh', '-c', config.cmd] : [process.execPath, SERVER_SCRIPT];
-      const guarded = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...program] : program;
-      const { argv, cgroup } = containedArgv(guarded, store.home, config.name);
+      const { prefix, cgroup } = enterCgroup(store.home, config.name);
+      const argv = [...(existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--'] : []), ...prefix, ...program];
       if (!cgroup) ctx.log.warn('no_cgroup', { member: config.name, why: 'cgroup v2 not writable; members are contained by process group only' });
       const logPath = store.serialLogPath(config.cluster, config.name);
       const out = openAppendNoFollow(logPath);

@@ -14,6 +14,7 @@ import { chooseAccelerator } from './kvm-probe.js';
 import { diskPath, qemuLogPath, qmpSocketPath } from './paths.js';
 import { QmpClient } from './qmp.js';
 import { consoleTail, readConsole, readTail } from './serial-console.js';
+import { enterCgroup } from '../../store/cgroup.js';
 import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
 import { startSshMaster, type SshMaster } from './ssh-master.js';
 import { stopQemu } from './stop.js';
@@ -119,7 +120,8 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         tap: { ifname: network.tap, mac: network.mac },
         ...(config.diskMiB > 0 && { disk: paths.disk }),
       });
-      const handle = await spawnQemu(launchArgv(args, network.namespace), paths.qemuLog, paths.dir, { home: ctx.store.home, name: config.name });
+      const { prefix, cgroup } = enterCgroup(ctx.store.home, config.name);
+      const handle = await spawnQemu(launchArgv(args, network.namespace, prefix), paths.qemuLog, paths.dir, cgroup);
       ctx.log.info('qemu_started', { member: config.name, pid: handle.pid, accel, ip: network.ip, tap: network.tap });
       return handle;
     },

@@ -2,19 +2,19 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { findBinary } from '../../image/host-binaries.js';
 import { FleetboxError } from '../../protocol/errors.js';
-import { containedArgv } from '../../store/cgroup.js';
 import { processStartTime } from '../../store/proc.js';
 import type { ExitInfo, MemberHandle } from '../types.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
 /**
- * The full argv that starts QEMU: with a private umask, under `setpriv --pdeathsig KILL`, so the kernel kills the VM
- * when the process that started it dies, even by SIGKILL; then, for a member with a network,
- * `ip netns exec` into the cluster's namespace, where its tap lives. Both exec their successor,
- * and the death signal survives exec, so it ends up set on QEMU itself (same PID throughout).
+ * The full argv that starts QEMU: first `setpriv --pdeathsig KILL`, so the kernel kills the VM
+ * when the process that started it dies, even by SIGKILL; then a private umask and the member's
+ * cgroup (`cgroupPrefix`); then, for a member with a network, `ip netns exec` into the cluster's
+ * namespace, where its tap lives. Each execs its successor and the death signal survives exec,
+ * so it ends up set on QEMU itself (same PID throughout), as early as possible after the fork.
  */
-export function launchArgv(qemuArgs: readonly string[], namespace: string | null): string[] {
+export function launchArgv(qemuArgs: readonly string[], namespace: string | null, cgroupPrefix: readonly string[] = []): string[] {
   const setpriv = findBinary('setpriv');
   const qemu = findBinary(QEMU_BINARY);
   const ipBinary = findBinary('ip');
@@ -25,7 +25,7 @@ export function launchArgv(qemuArgs: readonly string[], namespace: string | null
   // QEMU creates its QMP socket and the serial log itself: with umask 077 they are private
   // (0700/0600) like everything else in the store, not 0755/0644.
   const privately = ['/bin/sh', '-c', 'umask 077 && exec "$@"', 'fleetbox-qemu'];
-  return [...privately, setpriv, '--pdeathsig', 'KILL', '--', ...inNamespace, qemu, ...qemuArgs];
+  return [setpriv, '--pdeathsig', 'KILL', '--', ...privately, ...cgroupPrefix, ...inNamespace, qemu, ...qemuArgs];
 }
 
 /**
@@ -34,13 +34,7 @@ export function launchArgv(qemuArgs: readonly string[], namespace: string | null
  * when the holder died before recording the PID), with its output in `logPath`. Resolves once
  * the process exists.
  */
-export async function spawnQemu(
-  launch: readonly string[],
-  logPath: string,
-  cwd: string,
-  member?: { home: string; name: string },
-): Promise<MemberHandle> {
-  const { argv, cgroup } = member ? containedArgv(launch, member.home, member.name) : { argv: [...launch], cgroup: undefined };
+export async function spawnQemu(argv: readonly string[], logPath: string, cwd: string, cgroup?: string): Promise<MemberHandle> {
   const log = openSync(logPath, 'w', 0o600);
   try {
     const child = spawn(argv[0] ?? '', argv.slice(1), { cwd, detached: true, stdio: ['ignore', log, log] });
