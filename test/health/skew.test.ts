@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { estimateSkew } from '../../src/health/skew.js';
+import { estimateSkew } from '../../dist/health/skew.js';
 
 describe('estimateSkew', () => {
   it('takes the median of the samples, so one delayed sample does not skew the estimate', () => {

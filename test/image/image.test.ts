@@ -2,14 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureImage, type GuestImage } from '../../src/image/ensure-image.js';
-import { sha256File } from '../../src/image/file-hash.js';
-import { GUEST_INIT } from '../../src/image/guest-init.js';
-import { kernelCacheRoot } from '../../src/image/kernel-package.js';
-import { ensureSshKey } from '../../src/image/ssh-key.js';
-import { extractVmlinux } from '../../src/image/vmlinux.js';
-import { isFleetboxError } from '../../src/protocol/errors.js';
-import { Store } from '../../src/store/layout.js';
+import { ensureImage, type GuestImage } from '../../dist/image/ensure-image.js';
+import { sha256File } from '../../dist/image/file-hash.js';
+import { GUEST_INIT } from '../../dist/image/guest-init.js';
+import { kernelCacheRoot } from '../../dist/image/kernel-package.js';
+import { ensureSshKey } from '../../dist/image/ssh-key.js';
+import { extractVmlinux } from '../../dist/image/vmlinux.js';
+import { isFleetboxError } from '../../dist/protocol/errors.js';
+import { Store } from '../../dist/store/layout.js';
 import { SHARED_HOME, reportSkip } from '../qemu/harness.js';
 
 function cannotBuild(): string | undefined {

@@ -1,9 +1,9 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ensureImage } from '../../src/image/ensure-image.js';
-import { kernelCacheRoot } from '../../src/image/kernel-package.js';
-import { checkPrerequisites, installPrerequisites } from '../../src/image/prereqs.js';
-import { Store } from '../../src/store/layout.js';
+import { ensureImage } from '../../dist/image/ensure-image.js';
+import { kernelCacheRoot } from '../../dist/image/kernel-package.js';
+import { checkPrerequisites, installPrerequisites } from '../../dist/image/prereqs.js';
+import { Store } from '../../dist/store/layout.js';
 import { SHARED_HOME, cannotBootVms, reportSkip } from '../qemu/harness.js';
 
 let store: Store | undefined;

@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { reconcileNetwork } from '../../src/store/reconcile.js';
+import { reconcileNetwork } from '../../dist/store/reconcile.js';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClusterNetwork } from '../../src/backend/types.js';
-import { macFor, readNetworkRecord, writeNetworkRecord } from '../../src/net/address-book.js';
-import { namespaceExists, namespaceFor, openBridgeNetwork, tapFor } from '../../src/net/bridge.js';
-import { overlappingRoute } from '../../src/net/host-routes.js';
-import { Store } from '../../src/store/layout.js';
-import { processStartTime } from '../../src/store/proc.js';
+import type { ClusterNetwork } from '../../dist/backend/types.js';
+import { macFor, readNetworkRecord, writeNetworkRecord } from '../../dist/net/address-book.js';
+import { namespaceExists, namespaceFor, openBridgeNetwork, tapFor } from '../../dist/net/bridge.js';
+import { overlappingRoute } from '../../dist/net/host-routes.js';
+import { Store } from '../../dist/store/layout.js';
+import { processStartTime } from '../../dist/store/proc.js';
 import { cannotUseNamespaces, memoryLogger, reportSkip } from '../qemu/harness.js';
 
 function links(namespace: string): { ifname: string; master?: string; operstate: string; addr_info?: { local: string; prefixlen: number }[] }[] {

@@ -1,7 +1,7 @@
 import { scratch } from '../scratch.js';
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { readLines, type FrameError } from '../../src/protocol/framing.js';
+import { readLines, type FrameError } from '../../dist/protocol/framing.js';
 
 /** Starts a server that reports what readLines delivers for one connection. */
 async function feed(send: (client: Socket) => void, maxLineBytes = 1024) {

@@ -1,12 +1,12 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createQemuBackend } from '../../src/backend/qemu/index.js';
-import { qmpSocketPath } from '../../src/backend/qemu/paths.js';
-import { copyFrom, copyTo, execInGuest } from '../../src/backend/qemu/ssh.js';
-import type { ClusterNetwork, MemberHandle } from '../../src/backend/types.js';
-import type { Store } from '../../src/store/layout.js';
-import { isProcessAlive } from '../../src/store/proc.js';
+import { createQemuBackend } from '../../dist/backend/qemu/index.js';
+import { qmpSocketPath } from '../../dist/backend/qemu/paths.js';
+import { copyFrom, copyTo, execInGuest } from '../../dist/backend/qemu/ssh.js';
+import type { ClusterNetwork, MemberHandle } from '../../dist/backend/types.js';
+import type { Store } from '../../dist/store/layout.js';
+import { isProcessAlive } from '../../dist/store/proc.js';
 import { bootMember, cannotBootVms, cleanup, memberConfig, memoryLogger, namespaceExists, reportSkip, vmStore } from './harness.js';
 
 const skip = reportSkip('qemu boot tests', cannotBootVms());

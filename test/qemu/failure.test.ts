@@ -1,13 +1,13 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { reconcileNetwork } from '../../src/store/reconcile.js';
+import { reconcileNetwork } from '../../dist/store/reconcile.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createQemuBackend } from '../../src/backend/qemu/index.js';
-import type { BackendContext, ClusterNetwork, MemberHandle } from '../../src/backend/types.js';
-import type { Store } from '../../src/store/layout.js';
-import { isProcessAlive } from '../../src/store/proc.js';
+import { createQemuBackend } from '../../dist/backend/qemu/index.js';
+import type { BackendContext, ClusterNetwork, MemberHandle } from '../../dist/backend/types.js';
+import type { Store } from '../../dist/store/layout.js';
+import { isProcessAlive } from '../../dist/store/proc.js';
 import { cannotBootVms, cleanup, memberConfig, memoryLogger, namespaceExists, reportSkip, vmStore } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

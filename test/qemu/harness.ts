@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend, BackendContext, ClusterNetwork, Logger, MemberHandle } from '../../src/backend/types.js';
-import { Store } from '../../src/store/layout.js';
-import { MemberConfigSchema, type MemberConfig } from '../../src/store/member-config.js';
-import { isProcessAlive } from '../../src/store/proc.js';
-import { namespaceExists } from '../../src/net/bridge.js';
+import type { Backend, BackendContext, ClusterNetwork, Logger, MemberHandle } from '../../dist/backend/types.js';
+import { Store } from '../../dist/store/layout.js';
+import { MemberConfigSchema, type MemberConfig } from '../../dist/store/member-config.js';
+import { isProcessAlive } from '../../dist/store/proc.js';
+import { namespaceExists } from '../../dist/net/bridge.js';
 
 /**
  * Images are cached in one shared store so the suite downloads the kernel and builds the image

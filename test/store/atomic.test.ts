@@ -2,8 +2,8 @@ import { scratch } from '../scratch.js';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { describe, expect, it } from 'vitest';
-import { readJson, writeJsonAtomic } from '../../src/store/atomic.js';
-import { isFleetboxError } from '../../src/protocol/errors.js';
+import { readJson, writeJsonAtomic } from '../../dist/store/atomic.js';
+import { isFleetboxError } from '../../dist/protocol/errors.js';
 
 const Shape = z.object({ n: z.number() });
 

@@ -1,8 +1,8 @@
 import { scratch } from '../scratch.js';
 import { statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { MAX_SOCKET_PATH, Store } from '../../src/store/layout.js';
-import { isFleetboxError } from '../../src/protocol/errors.js';
+import { MAX_SOCKET_PATH, Store } from '../../dist/store/layout.js';
+import { isFleetboxError } from '../../dist/protocol/errors.js';
 
 describe('Store', () => {
   it('creates its home 0700 with the design layout', () => {

@@ -1,6 +1,6 @@
 import { scratch } from '../scratch.js';
 import { describe, expect, it } from 'vitest';
-import { withLock } from '../../src/store/lock.js';
+import { withLock } from '../../dist/store/lock.js';
 
 describe('withLock', () => {
   it('serialises critical sections', async () => {

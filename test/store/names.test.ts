@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { clusterOf, memberNames, validateName } from '../../src/store/names.js';
-import { isFleetboxError } from '../../src/protocol/errors.js';
+import { clusterOf, memberNames, validateName } from '../../dist/store/names.js';
+import { isFleetboxError } from '../../dist/protocol/errors.js';
 
 describe('validateName', () => {
   it.each(['web', 'web-2', 'a', '0x', 'a'.repeat(63)])('accepts %s', (name) => {

@@ -2,8 +2,8 @@ import { scratch } from '../scratch.js';
 import { spawn } from 'node:child_process';
 import { writeFileSync, existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { liveHolder, readPidfile, removePidfile, writePidfile } from '../../src/store/pidfile.js';
-import { processStartTime } from '../../src/store/proc.js';
+import { liveHolder, readPidfile, removePidfile, writePidfile } from '../../dist/store/pidfile.js';
+import { processStartTime } from '../../dist/store/proc.js';
 
 describe('pidfile', () => {
   it('records pid, start time and token, and trusts a live matching process', () => {
