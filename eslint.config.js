@@ -1,6 +1,44 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/*
+ * The floors of DESIGN.md §2, bottom up: an import may only go down (or stay within its folder).
+ * docs/architecture.md draws them; this rule keeps that picture true.
+ */
+const FLOORS = [
+  ['host'],
+  ['store', 'protocol'],
+  ['net', 'image'],
+  ['backend'],
+  ['holder', 'control'],
+  ['recovery', 'setup', 'health', 'dashboard', 'faults'],
+  ['lib', 'cli'],
+];
+/** Beyond the floors: the client half stays small and fast to load (no backend, net or image). */
+const ALSO_FORBIDDEN = { holder: ['control'], control: ['holder', 'net', 'image', 'backend'] };
+
+const floorRules = FLOORS.flatMap((floor, level) =>
+  floor.map((folder) => {
+    const above = [...FLOORS.slice(level + 1).flat(), ...(ALSO_FORBIDDEN[folder] ?? [])];
+    return {
+      files: [`src/${folder}/**/*.ts`],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            patterns: [
+              {
+                regex: `^(\\.\\./)+(${above.join('|')})/`,
+                message: `src/${folder} sits below ${above.join(', ')} (DESIGN.md §2 floors, docs/architecture.md): move the shared piece down instead.`,
+              },
+            ],
+          },
+        ],
+      },
+    };
+  }),
+);
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '**/*.mjs', 'eslint.config.js'] },
   js.configs.recommended,
@@ -21,4 +59,5 @@ export default tseslint.config(
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-unsafe-assignment': 'off' },
   },
+  ...floorRules,
 );

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startCluster } from '../dist/index.js';
-import { isProcessAlive } from '../dist/store/proc.js';
+import { isProcessAlive } from '../dist/host/proc.js';
 import { printRows } from './table.mjs';
 
 const backend = process.argv[2] ?? 'qemu';

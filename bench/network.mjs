@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../dist/store/layout.js';
 import { liveHolder } from '../dist/store/pidfile.js';
-import { isProcessAlive } from '../dist/store/proc.js';
+import { isProcessAlive } from '../dist/host/proc.js';
 import { reconcileCluster } from '../dist/store/reconcile.js';
 import { defaultHome } from '../dist/store/layout.js';
 import { printRows } from './table.mjs';

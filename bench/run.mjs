@@ -11,7 +11,7 @@ import { request } from '../dist/control/client.js';
 import { removeMembers } from '../dist/control/remove.js';
 import { listMembers } from '../dist/store/members.js';
 import { StatusReplySchema } from '../dist/protocol/schemas.js';
-import { isProcessAlive } from '../dist/store/proc.js';
+import { isProcessAlive } from '../dist/host/proc.js';
 import { printRows } from './table.mjs';
 
 const CLI = fileURLToPath(new URL('../bin/fleetbox', import.meta.url));

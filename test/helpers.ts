@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Store } from '../dist/store/layout.js';
 import { listMembers, readMemberState } from '../dist/store/members.js';
 import { removeMembers } from '../dist/control/remove.js';
-import { isProcessAlive } from '../dist/store/proc.js';
+import { isProcessAlive } from '../dist/host/proc.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const CLI = fileURLToPath(new URL('../bin/fleetbox', import.meta.url));

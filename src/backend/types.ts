@@ -1,36 +1,7 @@
 import type { Store } from '../store/layout.js';
 import type { BackendKind, MemberConfig } from '../store/member-config.js';
-
-/** Structured log of the holder: one JSON object a line in logs/holder-<cluster>.log. */
-export interface Logger {
-  info(event: string, fields?: Record<string, unknown>): void;
-  warn(event: string, fields?: Record<string, unknown>): void;
-  error(event: string, fields?: Record<string, unknown>): void;
-}
-
-/** Where one member sits on its cluster's network. */
-export interface MemberNetwork {
-  ip: string;
-  prefix: number;
-  gateway: string | null;
-  /** Network namespace the member's process must run in (bridge networks), else null. */
-  namespace: string | null;
-  /** Tap device inside the namespace (qemu), else null. */
-  tap: string | null;
-  /** Deterministic MAC derived from the member name. */
-  mac: string;
-}
-
-/** A cluster's network, owned by its holder for as long as it runs. */
-export interface ClusterNetwork {
-  readonly cluster: string;
-  /** Gives `member` its address (the recorded one on a re-join) and any device it needs. */
-  attach(member: string): Promise<MemberNetwork>;
-  /** Releases the member's device; its address stays recorded for a re-join. */
-  detach(member: string): Promise<void>;
-  /** Tears the whole network down and removes its record once the teardown is verified. */
-  close(): Promise<void>;
-}
+import type { Logger } from '../host/logger.js';
+import type { ClusterNetwork, MemberNetwork } from '../net/types.js';
 
 export interface BackendContext {
   store: Store;

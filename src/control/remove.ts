@@ -2,11 +2,11 @@ import { crashPoint } from '../protocol/crash-point.js';
 import { isFleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import { withLock } from '../store/lock.js';
-import { destroyCgroupSync, memberCgroupPath } from '../store/cgroup.js';
+import { destroyCgroupSync, memberCgroupPath } from '../host/cgroup.js';
 import { listMembers, readMemberState, type MemberRef } from '../store/members.js';
 import { removeInStore } from '../store/no-follow.js';
 import { liveHolder } from '../store/pidfile.js';
-import { isProcessAlive, signalRecorded } from '../store/proc.js';
+import { isProcessAlive, signalRecorded } from '../host/proc.js';
 import { killRecordedGroup, reconcileCluster, removeStaleSocket } from '../store/reconcile.js';
 import { stopMembers } from './stop.js';
 

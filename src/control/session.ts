@@ -1,5 +1,5 @@
 import type { SpawnedHolder } from './spawn.js';
-import { isProcessAlive } from '../store/proc.js';
+import { isProcessAlive } from '../host/proc.js';
 
 /**
  * A bound holder's lifetime, owned by this process. Closing it (or disposing it with

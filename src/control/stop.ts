@@ -4,7 +4,7 @@ import type { Store } from '../store/layout.js';
 import { withLock } from '../store/lock.js';
 import { listMembers, readMemberState, type MemberRef } from '../store/members.js';
 import { liveHolder, type PidRecord } from '../store/pidfile.js';
-import { isSameProcess } from '../store/proc.js';
+import { isSameProcess } from '../host/proc.js';
 import { reconcileMember, reconcileNetwork } from '../store/reconcile.js';
 import { request } from './client.js';
 import { getStatus } from './status.js';

@@ -1,5 +1,5 @@
 import { checksCell } from '../health/render-text.js';
-import type { FleetSnapshot } from '../health/schema.js';
+import type { FleetSnapshot } from '../protocol/health.js';
 import { PAGE_STYLE } from './headers.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };

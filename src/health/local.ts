@@ -1,10 +1,10 @@
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
-import { readHeartbeat } from './heartbeat-file.js';
+import { readHeartbeat } from '../store/heartbeat.js';
 import { probeStatus } from './probe.js';
 import { classifyMember, rollup, summariseCluster, type MemberObservation } from './rollup.js';
 import { HolderCache, readConfigSummary, readLiveHolder, readStateFile, resolveNames, scanMembers } from './scan.js';
-import type { ClusterHealth, FleetSnapshot, HeartbeatFile, MemberHealth, Warning } from './schema.js';
+import type { ClusterHealth, FleetSnapshot, HeartbeatFile, MemberHealth, Warning } from '../protocol/health.js';
 
 export const DEFAULT_MEMBER_TIMEOUT_MS = 2_000;
 

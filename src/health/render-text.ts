@@ -1,5 +1,5 @@
-import type { Level } from './levels.js';
-import type { CheckResult, FleetSnapshot, MemberHealth } from './schema.js';
+import type { Level } from '../protocol/health-levels.js';
+import type { CheckResult, FleetSnapshot, MemberHealth } from '../protocol/health.js';
 
 /** Human rendering of a snapshot for `fleetbox status` (stdout); warnings go to stderr by the caller. */
 

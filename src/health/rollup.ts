@@ -1,9 +1,9 @@
 import type { MemberRef, MemberStateFile } from '../store/members.js';
 import { errorSummary } from './error-summary.js';
-import { isActiveState, kindRank, levelRank, worst, type HealthKind, type Level } from './levels.js';
+import { isActiveState, kindRank, levelRank, worst, type HealthKind, type Level } from '../protocol/health-levels.js';
 import type { ProbeResult } from './probe.js';
 import type { ConfigSummary } from './scan.js';
-import type { CheckResult, ClusterHealth, FleetSnapshot, HostInfo, Issue, MemberHealth, Warning } from './schema.js';
+import type { CheckResult, ClusterHealth, FleetSnapshot, HostInfo, Issue, MemberHealth, Warning } from '../protocol/health.js';
 
 /**
  * The one place that decides what colour a member, a cluster and the fleet are, and what to do

@@ -8,6 +8,15 @@ import type { Holder } from './holder.js';
 import { errorReply } from './member-socket.js';
 import { listenUnix } from './socket-server.js';
 
+/**
+ * A connection must finish bind + ack within this (like REQUEST_IDLE_MS on member sockets): a
+ * peer that connects and idles, or trickles, would otherwise hold a descriptor for ever, and
+ * enough of them exhaust the holder's fd limit (member sockets then fail to accept).
+ */
+export const HANDSHAKE_DEADLINE_MS = 10_000;
+/** Connections still in their handshake at once; beyond it a newcomer gets `busy` and is closed. */
+export const MAX_HANDSHAKES = 64;
+
 /** The version this holder speaks; tests may pretend to be another build. */
 function holderVersion(): string {
   return process.env.FLEETBOX_TEST_HOLDER_VERSION ?? PROTOCOL_VERSION;
@@ -19,8 +28,28 @@ function holderVersion(): string {
  */
 export function serveControlSocket(holder: Holder): Promise<Server> {
   let owner: Socket | undefined;
+  let handshakes = 0;
   return listenUnix(holder.store.controlSocketPath(holder.cluster), (socket: Socket) => {
     socket.on('error', () => socket.destroy());
+    if (handshakes >= MAX_HANDSHAKES) {
+      // Nothing is read from it. Destroyed as soon as the reply is flushed, not on the peer's EOF:
+      // a flooding peer never sends one, and a half-closed socket still holds its descriptor.
+      writeLine(socket, errorReply(new FleetboxError('busy', `too many control connections in progress (${MAX_HANDSHAKES}); retry later`)));
+      socket.end(() => socket.destroy());
+      return;
+    }
+    handshakes++;
+    let inHandshake = true;
+    // A deadline for the whole handshake, not an idle timer, so a byte now and then does not
+    // extend it; the owner's acked connection leaves it (its EOF is the death-watch).
+    const deadline = setTimeout(() => socket.destroy(), HANDSHAKE_DEADLINE_MS);
+    const endHandshake = () => {
+      if (!inHandshake) return;
+      inHandshake = false;
+      handshakes--;
+      clearTimeout(deadline);
+    };
+    socket.once('close', endHandshake);
     let bound = false;
     const reader = readLines(socket);
     reader.onError((error) => {
@@ -65,6 +94,7 @@ export function serveControlSocket(holder: Holder): Promise<Server> {
         return;
       }
       owner = socket;
+      endHandshake();
       writeLine(socket, { ok: true });
       holder.armOwner(socket);
     });

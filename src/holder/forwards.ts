@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:net';
-import type { Logger } from '../backend/types.js';
+import type { Logger } from '../host/logger.js';
 import type { Dialer } from '../net/dialer.js';
 
 interface Forward {

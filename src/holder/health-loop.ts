@@ -1,11 +1,11 @@
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { setMaxListeners } from 'node:events';
 import { unlinkSync } from 'node:fs';
-import type { Logger } from '../backend/types.js';
-import { heartbeatPath } from '../health/heartbeat-file.js';
-import type { CheckResult, HeartbeatFile } from '../health/schema.js';
+import type { Logger } from '../host/logger.js';
+import { heartbeatPath } from '../store/heartbeat.js';
+import type { CheckResult, HeartbeatFile } from '../protocol/health.js';
 import type { Store } from '../store/layout.js';
-import { processStartTime } from '../store/proc.js';
+import { processStartTime } from '../host/proc.js';
 import { defaultCheckers, runCheck, type HolderChecker, type MemberChecker, type MemberTarget } from './checkers/index.js';
 import type { Holder } from './holder.js';
 

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
-import type { Backend, ClusterNetwork, Logger } from '../backend/types.js';
+import type { Backend } from '../backend/types.js';
+import type { Logger } from '../host/logger.js';
+import type { ClusterNetwork } from '../net/types.js';
 import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
 import type { HolderOptions } from '../protocol/holder-options.js';
@@ -9,7 +11,7 @@ import type { Store } from '../store/layout.js';
 import { listMembers, readMemberConfig, writeMemberConfig, writeMemberState } from '../store/members.js';
 import { clusterOf, validateName } from '../store/names.js';
 import { removePidfile, writePidfile } from '../store/pidfile.js';
-import { processStartTime } from '../store/proc.js';
+import { processStartTime } from '../host/proc.js';
 import { reconcileMember } from '../store/reconcile.js';
 import { createDialer, type Dialer } from '../net/dialer.js';
 import { serveControlSocket } from './control-socket.js';

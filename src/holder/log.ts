@@ -1,5 +1,5 @@
 import { closeSync, writeSync } from 'node:fs';
-import type { Logger } from '../backend/types.js';
+import type { Logger } from '../host/logger.js';
 import { openAppendNoFollow } from '../store/no-follow.js';
 
 /**

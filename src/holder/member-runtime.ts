@@ -1,4 +1,6 @@
-import type { Backend, BackendContext, ClusterNetwork, Logger, MemberHandle } from '../backend/types.js';
+import type { Backend, BackendContext, MemberHandle } from '../backend/types.js';
+import type { Logger } from '../host/logger.js';
+import type { ClusterNetwork } from '../net/types.js';
 import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
 import type { MemberState, MemberStatus } from '../protocol/schemas.js';

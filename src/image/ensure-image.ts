@@ -4,7 +4,7 @@ import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import { sha256FileCached, sha256Text } from './file-hash.js';
 import { GUEST_INIT } from './guest-init.js';
-import { findBinary } from './host-binaries.js';
+import { findBinary } from '../host/binaries.js';
 import { hostCommand } from './host-command.js';
 import { ensureHostKey } from './host-key.js';
 import { buildInitramfs } from './initramfs.js';

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import type { ClusterNetwork, Logger, MemberNetwork } from '../backend/types.js';
+import type { Logger } from '../host/logger.js';
+import type { ClusterNetwork, MemberNetwork } from './types.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { NetworkRecord } from '../store/network-record.js';
-import { isSameProcess, processStartTime } from '../store/proc.js';
+import { isSameProcess, processStartTime } from '../host/proc.js';
 import { assignAddress, macFor, pickSubnet, readNetworkRecord, subnetsInUse, writeNetworkRecord } from './address-book.js';
 import { hostRoutes, overlappingRoute } from './host-routes.js';
 import { startClusterDns, type ClusterDns } from './dns.js';

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../backend/types.js';
+import type { Logger } from '../host/logger.js';
 import { FleetboxError } from '../protocol/errors.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import type { Store } from '../store/layout.js';
-import { terminateChild } from '../store/proc.js';
+import { terminateChild } from '../host/proc.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 export const DNSMASQ = '/usr/sbin/dnsmasq';

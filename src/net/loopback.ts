@@ -1,7 +1,8 @@
-import type { ClusterNetwork, Logger, MemberNetwork } from '../backend/types.js';
+import type { Logger } from '../host/logger.js';
+import type { ClusterNetwork, MemberNetwork } from './types.js';
 import { withLock } from '../store/lock.js';
 import type { Store } from '../store/layout.js';
-import { processStartTime } from '../store/proc.js';
+import { processStartTime } from '../host/proc.js';
 import type { NetworkRecord } from '../store/network-record.js';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';

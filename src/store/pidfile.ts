@@ -1,6 +1,6 @@
 import { readFileSync, unlinkSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
-import { isSameProcess, processStartTime } from './proc.js';
+import { isSameProcess, processStartTime } from '../host/proc.js';
 
 export interface PidRecord {
   pid: number;

@@ -5,8 +5,8 @@ import { NetworkRecordSchema } from './network-record.js';
 import type { Store } from './layout.js';
 import { listMembers, readMemberState, writeMemberState, type MemberStateFile } from './members.js';
 import { liveHolder, readPidfile } from './pidfile.js';
-import { destroyCgroupSync, memberCgroupPath } from './cgroup.js';
-import { isSameProcess, processStartTime } from './proc.js';
+import { destroyCgroupSync, memberCgroupPath } from '../host/cgroup.js';
+import { isSameProcess, processStartTime } from '../host/proc.js';
 
 function groupHasMembers(pgid: number): boolean {
   let entries: string[];

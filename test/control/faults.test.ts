@@ -8,7 +8,7 @@ import { up } from '../../dist/control/up.js';
 import { getStatus } from '../../dist/control/status.js';
 import { listMembers } from '../../dist/store/members.js';
 import { liveHolder } from '../../dist/store/pidfile.js';
-import { isProcessAlive } from '../../dist/store/proc.js';
+import { isProcessAlive } from '../../dist/host/proc.js';
 import type { Store } from '../../dist/store/layout.js';
 import { CLI, ROOT, alive, destroyStore, eventually, processesOf, tempStore } from '../helpers.js';
 

@@ -4,7 +4,7 @@ import { stopMember } from '../../dist/control/stop.js';
 import { getStatus } from '../../dist/control/status.js';
 import { readMemberConfig } from '../../dist/store/members.js';
 import { readPidfile } from '../../dist/store/pidfile.js';
-import { isProcessAlive } from '../../dist/store/proc.js';
+import { isProcessAlive } from '../../dist/host/proc.js';
 import { existsSync } from 'node:fs';
 import type { Store } from '../../dist/store/layout.js';
 import { alive, destroyStore, eventually, processesOf, tempStore } from '../helpers.js';

@@ -3,10 +3,10 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDashboard, type Dashboard } from '../../src/dashboard/server.js';
-import { renderPage } from '../../src/dashboard/html.js';
-import { classifyMember, rollup } from '../../src/health/rollup.js';
-import type { FleetSnapshot } from '../../src/health/schema.js';
+import { startDashboard, type Dashboard } from '../../dist/dashboard/server.js';
+import { renderPage } from '../../dist/dashboard/html.js';
+import { classifyMember, rollup } from '../../dist/health/rollup.js';
+import type { FleetSnapshot } from '../../dist/protocol/health.js';
 import { scratch } from '../scratch.js';
 
 const CHROMIUM = '/usr/bin/chromium';

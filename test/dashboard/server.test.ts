@@ -3,10 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { rollup } from '../../src/health/rollup.js';
-import { FleetSnapshotSchema, type FleetSnapshot } from '../../src/health/schema.js';
-import { startDashboard, type Dashboard, type DashboardOptions } from '../../src/dashboard/server.js';
-import { escapeHtml } from '../../src/dashboard/html.js';
+import { rollup } from '../../dist/health/rollup.js';
+import { FleetSnapshotSchema, type FleetSnapshot } from '../../dist/protocol/health.js';
+import { startDashboard, type Dashboard, type DashboardOptions } from '../../dist/dashboard/server.js';
+import { escapeHtml } from '../../dist/dashboard/html.js';
 import { scratch } from '../scratch.js';
 
 const REQUIRED = {
@@ -49,7 +49,7 @@ function raw(port: number, requestLine: string, headers: string[] = []): Promise
       }
       resolve({ status: Number(statusLine.split(' ')[1]), headers: parsed, body });
     });
-    socket.write(`${requestLine}\r\nHost: 127.0.0.1\r\nConnection: close\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`);
+    socket.write(`${requestLine}\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`);
   });
 }
 

@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../../dist/backend/types.js';
-import { HeartbeatFileSchema, type HeartbeatFile } from '../../dist/health/schema.js';
-import { heartbeatPath } from '../../dist/health/heartbeat-file.js';
+import type { Logger } from '../../dist/host/logger.js';
+import { HeartbeatFileSchema, type HeartbeatFile } from '../../dist/protocol/health.js';
+import { heartbeatPath } from '../../dist/store/heartbeat.js';
 import { diskSpaceChecker } from '../../dist/holder/checkers/disk-space.js';
 import { portChecker } from '../../dist/holder/checkers/port.js';
 import { processAliveChecker } from '../../dist/holder/checkers/process-alive.js';
@@ -12,7 +12,7 @@ import { runCheck } from '../../dist/holder/checkers/run.js';
 import type { MemberChecker, MemberTarget } from '../../dist/holder/checkers/types.js';
 import { HealthMonitor, healthSettings } from '../../dist/holder/health-loop.js';
 import { Store } from '../../dist/store/layout.js';
-import { processStartTime } from '../../dist/store/proc.js';
+import { processStartTime } from '../../dist/host/proc.js';
 import { scratch } from '../scratch.js';
 
 const never = new AbortController().signal;

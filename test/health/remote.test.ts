@@ -3,10 +3,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDashboard, type Dashboard } from '../../src/dashboard/server.js';
-import { collectRemote, fleetUrl } from '../../src/health/remote.js';
-import { classifyMember, rollup } from '../../src/health/rollup.js';
-import { FleetSnapshotSchema, type FleetSnapshot } from '../../src/health/schema.js';
+import { startDashboard, type Dashboard } from '../../dist/dashboard/server.js';
+import { collectRemote, fleetUrl } from '../../dist/health/remote.js';
+import { renderFleet, renderMember } from '../../dist/health/render-text.js';
+import { classifyMember, rollup } from '../../dist/health/rollup.js';
+import { FleetSnapshotSchema, type FleetSnapshot } from '../../dist/protocol/health.js';
 import { CLI } from '../helpers.js';
 
 const run = promisify(execFile);
@@ -138,5 +139,50 @@ describe('status --hosts', () => {
     const human = await run(CLI, ['status', '--hosts', `127.0.0.1:${good.port}`], { env: process.env });
     expect(human.stdout).toMatch(/^HOST\s+MEMBER\s+STATUS/m);
     expect(human.stdout).toMatch(/^HOST\s+ANSWER\s+CLOCK SKEW\s+RTT/m);
+  });
+
+  it('a remote\'s escape sequences and control characters never reach the terminal', async () => {
+    const evil = fleetOf('web', 1, 'error');
+    const member = evil.members[0];
+    if (!member) throw new Error('no member');
+    // What the hostile tester's fake remote sent: a new window title, a cleared screen, a fake ALL GREEN.
+    member.name = 'web-1\x1b]0;pwned\x07';
+    member.error = 'boom\x1b[2J\x1b[H\n\x1b[32mALL GREEN\x1b[0m\x9b2J\x00\x7f';
+    member.problem = 'down\x1bc\r\x1b[1A';
+    member.ip = '127.5.5.1\x1bP+q\x1b\\';
+    const check = member.checks[0];
+    if (check) check.detail = '\x1b]8;;http://attacker.example\x1b\\ok\x1b]8;;\x1b\\';
+    evil.warnings = [{ subject: 'w\x07', message: 'disk\x1b]52;c;ZXZpbA==\x07 full\x85' }];
+    const d = await dashboard(evil);
+    const host = `127.0.0.1:${d.port}`;
+    const merged = await collectRemote([host], { timeoutMs: 1_000 });
+    /** Control characters of `text`, line feeds allowed only between rendered lines. */
+    const controls = (text: string, newline: boolean) =>
+      [...text].filter((ch) => {
+        const code = ch.charCodeAt(0);
+        return (code < 0x20 && !(newline && ch === '\n')) || (code >= 0x7f && code <= 0x9f);
+      });
+    const strings: string[] = [];
+    const walk = (v: unknown): void => {
+      if (typeof v === 'string') strings.push(v);
+      else if (v && typeof v === 'object') {
+        for (const [k, item] of Object.entries(v)) {
+          strings.push(k);
+          walk(item);
+        }
+      }
+    };
+    walk(merged);
+    expect(strings.filter((text) => controls(text, false).length > 0)).toEqual([]);
+    expect(merged.members[0]).toMatchObject({ name: 'web-1', error: 'boom ALL GREEN2J', problem: 'down ', ip: '127.5.5.1' });
+    expect(merged.warnings.map((w) => w.message)).toContain(`${host}: disk full`);
+    const text = renderFleet(merged, { colour: false }) + merged.members.map((m) => renderMember(m, { colour: false })).join('');
+    expect(controls(text, true)).toEqual([]);
+    // The CLI, as an operator sees it (stdout and the warnings on stderr).
+    const human = await run(CLI, ['status', '--hosts', host], { env: { ...process.env, FLEETBOX_HOME: '/nonexistent-fleetbox-home' } }).catch(
+      (e: { stdout: string; stderr: string }) => e,
+    );
+    expect(human.stdout).toMatch(/web-1/);
+    expect(controls(human.stdout + human.stderr, true)).toEqual([]);
   });
 });

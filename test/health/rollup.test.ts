@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { classifyMember, rollup, type MemberObservation } from '../../dist/health/rollup.js';
-import { FleetSnapshotSchema, type MemberHealth } from '../../dist/health/schema.js';
-import { HEALTH_KINDS, LEVELS, levelRank } from '../../dist/health/levels.js';
+import { FleetSnapshotSchema, type MemberHealth } from '../../dist/protocol/health.js';
+import { HEALTH_KINDS, LEVELS, levelRank } from '../../dist/protocol/health-levels.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00.000Z');
 const iso = (msAgo: number) => new Date(NOW - msAgo).toISOString();

@@ -3,11 +3,11 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { heartbeatPath } from '../../dist/health/heartbeat-file.js';
+import { heartbeatPath } from '../../dist/store/heartbeat.js';
 import { collectLocal } from '../../dist/health/local.js';
-import { FleetSnapshotSchema, HeartbeatFileSchema, type FleetSnapshot, type HeartbeatFile } from '../../dist/health/schema.js';
+import { FleetSnapshotSchema, HeartbeatFileSchema, type FleetSnapshot, type HeartbeatFile } from '../../dist/protocol/health.js';
 import type { Store } from '../../dist/store/layout.js';
-import { processStartTime } from '../../dist/store/proc.js';
+import { processStartTime } from '../../dist/host/proc.js';
 import { CLI, destroyStore, tempStore } from '../helpers.js';
 
 const run = promisify(execFile);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { attach, startCluster, type Cluster } from '../../dist/index.js';
 import { Store } from '../../dist/store/layout.js';
-import { isProcessAlive } from '../../dist/store/proc.js';
+import { isProcessAlive } from '../../dist/host/proc.js';
 import { alive, destroyStore, eventually, processesOf, tempStore } from '../helpers.js';
 
 let store: Store;

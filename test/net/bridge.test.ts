@@ -2,12 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { reconcileNetwork } from '../../dist/store/reconcile.js';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClusterNetwork } from '../../dist/backend/types.js';
+import type { ClusterNetwork } from '../../dist/net/types.js';
 import { macFor, readNetworkRecord, writeNetworkRecord } from '../../dist/net/address-book.js';
 import { namespaceExists, namespaceFor, openBridgeNetwork, tapFor } from '../../dist/net/bridge.js';
 import { overlappingRoute } from '../../dist/net/host-routes.js';
 import { Store } from '../../dist/store/layout.js';
-import { processStartTime } from '../../dist/store/proc.js';
+import { processStartTime } from '../../dist/host/proc.js';
 import { cannotUseNamespaces, memoryLogger, reportSkip } from '../qemu/harness.js';
 
 function links(namespace: string): { ifname: string; master?: string; operstate: string; addr_info?: { local: string; prefixlen: number }[] }[] {

@@ -4,9 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createQemuBackend } from '../../dist/backend/qemu/index.js';
 import { qmpSocketPath } from '../../dist/backend/qemu/paths.js';
 import { copyFrom, copyTo, execInGuest } from '../../dist/backend/qemu/ssh.js';
-import type { ClusterNetwork, MemberHandle } from '../../dist/backend/types.js';
+import type { MemberHandle } from '../../dist/backend/types.js';
+import type { ClusterNetwork } from '../../dist/net/types.js';
 import type { Store } from '../../dist/store/layout.js';
-import { isProcessAlive } from '../../dist/store/proc.js';
+import { isProcessAlive } from '../../dist/host/proc.js';
 import { bootMember, cannotBootVms, cleanup, memberConfig, memoryLogger, namespaceExists, reportSkip, vmStore } from './harness.js';
 
 const skip = reportSkip('qemu boot tests', cannotBootVms());

@@ -5,9 +5,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createQemuBackend } from '../../dist/backend/qemu/index.js';
-import type { BackendContext, ClusterNetwork, MemberHandle } from '../../dist/backend/types.js';
+import type { BackendContext, MemberHandle } from '../../dist/backend/types.js';
+import type { ClusterNetwork } from '../../dist/net/types.js';
 import type { Store } from '../../dist/store/layout.js';
-import { isProcessAlive } from '../../dist/store/proc.js';
+import { isProcessAlive } from '../../dist/host/proc.js';
 import { cannotBootVms, cleanup, memberConfig, memoryLogger, namespaceExists, reportSkip, vmStore } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend, BackendContext, ClusterNetwork, Logger, MemberHandle } from '../../dist/backend/types.js';
+import type { Backend, BackendContext, MemberHandle } from '../../dist/backend/types.js';
+import type { Logger } from '../../dist/host/logger.js';
+import type { ClusterNetwork } from '../../dist/net/types.js';
 import { Store } from '../../dist/store/layout.js';
 import { MemberConfigSchema, type MemberConfig } from '../../dist/store/member-config.js';
-import { isProcessAlive } from '../../dist/store/proc.js';
+import { isProcessAlive } from '../../dist/host/proc.js';
 import { namespaceExists } from '../../dist/net/bridge.js';
 
 /**

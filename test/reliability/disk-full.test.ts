@@ -6,7 +6,7 @@ import { getStatus } from '../../dist/control/status.js';
 import { up } from '../../dist/control/up.js';
 import { Store } from '../../dist/store/layout.js';
 import { listMembers } from '../../dist/store/members.js';
-import { processStartTime, isSameProcess } from '../../dist/store/proc.js';
+import { processStartTime, isSameProcess } from '../../dist/host/proc.js';
 import { cli, expectLsTruthful } from './harness.js';
 import { assertNoLeftovers, storeProcesses } from './leftovers.js';
 import { RECOVERY_HELD, expectRecovery } from './recovery.js';

@@ -10,7 +10,7 @@ import type { MemberView } from '../../dist/control/status.js';
 import type { Store } from '../../dist/store/layout.js';
 import { readMemberState } from '../../dist/store/members.js';
 import { liveHolder } from '../../dist/store/pidfile.js';
-import { isProcessAlive } from '../../dist/store/proc.js';
+import { isProcessAlive } from '../../dist/host/proc.js';
 import { destroyStore, eventually, tempStore } from '../helpers.js';
 import { cli } from './harness.js';
 import { assertNoLeftovers } from './leftovers.js';

@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import { getStatus, type MemberView } from '../../dist/control/status.js';
 import type { Store } from '../../dist/store/layout.js';
 import { listMembers, readMemberState } from '../../dist/store/members.js';
-import { isProcessAlive, isSameProcess } from '../../dist/store/proc.js';
+import { isProcessAlive, isSameProcess } from '../../dist/host/proc.js';
 import { CLI } from '../helpers.js';
 import { noteNetworks, storeProcesses } from './leftovers.js';
 

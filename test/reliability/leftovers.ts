@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cgroup2Mount, destroyCgroupSync, memberCgroupName } from '../../dist/store/cgroup.js';
+import { cgroup2Mount, destroyCgroupSync, memberCgroupName } from '../../dist/host/cgroup.js';
 import type { Store } from '../../dist/store/layout.js';
 
 /**

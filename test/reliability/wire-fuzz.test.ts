@@ -7,7 +7,7 @@ import { removeMembers } from '../../dist/control/remove.js';
 import { up } from '../../dist/control/up.js';
 import type { Store } from '../../dist/store/layout.js';
 import { listMembers } from '../../dist/store/members.js';
-import { isSameProcess, processStartTime } from '../../dist/store/proc.js';
+import { isSameProcess, processStartTime } from '../../dist/host/proc.js';
 import { tempStore } from '../helpers.js';
 import { resources } from './harness.js';
 import { assertNoLeftovers } from './leftovers.js';

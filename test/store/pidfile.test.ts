@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync, existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { liveHolder, readPidfile, removePidfile, writePidfile } from '../../dist/store/pidfile.js';
-import { processStartTime } from '../../dist/store/proc.js';
+import { processStartTime } from '../../dist/host/proc.js';
 
 describe('pidfile', () => {
   it('records pid, start time and token, and trusts a live matching process', () => {

@@ -4,9 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { openLoopbackNetwork } from '../../net/loopback.js';
 import { FleetboxError } from '../../protocol/errors.js';
-import { endCgroup, enterCgroup } from '../../store/cgroup.js';
+import { endCgroup, enterCgroup } from '../../host/cgroup.js';
 import { openAppendNoFollow } from '../../store/no-follow.js';
-import { processStartTime } from '../../store/proc.js';
+import { processStartTime } from '../../host/proc.js';
 import { memberOwnsListener } from './listener.js';
 import type { Backend, BackendContext, ExitInfo, MemberHandle } from '../types.js';
 

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { cgroupPids } from '../../store/cgroup.js';
+import { cgroupPids } from '../../host/cgroup.js';
 
 const LISTEN = '0A';
 

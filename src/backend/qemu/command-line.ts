@@ -1,5 +1,5 @@
 import { CMDLINE_KEYS } from '../../image/guest-init.js';
-import type { MemberNetwork } from '../types.js';
+import type { MemberNetwork } from '../../net/types.js';
 
 export type Accelerator = 'kvm' | 'tcg';
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { findBinary } from '../../image/host-binaries.js';
+import { findBinary } from '../../host/binaries.js';
 import { FleetboxError } from '../../protocol/errors.js';
 
 /**

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { findBinary } from '../../image/host-binaries.js';
+import { findBinary } from '../../host/binaries.js';
 import { FleetboxError } from '../../protocol/errors.js';
-import { processStartTime } from '../../store/proc.js';
+import { processStartTime } from '../../host/proc.js';
 import type { ExitInfo, MemberHandle } from '../types.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { findBinary } from '../../image/host-binaries.js';
+import { findBinary } from '../../host/binaries.js';
 import type { Store } from '../../store/layout.js';
-import { terminateChild } from '../../store/proc.js';
+import { terminateChild } from '../../host/proc.js';
 import { removeStaleSocket } from '../../store/reconcile.js';
-import type { Logger } from '../types.js';
+import type { Logger } from '../../host/logger.js';
 import { sshOptions, type GuestAddress } from './ssh.js';
 
 export interface SshMaster {

@@ -1,7 +1,8 @@
 import { rmSync } from 'node:fs';
-import { endCgroup } from '../../store/cgroup.js';
-import { signalRecorded } from '../../store/proc.js';
-import type { ExitInfo, Logger, MemberHandle } from '../types.js';
+import { endCgroup } from '../../host/cgroup.js';
+import { signalRecorded } from '../../host/proc.js';
+import type { Logger } from '../../host/logger.js';
+import type { ExitInfo, MemberHandle } from '../types.js';
 import { QmpClient } from './qmp.js';
 
 /** Resolves true if the member's process exits within `ms`, false otherwise. */

@@ -15,6 +15,14 @@ function seconds(value: string): number {
   return n;
 }
 
+/** --allow-host: a bare name or address; the port is always the dashboard's own. */
+function hostName(value: string, previous: string[] = []): string[] {
+  if (!/^([a-zA-Z0-9.-]+|\[?[0-9a-fA-F:.]+\]?)$/.test(value) || /^[a-zA-Z0-9.-]+:\d+$/.test(value)) {
+    throw new InvalidArgumentError('expected a host name or address, without a port');
+  }
+  return [...previous, value];
+}
+
 function readPem(file: string, what: string): Buffer {
   try {
     return readFileSync(file);
@@ -27,6 +35,8 @@ interface DashboardCliOptions {
   port: number;
   bind: string;
   token?: string;
+  tokenFile?: string;
+  allowHost?: string[];
   cert?: string;
   key?: string;
   ca?: string;
@@ -38,8 +48,10 @@ export function dashboardCommand(): Command {
   return new Command('dashboard')
     .description('read-only web page (/fleet) and JSON API (/api/fleet) of this machine\'s fleet health')
     .option('--port <port>', 'TCP port (0: any free port)', port, 7070)
-    .option('--bind <address>', 'address to listen on; anything but loopback needs --token', '127.0.0.1')
-    .option('--token <token>', 'require "Authorization: Bearer <token>" (default $FLEETBOX_TOKEN)')
+    .option('--bind <address>', 'address to listen on; anything but loopback needs a token', '127.0.0.1')
+    .option('--token <token>', 'require "Authorization: Bearer <token>"; visible to every user in ps, prefer --token-file or $FLEETBOX_DASHBOARD_TOKEN')
+    .option('--token-file <file>', 'read the token from this file (one line; refused if group or others can read or write it)')
+    .option('--allow-host <name>', 'also answer requests whose Host is <name> (repeatable); by default only loopback names and the bound address', hostName)
     .option('--cert <file>', 'serve https with this certificate (PEM)')
     .option('--key <file>', 'private key of --cert (PEM)')
     .option('--ca <file>', 'with --cert: require client certificates signed by this CA (mutual TLS)')
@@ -47,26 +59,33 @@ export function dashboardCommand(): Command {
     .addHelpText(
       'after',
       `
+Token: --token, else --token-file, else $FLEETBOX_DASHBOARD_TOKEN, else $FLEETBOX_TOKEN.
+Requests whose Host header is not localhost, 127.0.0.1, [::1], the bound address (any address of
+this machine for 0.0.0.0 / ::) or an --allow-host name, on this port, get 421 (DNS rebinding).
+
 Examples:
   $ fleetbox dashboard                           http://127.0.0.1:7070/fleet
-  $ FLEETBOX_TOKEN=s3cret fleetbox dashboard --bind 0.0.0.0 --cert c.pem --key k.pem --ca ca.pem
+  $ fleetbox dashboard --bind 0.0.0.0 --token-file ~/.fleetbox-token --cert c.pem --key k.pem --ca ca.pem
+  $ fleetbox dashboard --bind 0.0.0.0 --token-file t --allow-host thishost.example
   $ fleetbox status --hosts thishost:7070        read it from another machine`,
     )
     .action(async (opts: DashboardCliOptions) => {
-      const token = opts.token ?? process.env.FLEETBOX_TOKEN;
+      if (opts.token !== undefined && opts.tokenFile !== undefined) throw new FleetboxError('usage', '--token and --token-file: pass one of them');
       if (Boolean(opts.cert) !== Boolean(opts.key)) throw new FleetboxError('usage', '--cert and --key go together');
       if (opts.ca && !opts.cert) throw new FleetboxError('usage', '--ca (client certificates) needs --cert and --key');
       const store = openStore();
-      const [{ startDashboard }, { isLoopback }, { collectLocal }] = await Promise.all([
+      const [{ startDashboard }, { isLoopback, readTokenFile }, { collectLocal }] = await Promise.all([
         import('../../dashboard/server.js'),
         import('../../dashboard/auth.js'),
         import('../../health/local.js'),
       ]);
+      const token = opts.token ?? (opts.tokenFile !== undefined ? readTokenFile(opts.tokenFile) : undefined) ?? (process.env.FLEETBOX_DASHBOARD_TOKEN || process.env.FLEETBOX_TOKEN);
       const timeoutMs = Math.round(opts.timeout * 1000);
       const dashboard = await startDashboard({
         bind: opts.bind,
         port: opts.port,
         token,
+        allowHosts: opts.allowHost ?? [],
         ...(opts.cert && opts.key && {
           tls: { cert: readPem(opts.cert, '--cert'), key: readPem(opts.key, '--key'), ca: opts.ca ? readPem(opts.ca, '--ca') : undefined },
         }),

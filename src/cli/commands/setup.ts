@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { Prerequisite } from '../../image/prereqs.js';
+import type { Prerequisite } from '../../setup/prereqs.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import { notice, openStore, printJson } from '../output.js';
 
@@ -22,7 +22,7 @@ export function doctorCommand(): Command {
     .option('--json', 'print the checks as JSON')
     .addHelpText('after', '\nExample:\n  $ fleetbox doctor\n  ok       qemu            /usr/bin/qemu-system-x86_64 …')
     .action(async (opts: { json?: boolean }) => {
-      const { checkPrerequisites } = await import('../../image/prereqs.js');
+      const { checkPrerequisites } = await import('../../setup/prereqs.js');
       const checks = await checkPrerequisites(openStore());
       if (opts.json) printJson(checks);
       else printChecks(checks);
@@ -40,7 +40,7 @@ export function setupCommand(): Command {
     .option('--json', 'print the final checks as JSON')
     .addHelpText('after', '\nExample:\n  $ sudo npx fleetbox setup --yes')
     .action(async (opts: { yes?: boolean; json?: boolean }) => {
-      const { checkPrerequisites, installPrerequisites } = await import('../../image/prereqs.js');
+      const { checkPrerequisites, installPrerequisites } = await import('../../setup/prereqs.js');
       const store = openStore();
       const before = await checkPrerequisites(store);
       const lacking = missing(before);

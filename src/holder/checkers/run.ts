@@ -1,5 +1,5 @@
-import type { CheckResult } from '../../health/schema.js';
-import { CHECK_STATUSES } from '../../health/levels.js';
+import type { CheckResult } from '../../protocol/health.js';
+import { CHECK_STATUSES } from '../../protocol/health-levels.js';
 import type { Checker, CheckOutcome, HolderCheckContext } from './types.js';
 
 function isOutcome(value: unknown): value is CheckOutcome {

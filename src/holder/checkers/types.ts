@@ -1,4 +1,4 @@
-import type { CheckStatus } from '../../health/levels.js';
+import type { CheckStatus } from '../../protocol/health-levels.js';
 import type { MemberState } from '../../protocol/schemas.js';
 import type { Store } from '../../store/layout.js';
 

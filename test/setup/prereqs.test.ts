@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ensureImage } from '../../dist/image/ensure-image.js';
 import { kernelCacheRoot } from '../../dist/image/kernel-package.js';
-import { checkPrerequisites, installPrerequisites } from '../../dist/image/prereqs.js';
+import { checkPrerequisites, installPrerequisites } from '../../dist/setup/prereqs.js';
 import { Store } from '../../dist/store/layout.js';
 import { SHARED_HOME, cannotBootVms, reportSkip } from '../qemu/harness.js';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { MEMBER_STATES } from '../protocol/schemas.js';
-import { CHECK_STATUSES, HEALTH_KINDS, LEVELS } from './levels.js';
+import { MEMBER_STATES } from './schemas.js';
+import { CHECK_STATUSES, HEALTH_KINDS, LEVELS } from './health-levels.js';
 
 /**
  * The shapes of fleet health, defined once. The local `status` path never loads this module at

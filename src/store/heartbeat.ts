@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Store } from '../store/layout.js';
-import type { HeartbeatFile } from './schema.js';
+import type { Store } from './layout.js';
+import type { HeartbeatFile } from '../protocol/health.js';
 
 /**
  * Where a cluster's holder writes its heartbeat: one small file per holder (not per member), so

@@ -2,12 +2,12 @@ import { accessSync, constants } from 'node:fs';
 import { chooseAccelerator, readKvmVerdict } from '../backend/qemu/kvm-probe.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
-import { ensureImage } from './ensure-image.js';
-import { findBinary } from './host-binaries.js';
-import { hostCommand } from './host-command.js';
-import { newestCachedKernel } from './kernel-package.js';
-import { ensureSshKey } from './ssh-key.js';
-import { isStaticElf64 } from './static-binary.js';
+import { ensureImage } from '../image/ensure-image.js';
+import { findBinary } from '../host/binaries.js';
+import { hostCommand } from '../image/host-command.js';
+import { newestCachedKernel } from '../image/kernel-package.js';
+import { ensureSshKey } from '../image/ssh-key.js';
+import { isStaticElf64 } from '../image/static-binary.js';
 
 /** One line of `fleetbox doctor`. */
 export interface Prerequisite {
