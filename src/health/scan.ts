@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { readProcStat } from '../host/proc.js';
 import type { Store } from '../store/layout.js';
 import type { MemberConfig } from '../store/member-config.js';
 import type { MemberRef, MemberStateFile } from '../store/members.js';
@@ -51,15 +52,8 @@ export class HolderCache {
   private stat(pid: number): { state: string; startTime: string } | null {
     let cached = this.stats.get(pid);
     if (cached === undefined) {
-      cached = null;
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        // Fields after the last ')' are fixed: [0] is field 3 (state), [19] field 22 (start time).
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (fields[0] && fields[19] && fields[0] !== 'Z' && fields[0] !== 'X') cached = { state: fields[0], startTime: fields[19] };
-      } catch {
-        // no such process
-      }
+      const stat = readProcStat(pid);
+      cached = stat && stat.state !== 'Z' && stat.state !== 'X' ? { state: stat.state, startTime: stat.startTime } : null;
       this.stats.set(pid, cached);
     }
     return cached;

@@ -1,24 +1,60 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** The fields of /proc/<pid>/stat that fleetbox reads. */
+export interface ProcStat {
+  /** Field 3: R, S, D, T (stopped), t (traced), Z (zombie), X (dead) … */
+  state: string;
+  /** Field 5: the process group. */
+  pgrp: string;
+  /** Field 22: start time in clock ticks since boot. */
+  startTime: string;
+}
+
+/** Parses a /proc/<pid>/stat line; undefined when it is not one. */
+export function parseProcStat(text: string): ProcStat | undefined {
+  // The command name (field 2) may contain spaces and parentheses; fields after the last ')' are fixed.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const [state, , pgrp] = rest;
+  const startTime = rest[19];
+  return state && pgrp && startTime ? { state, pgrp, startTime } : undefined;
+}
+
+/** /proc/<pid>/stat of a process, or undefined when there is no such process. */
+export function readProcStat(pid: number | string): ProcStat | undefined {
+  try {
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+const isDead = (stat: ProcStat) => stat.state === 'Z' || stat.state === 'X';
 
 /**
  * The start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or null
- * when there is no such process. Together with the PID it names one process for good: PIDs are
- * reused, start times of a reused PID differ.
+ * when there is no such process (a zombie counts as none). Together with the PID it names one
+ * process for good: PIDs are reused, start times of a reused PID differ.
  */
 export function processStartTime(pid: number): string | null {
   if (!Number.isInteger(pid) || pid <= 0) return null;
-  let stat: string;
+  const stat = readProcStat(pid);
+  return stat && !isDead(stat) ? stat.startTime : null;
+}
+
+/** The live (not zombie) processes of process group `pgid`. */
+export function processGroup(pgid: number): number[] {
+  let entries: string[];
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    entries = readdirSync('/proc');
   } catch {
-    return null;
+    return [];
   }
-  // The command name (field 2) may contain spaces and parentheses; fields after the last ')' are fixed.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); field 22 is rest[19].
-  if (rest[0] === 'Z' || rest[0] === 'X') return null;
-  return rest[19] ?? null;
+  return entries.filter((entry) => {
+    if (!/^\d+$/.test(entry)) return false;
+    const stat = readProcStat(entry);
+    return stat !== undefined && stat.pgrp === String(pgid) && !isDead(stat);
+  }).map(Number);
 }
 
 export function isProcessAlive(pid: number): boolean {

@@ -1,33 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { readJson, writeJsonAtomic } from './atomic.js';
 import { NetworkRecordSchema } from './network-record.js';
 import type { Store } from './layout.js';
 import { listMembers, readMemberState, writeMemberState, type MemberStateFile } from './members.js';
 import { liveHolder, readPidfile } from './pidfile.js';
 import { destroyCgroupSync, memberCgroupPath } from '../host/cgroup.js';
-import { isSameProcess, processStartTime } from '../host/proc.js';
-
-function groupHasMembers(pgid: number): boolean {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return false;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // fields[0] is state (field 3), fields[2] is pgrp (field 5)
-      if (fields[2] === String(pgid) && fields[0] !== 'Z') return true;
-    } catch {
-      // raced with the process exiting
-    }
-  }
-  return false;
-}
+import { isSameProcess, processGroup, processStartTime } from '../host/proc.js';
 
 /**
  * Kills the process group a member was started as, if it is still ours. A group whose leader is
@@ -36,7 +15,7 @@ function groupHasMembers(pgid: number): boolean {
  */
 export function killRecordedGroup(pid: number, startTime: string): boolean {
   const leaderStart = processStartTime(pid);
-  const ours = leaderStart === null ? groupHasMembers(pid) : leaderStart === startTime;
+  const ours = leaderStart === null ? processGroup(pid).length > 0 : leaderStart === startTime;
   if (!ours) return false;
   try {
     process.kill(-pid, 'SIGKILL');

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { cgroupPids } from '../../host/cgroup.js';
+import { processGroup } from '../../host/proc.js';
 
 const LISTEN = '0A';
 
@@ -34,21 +35,6 @@ export function listeningInodes(ip: string, port: number): Set<string> {
   return inodes;
 }
 
-/** Processes in the member's process group (without a cgroup, that is all we know of it). */
-function groupPids(pgid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2] === String(pgid)) pids.push(Number(entry));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return pids;
-}
-
 /**
  * True when one of the member's own processes holds a socket listening where its address and
  * port lead. Something else answering there (a stray server on 0.0.0.0:port) is not this member
@@ -57,7 +43,7 @@ function groupPids(pgid: number): number[] {
 export function memberOwnsListener(member: { pid: number; cgroup?: string | undefined }, ip: string, port: number): boolean {
   const inodes = listeningInodes(ip, port);
   if (inodes.size === 0) return false;
-  const pids = member.cgroup ? cgroupPids(member.cgroup) : groupPids(member.pid);
+  const pids = member.cgroup ? cgroupPids(member.cgroup) : processGroup(member.pid);
   for (const pid of pids) {
     let fds: string[];
     try {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { parseProcStat } from '../../host/proc.js';
 import type { MemberChecker } from './types.js';
 
 /**
@@ -17,9 +18,9 @@ export const processAliveChecker: MemberChecker = {
     } catch {
       return { status: 'fail', detail: `process ${pid} is gone` };
     }
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const state = fields[0];
-    if (fields[19] !== startTime) return { status: 'fail', detail: `process ${pid} is gone (PID reused by another process)` };
+    const parsed = parseProcStat(stat);
+    const state = parsed?.state;
+    if (parsed?.startTime !== startTime) return { status: 'fail', detail: `process ${pid} is gone (PID reused by another process)` };
     if (state === 'Z' || state === 'X') return { status: 'fail', detail: `process ${pid} has exited (zombie)` };
     if (state === 'T' || state === 't') return { status: 'fail', detail: `process ${pid} is stopped (SIGSTOP or a debugger)` };
     return { status: 'pass', detail: `process ${pid} alive (state ${state})` };
