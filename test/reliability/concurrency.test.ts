@@ -91,8 +91,11 @@ async function expectConsistent(s: Store, cluster: string, count: number): Promi
   const final = await cli(s, ['up', cluster, '-n', String(count), '--backend', 'process', '--json']);
   expect(final.code, final.stderr).toBe(0);
   expect((JSON.parse(final.stdout) as MemberView[]).map((m) => m.state)).toEqual(Array(count).fill('running'));
-  for (const dir of readdirSync(s.clusterDir(cluster))) {
-    if (dir.endsWith('.json')) continue;
+  // Member directories only: the cluster folder also holds files, and the heartbeat's
+  // `health.json.<pid>.tmp` exists for an instant on every write.
+  for (const entry of readdirSync(s.clusterDir(cluster), { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const dir = entry.name;
     expect(readMemberConfig(s, cluster, dir), `member dir ${dir} without its config`).toBeDefined();
   }
   const views = await expectLsTruthful(s);
