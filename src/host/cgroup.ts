@@ -60,6 +60,23 @@ export function enterCgroup(home: string, member: string): { prefix: string[]; c
   return { prefix: ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup], cgroup };
 }
 
+/**
+ * Resolves once `pid` is in `cgroup` (or has exited, or `timeoutMs` passed). The cgroup step runs
+ * after `setpriv --pdeathsig`, so from then on the member dies with its holder: a start that
+ * returned before that left a window in which a SIGKILLed holder orphaned its member for good
+ * (the reliability loop caught it at the holder-mid-boot crash point).
+ */
+export async function enteredCgroup(cgroup: string, pid: number, exited: Promise<unknown>, timeoutMs = 2_000): Promise<boolean> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + timeoutMs;
+  while (!gone && Date.now() < deadline) {
+    if (cgroupPids(cgroup).includes(pid)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  return false;
+}
+
 /** PIDs in the cgroup (empty when it is gone). */
 export function cgroupPids(path: string): number[] {
   try {

@@ -86,8 +86,12 @@ describe('soak', () => {
         samples.push(`cycle ${cycle}: ${r.fds} fds, ${(r.rssKiB / 1024).toFixed(1)} MiB`);
       }
     }
-    const end = resources(holderPid);
     const base = afterFirst as { fds: number; rssKiB: number };
+    // The last requests' connections may still be closing on the holder's side: a leak stays,
+    // a connection in flight is gone within moments (one run measured 26 against 23 at once).
+    const settleBy = Date.now() + 5_000;
+    while (resources(holderPid).fds > base.fds * (1 + MAX_DRIFT) && Date.now() < settleBy) await new Promise((resolve) => setTimeout(resolve, 50));
+    const end = resources(holderPid);
     const mid = midway as { fds: number; rssKiB: number };
     expect(liveHolder(s.pidfilePath(CLUSTER, 'sk-1'))?.pid).toBe(holderPid);
     await expectLsTruthful(s);

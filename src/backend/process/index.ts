@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { openLoopbackNetwork } from '../../net/loopback.js';
 import { FleetboxError } from '../../protocol/errors.js';
-import { endCgroup, enterCgroup } from '../../host/cgroup.js';
+import { endCgroup, enterCgroup, enteredCgroup } from '../../host/cgroup.js';
 import { openAppendNoFollow } from '../../store/no-follow.js';
 import { processStartTime } from '../../host/proc.js';
 import { memberOwnsListener } from './listener.js';
@@ -78,6 +78,7 @@ export function createProcessBackend(): Backend {
         if (pid === undefined) {
           throw new FleetboxError('boot_failed', `could not start ${argv[0]}`);
         }
+        if (cgroup) await enteredCgroup(cgroup, pid, exited);
         return { pid, startTime: processStartTime(pid) ?? '0', exited, ...(cgroup && { cgroup }) };
       } finally {
         closeSync(out);

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { findBinary } from '../../host/binaries.js';
 import { FleetboxError } from '../../protocol/errors.js';
+import { enteredCgroup } from '../../host/cgroup.js';
 import { processStartTime } from '../../host/proc.js';
 import type { ExitInfo, MemberHandle } from '../types.js';
 
@@ -48,6 +49,7 @@ export async function spawnQemu(argv: readonly string[], logPath: string, cwd: s
         reject(new FleetboxError('missing_prerequisite', `cannot start ${argv[0]}: ${error.code ?? error.message}; run: fleetbox setup --yes`, { cause: error })),
       );
     });
+    if (cgroup) await enteredCgroup(cgroup, pid, exited);
     // The start time does not change across exec, so reading it now names QEMU for good. A
     // process already gone gets a start time no process has: nothing will ever be signalled,
     // and the holder learns of the exit through `exited` and asks diagnose() why.
