@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend, BackendContext, MemberHandle } from '../../dist/backend/types.js';
 import type { Logger } from '../../dist/host/logger.js';
@@ -7,6 +7,7 @@ import type { ClusterNetwork } from '../../dist/net/types.js';
 import { Store } from '../../dist/store/layout.js';
 import { MemberConfigSchema, type MemberConfig } from '../../dist/store/member-config.js';
 import { isProcessAlive } from '../../dist/host/proc.js';
+import { cgroup2Mount, destroyCgroupSync, memberCgroupName } from '../../dist/host/cgroup.js';
 import { namespaceExists } from '../../dist/net/bridge.js';
 
 /**
@@ -124,6 +125,13 @@ export async function cleanup(store: Store | undefined, handles: MemberHandle[],
     await handle.exited;
   }
   for (const network of networks.splice(0)) await network.close().catch(() => undefined);
+  // These tests drive the backend without a holder: what a holder's stop would remove (the
+  // members' cgroups) is removed here.
+  const mount = cgroup2Mount();
+  if (store && mount) {
+    const prefix = memberCgroupName(store.home, '');
+    for (const entry of readdirSync(mount)) if (entry.startsWith(prefix)) destroyCgroupSync(join(mount, entry));
+  }
   if (store && existsSync(store.home)) rmSync(store.home, { recursive: true, force: true });
 }
 
