@@ -15,41 +15,6 @@ afterEach(async () => {
 });
 
 describe('fleetbox dashboard', () => {
-  it('serves the local fleet on 127.0.0.1 until SIGTERM', async () => {
-    store = tempStore();
-    const env = { ...process.env, FLEETBOX_HOME: store.home, FLEETBOX_HEALTH_POLL_MS: '100' };
-    await run(CLI, ['up', 'dash', '-n', '2', '--backend', 'process'], { env });
-    const child = spawn(CLI, ['dashboard', '--port', '0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    try {
-      const lines = createInterface({ input: child.stderr });
-      const url = await new Promise<string>((resolve, reject) => {
-        lines.on('line', (line) => {
-          const match = /^fleetbox dashboard: (http:\/\/127\.0\.0\.1:\d+)\/fleet/.exec(line);
-          if (match?.[1]) resolve(match[1]);
-        });
-        child.once('exit', (code) => reject(new Error(`dashboard exited with ${code}`)));
-      });
-      const snapshot = FleetSnapshotSchema.parse(await (await fetch(`${url}/api/fleet`)).json());
-      expect(snapshot.members.map((m) => m.name)).toEqual(['dash-1', 'dash-2']);
-      const page = await fetch(`${url}/fleet`);
-      expect(page.headers.get('x-frame-options')).toBe('DENY');
-      expect(await page.text()).toContain('dash-2');
-    } finally {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-    }
-  });
-
-  it('refuses a non-loopback bind without a token (exit 2)', async () => {
-    store = tempStore();
-    const result = await run(CLI, ['dashboard', '--bind', '0.0.0.0', '--port', '0'], { env: { ...process.env, FLEETBOX_HOME: store.home, FLEETBOX_TOKEN: '' } }).catch(
-      (e: { code: number; stderr: string }) => e,
-    );
-    expect('code' in result && result.code).toBe(2);
-    expect(result.stderr).toMatch(/^fleetbox: binding the dashboard to 0\.0\.0\.0 .*--token/);
-  });
-
   /** Starts `fleetbox dashboard` with these args; resolves with its URL, its pid and a stopper. */
   async function dashboard(args: string[], env: NodeJS.ProcessEnv) {
     const child = spawn(CLI, ['dashboard', '--port', '0', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -68,6 +33,31 @@ describe('fleetbox dashboard', () => {
     };
     return { url, pid: child.pid as number, stop };
   }
+
+  it('serves the local fleet on 127.0.0.1 until SIGTERM', async () => {
+    store = tempStore();
+    const env = { ...process.env, FLEETBOX_HOME: store.home, FLEETBOX_HEALTH_POLL_MS: '100' };
+    await run(CLI, ['up', 'dash', '-n', '2', '--backend', 'process'], { env });
+    const { url, stop } = await dashboard([], env);
+    try {
+      const snapshot = FleetSnapshotSchema.parse(await (await fetch(`${url}/api/fleet`)).json());
+      expect(snapshot.members.map((m) => m.name)).toEqual(['dash-1', 'dash-2']);
+      const page = await fetch(`${url}/fleet`);
+      expect(page.headers.get('x-frame-options')).toBe('DENY');
+      expect(await page.text()).toContain('dash-2');
+    } finally {
+      await stop();
+    }
+  });
+
+  it('refuses a non-loopback bind without a token (exit 2)', async () => {
+    store = tempStore();
+    const result = await run(CLI, ['dashboard', '--bind', '0.0.0.0', '--port', '0'], { env: { ...process.env, FLEETBOX_HOME: store.home, FLEETBOX_TOKEN: '' } }).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect('code' in result && result.code).toBe(2);
+    expect(result.stderr).toMatch(/^fleetbox: binding the dashboard to 0\.0\.0\.0 .*--token/);
+  });
 
   const statusWith = async (url: string, token?: string) =>
     (await fetch(`${url}/api/fleet`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
