@@ -8,7 +8,7 @@ import { removeInStore } from '../store/no-follow.js';
 import { liveHolder } from '../store/pidfile.js';
 import { isProcessAlive, signalRecorded } from '../host/proc.js';
 import { killRecordedGroup, reconcileCluster, removeStaleSocket } from '../store/reconcile.js';
-import { stopMembers } from './stop.js';
+import { awaitLeavingHolders, holdersOf, stopMembers } from './stop.js';
 
 async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -64,13 +64,15 @@ export async function removeMembers(store: Store, refs: MemberRef[]): Promise<Re
   const result: RemoveResult = { removed: [], failed: [], ended: [] };
   for (const [cluster, members] of byCluster) {
     await withLock(store.clusterLockPath(cluster), async () => {
-      const holders = members
-        .map((ref) => liveHolder(store.pidfilePath(cluster, ref.name))?.pid)
-        .filter((pid): pid is number => pid !== undefined);
+      const holderRecords = holdersOf(store, members);
+      const holders = holderRecords.map((h) => h.pid);
       const stops = await stopMembers(store, members);
       crashPoint('client-mid-rm');
       const silent = stops.filter(({ result: stop }) => stop.status === 'rejected' && isFleetboxError(stop.reason, 'unresponsive'));
       if (silent.length > 0) result.ended.push(...(await endSilentHolders(store, cluster, silent.map((s) => s.ref))));
+      // A holder left with nothing to hold writes its last records into the member directories
+      // while it exits (a failed `up` returns before that); delete them only after it is gone.
+      await awaitLeavingHolders(store, cluster, holderRecords);
       for (const { ref, result: stop } of stops) {
         if (stop.status === 'rejected' && !silent.some((s) => s.ref === ref)) {
           result.failed.push({ name: ref.name, message: String((stop.reason as Error).message ?? stop.reason) });

@@ -75,21 +75,49 @@ export async function stopMembers(store: Store, refs: MemberRef[], options: Stop
 const ACTIVE_STATES = new Set(['starting', 'downloading', 'running', 'stopping']);
 const HOLDER_EXIT_MS = 15_000;
 
+/** A holder process, known by PID and start time (which tell it from a later process with its PID). */
+type HolderProcess = Pick<PidRecord, 'pid' | 'startTime'>;
+
 /** A holder that holds no active member of `cluster` any more: it is shutting down on its own. */
-function isLeaving(store: Store, cluster: string, holder: PidRecord): boolean {
+function isLeaving(store: Store, cluster: string, holder: HolderProcess): boolean {
   return !listMembers(store, cluster).some((ref) => {
     const record = liveHolder(store.pidfilePath(cluster, ref.name));
-    if (record?.pid !== holder.pid || record.token !== holder.token) return false;
+    if (record?.pid !== holder.pid || record.startTime !== holder.startTime) return false;
     const state = readMemberState(store, cluster, ref.name)?.state;
     return state !== undefined && ACTIVE_STATES.has(state);
   });
 }
 
-async function waitExited(holders: PidRecord[], timeoutMs: number): Promise<void> {
+async function waitExited(holders: HolderProcess[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (holders.some((h) => isSameProcess(h.pid, h.startTime)) && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * The live holders of `refs` (one entry per holder), read before they are asked to stop: those
+ * their pidfiles name, and those their state.json names: a holder on its way out has removed the
+ * pidfile but may still be closing its network.
+ */
+export function holdersOf(store: Store, refs: MemberRef[]): HolderProcess[] {
+  const holders = new Map<number, HolderProcess>();
+  for (const ref of refs) {
+    const holder = liveHolder(store.pidfilePath(ref.cluster, ref.name));
+    if (holder) holders.set(holder.pid, holder);
+    const recorded = readMemberState(store, ref.cluster, ref.name)?.holder;
+    if (recorded && isSameProcess(recorded.pid, recorded.startTime)) holders.set(recorded.pid, recorded);
+  }
+  return [...holders.values()];
+}
+
+/**
+ * Waits (bounded) until those of `holders` left with no active member of `cluster` have exited:
+ * a holder writes its last records while it exits, so neither an `up` nor a delete may follow
+ * before it is gone.
+ */
+export async function awaitLeavingHolders(store: Store, cluster: string, holders: HolderProcess[]): Promise<void> {
+  await waitExited(holders.filter((h) => isLeaving(store, cluster, h)), HOLDER_EXIT_MS);
 }
 
 /**
@@ -105,13 +133,9 @@ export async function stopMembersLocked(store: Store, refs: MemberRef[], options
   const stopped = await Promise.all(
     [...byCluster].map(([cluster, members]) =>
       withLock(store.clusterLockPath(cluster), async () => {
-        const holders = new Map<number, PidRecord>();
-        for (const ref of members) {
-          const holder = liveHolder(store.pidfilePath(cluster, ref.name));
-          if (holder) holders.set(holder.pid, holder);
-        }
+        const holders = holdersOf(store, members);
         const results = await stopMembers(store, members, options);
-        await waitExited([...holders.values()].filter((h) => isLeaving(store, cluster, h)), HOLDER_EXIT_MS);
+        await awaitLeavingHolders(store, cluster, holders);
         return results;
       }),
     ),

@@ -209,9 +209,11 @@ export class Holder {
     const server = this.servers.get(name);
     if (server) closeUnix(server, this.store.memberSocketPath(name));
     this.servers.delete(name);
-    removePidfile(this.store.pidfilePath(this.cluster, name), this.instance);
+    // The last word on the member first, then the pidfile: once that is gone an `rm` may delete
+    // the member's directory, so nothing may be written into it after.
     const runtime = this.runtimes.get(name);
     if (runtime) this.persist(runtime);
+    removePidfile(this.store.pidfilePath(this.cluster, name), this.instance);
     this.runtimes.delete(name);
   }
 
