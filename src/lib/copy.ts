@@ -1,41 +1,356 @@
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  type Stats,
+} from 'node:fs';
+import { basename, dirname, join, posix, resolve } from 'node:path';
+import { findBinary } from '../host/binaries.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
-import { execOn, type ExecOptions } from './exec.js';
+import { execOn, type ExecOptions, type ExecResult } from './exec.js';
 import { execTarget } from './target.js';
+
+export interface CopyOptions extends Omit<ExecOptions, 'input'> {
+  /** Copy a directory with everything under it (`cp -r`); without it a directory source is refused. */
+  recursive?: boolean;
+}
+
+/*
+ * How a copy behaves, the same for every backend and both directions (like `cp -r`/`docker cp`):
+ * - a destination that is an existing directory receives the source inside it, under its base
+ *   name; any other destination is the new name itself;
+ * - mode bits travel with files and directories, symlinks inside a tree stay links, ownership
+ *   does not travel (the receiving side's user owns the copy);
+ * - nothing is ever written into an existing file: the copy is unpacked under a temporary name
+ *   in the destination's directory and renamed over the destination. A guest process that has
+ *   the old file mapped or open (a running binary, a script `sh` is reading) keeps the old,
+ *   unlinked inode; writing in place would fail with ETXTBSY or crash it (SIGBUS, garbled script);
+ * - onto an existing directory a tree is merged file by file, each file renamed into place.
+ */
 
 const quote = (path: string) => `'${path.replace(/'/g, `'\\''`)}'`;
 
+/** Name prefix of the staging directories, in the destination's directory so that rename never crosses a filesystem. */
+const STAGE_PREFIX = '.fleetbox-cp.';
+
+/** Exit codes of the guest scripts below that are not plain failures. */
+const GUEST_EXIT = { missing: 3, isDirectory: 4, conflict: 6 } as const;
+
+const needsRecursive = (what: string) => new FleetboxError('usage', `${what} is a directory; add -r to copy it (library: recursive: true)`);
+
 /**
- * Copies a host file onto a member. The guest has no sftp server, so the bytes travel as base64
- * through the same SSH channel as exec (dropbear + busybox base64); a process member's "disk"
- * is the host's, so it is a plain copy.
+ * Copies a host file, or with `recursive` a directory tree, onto a member. The guest has no
+ * sftp server, so a tar stream travels as base64 through the exec channel; a process member's
+ * "disk" is the host's, so it is copied with node:fs.
  */
-export async function copyToMember(store: Store, ref: MemberRef, localPath: string, remotePath: string, options: ExecOptions = {}): Promise<void> {
+export async function copyToMember(store: Store, ref: MemberRef, localPath: string, remotePath: string, options: CopyOptions = {}): Promise<void> {
   const target = await execTarget(store, ref);
-  let data: Buffer;
-  try {
-    data = readFileSync(localPath);
-  } catch (error) {
-    throw new FleetboxError('not_found', `cannot read ${localPath}: ${(error as NodeJS.ErrnoException).code}`, { cause: error });
-  }
+  const where = `${ref.name}:${remotePath}`;
   if (target.config.backend === 'process') {
-    writeFileSync(remotePath, data);
+    copyOnHost({ path: localPath, label: localPath }, { path: remotePath, label: where }, options.recursive === true);
     return;
   }
-  const result = await execOn(target, `base64 -d > ${quote(remotePath)}`, { ...options, input: data.toString('base64') });
-  if (result.exitCode !== 0) throw new FleetboxError('io', `copy to ${ref.name}:${remotePath} failed: ${result.stderr.trim()}`);
+  const source = readSource(localPath, localPath, options.recursive === true);
+  const archive = await hostTar(['-c', '-f', '-', '-C', dirname(source.path), `./${basename(source.path)}`], undefined, `cannot pack ${localPath}`);
+  const script = copyInScript(guestPath(remotePath, where), source.name, basename(source.path), source.isDirectory);
+  const result = await execOn(target, script, { timeoutMs: options.timeoutMs, input: archive.toString('base64') });
+  if (result.exitCode !== 0) throw guestFailure(result, 'to', where);
 }
 
-/** Copies a file from a member to the host. */
-export async function copyFromMember(store: Store, ref: MemberRef, remotePath: string, localPath: string, options: ExecOptions = {}): Promise<void> {
+/** Copies a file, or with `recursive` a directory tree, from a member to the host. */
+export async function copyFromMember(store: Store, ref: MemberRef, remotePath: string, localPath: string, options: CopyOptions = {}): Promise<void> {
   const target = await execTarget(store, ref);
+  const where = `${ref.name}:${remotePath}`;
   if (target.config.backend === 'process') {
-    copyFileSync(remotePath, localPath);
+    copyOnHost({ path: remotePath, label: where }, { path: localPath, label: localPath }, options.recursive === true);
     return;
   }
-  const result = await execOn(target, `base64 < ${quote(remotePath)}`, options);
-  if (result.exitCode !== 0) throw new FleetboxError('io', `copy from ${ref.name}:${remotePath} failed: ${result.stderr.trim()}`);
-  writeFileSync(localPath, Buffer.from(result.stdout.replace(/\s+/g, ''), 'base64'));
+  const remote = guestPath(remotePath, where);
+  const destination = hostDestination(localPath, localPath);
+  const result = await execOn(target, copyOutScript(remote, options.recursive === true), { timeoutMs: options.timeoutMs });
+  if (result.exitCode !== 0) throw guestFailure(result, 'from', where);
+  const archive = Buffer.from(result.stdout.replace(/\s+/g, ''), 'base64');
+  await withStage(destination.parent, async (stage) => {
+    await hostTar(['-x', '-o', '-p', '-f', '-', '-C', stage], archive, `cannot unpack ${where} into ${destination.parent}`);
+    const [entry] = readdirSync(stage);
+    if (entry === undefined) throw new FleetboxError('io', `copy from ${where} failed: the guest sent an empty archive`);
+    // `.` or `..` name no entry; the copy is then named as the guest resolved it.
+    const given = posix.basename(remote);
+    placeOnHost(join(stage, entry), destination.final(given === '.' || given === '..' ? entry : given));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// host side: process members, and the host end of qemu copies
+
+interface Endpoint {
+  path: string;
+  /** How errors name it: a local path, or `<member>:<path>`. */
+  label: string;
+}
+
+interface Source {
+  /** The real path: a symlink given as the source is followed (only links inside a tree are kept). */
+  path: string;
+  /** The name a copy into a directory gets: the base name as given. */
+  name: string;
+  isDirectory: boolean;
+}
+
+function readSource(path: string, label: string, recursive: boolean): Source {
+  let real: string;
+  let stats: Stats;
+  try {
+    real = realpathSync(path);
+    stats = statSync(real);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FleetboxError('not_found', `cannot copy ${label}: no such file or directory`, { cause: error });
+    throw new FleetboxError('io', `cannot read ${label}: ${code}`, { cause: error });
+  }
+  const name = basename(resolve(path));
+  if (name === '') throw new FleetboxError('usage', `cannot copy the root directory ${label}; name a directory below it`);
+  if (stats.isDirectory() && !recursive) throw needsRecursive(label);
+  return { path: real, name, isDirectory: stats.isDirectory() };
+}
+
+/**
+ * Where a copy named `name` lands for a destination given as `path`: inside it when it is an
+ * existing directory, else at `path` itself, whose directory must exist.
+ */
+function hostDestination(path: string, label: string): { parent: string; final: (name: string) => string } {
+  if (statOrUndefined(path)?.isDirectory()) return { parent: path, final: (name) => join(path, name) };
+  const parent = dirname(resolve(path));
+  if (!statOrUndefined(parent)?.isDirectory()) throw new FleetboxError('not_found', `cannot copy to ${label}: no such directory ${dirname(path)}`);
+  return { parent, final: () => path };
+}
+
+function copyOnHost(from: Endpoint, to: Endpoint, recursive: boolean): void {
+  const source = readSource(from.path, from.label, recursive);
+  const destination = hostDestination(to.path, to.label);
+  // The staging directory would sit inside the tree being copied, which would then copy itself.
+  const into = realpathSync(destination.parent);
+  if (source.isDirectory && (into === source.path || into.startsWith(`${source.path}/`))) {
+    throw new FleetboxError('usage', `cannot copy ${from.label} into itself (${to.label})`);
+  }
+  const final = destination.final(source.name);
+  withStageSync(destination.parent, (stage) => {
+    const staged = join(stage, 'copy');
+    copyTree(source.path, staged);
+    placeOnHost(staged, final);
+  });
+}
+
+/** A staging directory in `parent` that is removed whatever happens, so a failed copy leaves nothing behind. */
+function withStageSync(parent: string, use: (stage: string) => void): void {
+  const stage = makeStage(parent);
+  try {
+    use(stage);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+async function withStage(parent: string, use: (stage: string) => Promise<void>): Promise<void> {
+  const stage = makeStage(parent);
+  try {
+    await use(stage);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+function makeStage(parent: string): string {
+  try {
+    return mkdtempSync(join(parent, STAGE_PREFIX));
+  } catch (error) {
+    throw new FleetboxError('io', `cannot write in ${parent}: ${(error as NodeJS.ErrnoException).code}`, { cause: error });
+  }
+}
+
+/** Copies a tree keeping modes (umask does not apply) and symlinks as links with their text unchanged. */
+function copyTree(from: string, to: string): void {
+  const stats = lstatSync(from);
+  if (stats.isSymbolicLink()) {
+    symlinkSync(readlinkSync(from), to);
+  } else if (stats.isDirectory()) {
+    mkdirSync(to, { mode: 0o700 });
+    for (const entry of readdirSync(from)) copyTree(join(from, entry), join(to, entry));
+    // Last, so that a read-only directory can still be filled.
+    chmodSync(to, stats.mode & 0o7777);
+  } else if (stats.isFile()) {
+    copyFileSync(from, to);
+    chmodSync(to, stats.mode & 0o7777);
+  } else {
+    throw new FleetboxError('io', `cannot copy ${from}: not a regular file, directory or symlink`);
+  }
+}
+
+/** Moves a staged copy to `final`: a rename, or a file-by-file merge into an existing directory. */
+function placeOnHost(staged: string, final: string): void {
+  // Every conflict is found before anything moves, so a refused copy changes nothing.
+  findConflict(staged, final);
+  moveInto(staged, final);
+}
+
+function findConflict(staged: string, final: string): void {
+  const existing = statOrUndefined(final);
+  if (!existing) return;
+  if (lstatSync(staged).isDirectory()) {
+    if (!existing.isDirectory()) throw new FleetboxError('io', `cannot overwrite non-directory ${final} with a directory`);
+    for (const entry of readdirSync(staged)) findConflict(join(staged, entry), join(final, entry));
+  } else if (existing.isDirectory()) {
+    throw new FleetboxError('io', `cannot overwrite directory ${final} with a file`);
+  }
+}
+
+function moveInto(staged: string, final: string): void {
+  const stats = lstatSync(staged);
+  if (stats.isDirectory() && statOrUndefined(final)?.isDirectory()) {
+    // Entries are renamed out of the staged directory, which takes write permission on it.
+    chmodSync(staged, stats.mode | 0o700);
+    for (const entry of readdirSync(staged)) moveInto(join(staged, entry), join(final, entry));
+    chmodSync(final, stats.mode & 0o7777);
+  } else {
+    renameSync(staged, final);
+  }
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs the host's tar; `input` is its standard input, the result its standard output. */
+async function hostTar(args: string[], input: Buffer | undefined, what: string): Promise<Buffer> {
+  const tar = findBinary('tar');
+  if (!tar) throw new FleetboxError('missing_prerequisite', 'tar is not installed on the host; install the tar package');
+  const { execa } = await import('execa');
+  const result = await execa(tar, args, { reject: false, encoding: 'buffer', stripFinalNewline: false, ...(input ? { input } : { stdin: 'ignore' }) });
+  if (result.exitCode !== 0) {
+    throw new FleetboxError('io', `${what}: ${lastWords(Buffer.from(result.stderr).toString('utf8')) || result.message}`);
+  }
+  return Buffer.from(result.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// guest side: POSIX sh and only what busybox and GNU coreutils/tar both understand
+// (tar -c/-x -f - -C, -o; mktemp -d; stat -c %a; readlink -f; base64 -d), so the same scripts
+// run in the initramfs guest and in a full Debian userland.
+
+/**
+ * A guest path as the scripts use it: no trailing slash, and never starting with '-', so no
+ * command reads it as an option (some busybox applets do not take `--`).
+ */
+export function guestPath(path: string, where: string): string {
+  if (path === '') throw new FleetboxError('usage', `name a path on the member: ${where}`);
+  const trimmed = path.replace(/\/+$/, '') || '/';
+  return trimmed.startsWith('/') ? trimmed : `./${trimmed}`;
+}
+
+/**
+ * `merge STAGED EXISTING check|move`: merges a staged directory into an existing one. The check pass
+ * finds every conflict before the move pass touches anything; the move pass renames each file
+ * (and each directory that is new) into place and gives merged directories the source's mode.
+ * Subshells keep the recursion's variables apart (POSIX sh has no `local`).
+ */
+const MERGE = `merge() {
+  for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    t="$2/\${e##*/}"
+    if [ -d "$e" ] && [ ! -L "$e" ] && [ -d "$t" ]; then
+      ( merge "$e" "$t" "$3" ) || return $?
+      [ "$3" = check ] || chmod "$(stat -c %a "$e")" "$t" || return 1
+    elif [ -d "$e" ] && [ ! -L "$e" ] && [ -e "$t" ]; then
+      echo "cannot overwrite non-directory $t with a directory" >&2; return ${GUEST_EXIT.conflict}
+    elif [ -d "$t" ]; then
+      echo "cannot overwrite directory $t with a file" >&2; return ${GUEST_EXIT.conflict}
+    else
+      [ "$3" = check ] || mv -f "$e" "$t" || return 1
+    fi
+  done
+}`;
+
+/**
+ * Receives base64 of a tar stream on stdin holding one entry `./<entry>`, unpacks it in a
+ * staging directory next to the destination and renames it into place. Exported for the tests
+ * that run it under busybox sh and under dash/bash with GNU tools.
+ */
+export function copyInScript(destination: string, name: string, entry: string, isDirectory: boolean): string {
+  const inside = destination === '/' ? `/${name}` : `${destination}/${name}`;
+  const place = isDirectory
+    ? `if [ -d "$f" ]; then
+  merge "$i" "$f" check || exit $?
+  merge "$i" "$f" move || exit 5
+  chmod "$(stat -c %a "$i")" "$f" || exit 5
+else
+  mv -f "$i" "$f" || exit 5
+fi`
+    : `mv -f "$i" "$f" || exit 5`;
+  const conflict = isDirectory
+    ? `if [ -e "$f" ] && [ ! -d "$f" ]; then echo "cannot overwrite non-directory $f with a directory" >&2; exit ${GUEST_EXIT.conflict}; fi`
+    : `if [ -d "$f" ]; then echo "cannot overwrite directory $f with a file" >&2; exit ${GUEST_EXIT.conflict}; fi`;
+  return `${MERGE}
+if [ -d ${quote(destination)} ]; then f=${quote(inside)}; p=${quote(destination)}; else f=${quote(destination)}; p=${quote(posix.dirname(destination))}; fi
+if [ ! -d "$p" ]; then echo "no such directory $p" >&2; exit ${GUEST_EXIT.missing}; fi
+${conflict}
+s=$(mktemp -d "$p/${STAGE_PREFIX}XXXXXX") || exit 5
+trap 'rm -rf "$s"' EXIT
+trap 'exit 1' HUP INT TERM PIPE
+base64 -d | tar -x -o -f - -C "$s" || exit 5
+i="$s"/${quote(entry)}
+${place}`;
+}
+
+/**
+ * Sends base64 of a tar stream with one entry, the path (a symlink given as the path is
+ * followed). tar's own exit status comes back through fd 4: a pipeline's status is the last
+ * command's, and `pipefail` is not in every sh.
+ */
+export function copyOutScript(path: string, recursive: boolean): string {
+  return `r=${quote(path)}
+if [ ! -e "$r" ]; then echo "no such file or directory" >&2; exit ${GUEST_EXIT.missing}; fi
+r=$(readlink -f "$r") || exit 5
+${recursive ? '' : `if [ -d "$r" ]; then exit ${GUEST_EXIT.isDirectory}; fi`}
+p=\${r%/*}; n=\${r##*/}
+[ -n "$p" ] || p=/
+if [ -z "$n" ]; then echo "cannot copy the root directory" >&2; exit 5; fi
+exec 3>&1
+rc=$( { { tar -c -f - -C "$p" "./$n"; echo $? >&4; } | base64 >&3; } 4>&1 )
+[ "$rc" = 0 ] || exit 5`;
+}
+
+/** A failed guest script as a one-line error naming the member and path. */
+function guestFailure(result: ExecResult, direction: 'to' | 'from', where: string): FleetboxError {
+  const said = lastWords(result.stderr) || 'no message';
+  switch (result.exitCode) {
+    case GUEST_EXIT.missing:
+      return new FleetboxError('not_found', direction === 'to' ? `cannot copy to ${where}: ${said}` : `cannot copy ${where}: ${said}`);
+    case GUEST_EXIT.isDirectory:
+      return needsRecursive(where);
+    case GUEST_EXIT.conflict:
+      return new FleetboxError('io', `copy ${direction} ${where} failed: ${said}`);
+    default:
+      return new FleetboxError('io', `copy ${direction} ${where} failed (exit ${result.exitCode}): ${said}`);
+  }
+}
+
+/** The line of a tool's stderr that says what failed: the last one, but not GNU tar's closing summary. */
+function lastWords(stderr: string): string {
+  const lines = stderr.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !/^tar: Exiting with failure status/.test(line));
+  return lines.pop() ?? '';
 }

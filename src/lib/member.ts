@@ -9,7 +9,7 @@ import type { MemberState } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
 import { execTarget } from './target.js';
-import { copyFromMember, copyToMember } from './copy.js';
+import { copyFromMember, copyToMember, type CopyOptions } from './copy.js';
 import { execOn, type ExecOptions, type ExecResult } from './exec.js';
 
 /** One machine of a cluster, as a test sees it. */
@@ -67,13 +67,13 @@ export class Member {
     return execOn(target, command, options);
   }
 
-  /** Copies a host file onto the member (`remotePath` on the guest; on the host for process members). */
-  async copyTo(localPath: string, remotePath: string, options: ExecOptions = {}): Promise<void> {
+  /** Copies a host file (or, with `recursive`, a folder) onto the member, modes kept (`remotePath` on the guest; on the host for process members). */
+  async copyTo(localPath: string, remotePath: string, options: CopyOptions = {}): Promise<void> {
     await copyToMember(this.store, this.ref, localPath, remotePath, options);
   }
 
-  /** Copies a file from the member to the host. */
-  async copyFrom(remotePath: string, localPath: string, options: ExecOptions = {}): Promise<void> {
+  /** Copies a file (or, with `recursive`, a folder) from the member to the host, modes kept. */
+  async copyFrom(remotePath: string, localPath: string, options: CopyOptions = {}): Promise<void> {
     await copyFromMember(this.store, this.ref, remotePath, localPath, options);
   }
 

@@ -10,11 +10,22 @@ function parseRemote(spec: string): { member: string; path: string } | undefined
 
 export function cpCommand(): Command {
   return new Command('cp')
-    .description('copy a file between the host and a member')
+    .description('copy a file, or a directory with -r, between the host and a member; modes kept, files replaced by rename')
     .argument('<source>', 'local path or <member>:<path>')
-    .argument('<destination>', 'local path or <member>:<path>')
-    .addHelpText('after', '\nExamples:\n  $ fleetbox cp ./app.tar.gz web-1:/tmp/app.tar.gz\n  $ fleetbox cp web-1:/var/log/messages ./messages')
-    .action(async (source: string, destination: string) => {
+    .argument('<destination>', 'local path or <member>:<path>; an existing directory receives the source inside it')
+    .option('-r, --recursive', 'copy a directory and everything under it (symlinks stay links)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ fleetbox cp ./app web-1:/usr/local/bin/app      # keeps the executable bit',
+        '  $ fleetbox cp -r ./config web-1:/etc/             # lands as /etc/config',
+        '  $ fleetbox cp web-1:/var/log/messages ./messages',
+        '  $ fleetbox cp -r web-1:/var/log ./guest-logs',
+      ].join('\n'),
+    )
+    .action(async (source: string, destination: string, flags: { recursive?: boolean }) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { resolveTargets } = await import('../../control/targets.js');
       const { copyFromMember, copyToMember } = await import('../../lib/copy.js');
@@ -27,7 +38,8 @@ export function cpCommand(): Command {
       const remote = (from ?? to)!;
       const [ref, ...more] = resolveTargets(store, [remote.member]);
       if (!ref || more.length > 0) throw new FleetboxError('usage', `${remote.member} is a cluster; name one member`);
-      if (to) await copyToMember(store, ref, source, to.path);
-      else await copyFromMember(store, ref, remote.path, destination);
+      const options = { recursive: flags.recursive === true };
+      if (to) await copyToMember(store, ref, source, to.path, options);
+      else await copyFromMember(store, ref, remote.path, destination, options);
     });
 }
