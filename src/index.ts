@@ -5,7 +5,9 @@
  */
 export { startCluster, attach, Cluster, uniqueSuffix, type StartClusterOptions } from './lib/cluster.js';
 export { Member } from './lib/member.js';
+export { buildImage, listImages, removeImage, type BuildImageOptions, type ImageInfo } from './lib/image.js';
 export type { ExecOptions, ExecResult } from './lib/exec.js';
+export type { CopyOptions } from './lib/copy.js';
 export { FleetboxError, ERROR_CODES, isFleetboxError, type ErrorCode } from './protocol/errors.js';
 export type { MemberState, MemberStatus } from './protocol/schemas.js';
 export type { MemberView } from './control/status.js';

@@ -15,6 +15,8 @@ export interface BackendContext {
 export interface ExitInfo {
   code: number | null;
   signal: string | null;
+  /** Why the backend ended the member itself (e.g. its file server died), when it did. */
+  reason?: string;
 }
 
 /** A started member: the process the holder supervises. */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { downCommand } from './commands/down.js';
 import { cpCommand } from './commands/cp.js';
+import { imageCommand } from './commands/image.js';
 import { dashboardCommand } from './commands/dashboard.js';
 import { execCommand } from './commands/exec.js';
 import { sshCommand } from './commands/ssh.js';
@@ -38,7 +39,7 @@ Examples:
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 not found.
 State lives in $FLEETBOX_HOME (default ~/.fleetbox).`,
     );
-  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand(), forwardCommand(), execCommand(), sshCommand(), cpCommand(), dashboardCommand(), setupCommand(), doctorCommand()]) {
+  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand(), forwardCommand(), execCommand(), sshCommand(), cpCommand(), imageCommand(), dashboardCommand(), setupCommand(), doctorCommand()]) {
     program.addCommand(command);
   }
   // Commander's own errors (unknown option, missing argument) become our usage exit code.

@@ -15,6 +15,8 @@ import { readJson } from '../store/atomic.js';
 import { MAX_CLUSTER_MEMBERS, NetworkRecordSchema } from '../store/network-record.js';
 import { listMembers, readMemberConfig, writeMemberConfig, type MemberRef } from '../store/members.js';
 import { clusterOf, memberNames, validateName } from '../store/names.js';
+import { readRootImage } from '../store/root-images.js';
+import { checkShares } from '../store/shares.js';
 import { reconcileCluster } from '../store/reconcile.js';
 import { addMember, liveSibling } from './add-member.js';
 import { spawnHolder, type SpawnedHolder } from './spawn.js';
@@ -125,16 +127,39 @@ function refuseLinks(store: Store, cluster: string, name: string): void {
   }
 }
 
+/** The same shares, in the same order, with the same modes. */
+function sameShares(a: readonly { host: string; guest: string; readOnly?: boolean }[], b: typeof a): boolean {
+  return a.length === b.length && a.every((s, i) => s.host === b[i]?.host && s.guest === b[i]?.guest && (s.readOnly ?? false) === (b[i]?.readOnly ?? false));
+}
+
+/** A member booting an image needs it built: said before anything starts. */
+function checkImage(store: Store, rootfs: string, image: string | undefined): void {
+  if (rootfs !== 'image') return;
+  if (image === undefined) throw new FleetboxError('usage', "--rootfs image needs --image NAME (see 'fleetbox image ls')");
+  if (!readRootImage(store, image)) {
+    throw new FleetboxError('usage', `no image named ${image}; build it first: fleetbox image build ${image} --packages …`);
+  }
+}
+
+/** What a member is made of cannot change under it: rm and up again, as with the backend. */
+function refuseChange(name: string, what: string, was: string, wanted: string): never {
+  throw new FleetboxError('usage', `member ${name} was created with ${what} ${was}, not ${wanted}; 'fleetbox rm ${name} --yes' first to change it`);
+}
+
 function ensureConfig(store: Store, cluster: string, name: string, spec: MemberSpecInput, bootTimeoutMs: number): void {
   refuseLinks(store, cluster, name);
   const existing = readMemberConfig(store, cluster, name);
   if (existing) {
-    if (spec.backend !== undefined && spec.backend !== existing.backend) {
-      throw new FleetboxError(
-        'usage',
-        `member ${name} was created with backend ${existing.backend}; 'fleetbox rm ${name} --yes' first to change it`,
-      );
+    if (spec.backend !== undefined && spec.backend !== existing.backend) refuseChange(name, 'backend', existing.backend, spec.backend);
+    if (spec.rootfs !== undefined && spec.rootfs !== existing.rootfs) refuseChange(name, '--rootfs', existing.rootfs, spec.rootfs);
+    if (spec.image !== undefined && spec.image !== existing.image) refuseChange(name, '--image', existing.image ?? 'none', spec.image);
+    checkImage(store, existing.rootfs, existing.image);
+    if (spec.shares !== undefined && !sameShares(checkShares(spec.shares, store.home), existing.shares)) {
+      const list = (shares: readonly { host: string; guest: string }[]) => shares.map((s) => `${s.host}:${s.guest}`).join(',') || 'no shares';
+      refuseChange(name, 'shares', list(existing.shares), list(spec.shares));
     }
+    // A share that vanished since the member was made fails here, before anything starts.
+    checkShares(existing.shares, store.home);
     // The boot budget belongs to the call: the holder reads it from here when it boots the member.
     if (existing.bootTimeoutMs !== bootTimeoutMs) writeMemberConfig(store, { ...existing, bootTimeoutMs });
     return;
@@ -144,7 +169,17 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     .map((ref) => readMemberConfig(store, cluster, ref.name))
     .find((c) => c !== undefined);
   const inherited = sibling
-    ? { backend: sibling.backend, cmd: sibling.cmd, port: sibling.port, cpus: sibling.cpus, memoryMiB: sibling.memoryMiB, diskMiB: sibling.diskMiB }
+    ? {
+        backend: sibling.backend,
+        cmd: sibling.cmd,
+        port: sibling.port,
+        cpus: sibling.cpus,
+        memoryMiB: sibling.memoryMiB,
+        diskMiB: sibling.diskMiB,
+        rootfs: sibling.rootfs,
+        image: sibling.image,
+        shares: sibling.shares,
+      }
     : {};
   const config = MemberConfigSchema.parse({
     ...inherited,
@@ -155,7 +190,14 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     cluster,
     createdAt: new Date().toISOString(),
   });
-  writeMemberConfig(store, config);
+  if (config.backend === 'process' && (config.rootfs !== 'initramfs' || config.shares.length > 0)) {
+    throw new FleetboxError('usage', `--rootfs, --image and --share need real VMs; a process member already runs on the host (drop --backend process)`);
+  }
+  if (config.image !== undefined && config.rootfs !== 'image') {
+    throw new FleetboxError('usage', `--image boots that image as the member's root; it cannot go with --rootfs ${config.rootfs}`);
+  }
+  checkImage(store, config.rootfs, config.image);
+  writeMemberConfig(store, { ...config, shares: checkShares(config.shares, store.home) });
 }
 
 /**
@@ -167,6 +209,8 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
 export async function up(store: Store, options: UpOptions): Promise<UpResult> {
   const plan = planMembers(store, options.names, options.count);
   const spec = options.spec ?? {};
+  // A bad share is refused before any member's config is written.
+  if (spec.shares) checkShares(spec.shares, store.home);
   const spawned = new Map<string, SpawnedHolder>();
   const refs: MemberRef[] = [];
   const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;

@@ -110,7 +110,7 @@ export class MemberRuntime {
       let exited = false;
       void handle.exited.then((info) => {
         exited = true;
-        this.onExit(info.code, info.signal);
+        this.onExit(info.code, info.signal, info.reason);
       });
       while (!signal.aborted) {
         if (exited) {
@@ -143,13 +143,13 @@ export class MemberRuntime {
     return text ? `last output:\n${text}` : 'it printed nothing';
   }
 
-  private onExit(code: number | null, signal: string | null): void {
+  private onExit(code: number | null, signal: string | null, reason?: string): void {
     if (this.stopping || this.state === 'error' || this.state === 'stopped') return;
     if (this.state !== 'running') return; // boot loop reports it
     const how = signal ? `signal ${signal}` : `code ${code}`;
-    this.log.warn('member_exited', { member: this.name, code, signal });
+    this.log.warn('member_exited', { member: this.name, code, signal, ...(reason && { reason }) });
     void this.network.detach(this.name).catch(() => undefined);
-    this.set('error', `${this.name} exited unexpectedly (${how})`);
+    this.set('error', reason ? `${this.name} was stopped: ${reason}` : `${this.name} exited unexpectedly (${how})`);
   }
 
   /**

@@ -10,7 +10,18 @@ export const READY_MARKER = 'FLEETBOX_READY';
 export const ERROR_MARKER = 'FLEETBOX_ERROR';
 
 /** Kernel command line keys the init reads (dotted, so the kernel does not pass them to init's env). */
-export const CMDLINE_KEYS = { name: 'fleetbox.name', ip: 'fleetbox.ip', gateway: 'fleetbox.gw' } as const;
+export const CMDLINE_KEYS = {
+  name: 'fleetbox.name',
+  ip: 'fleetbox.ip',
+  gateway: 'fleetbox.gw',
+  /** `host` or `image`: the root is served read-only by virtiofs, with a writable overlay. */
+  root: 'fleetbox.root',
+  /** Comma-separated `<guest path>:ro|rw`, in the order of share0, share1, … on the file server. */
+  shares: 'fleetbox.shares',
+} as const;
+
+/** The virtiofs tag of a member's file server; its top holds `root/` and `share<i>/`. */
+export const FS_TAG = 'fleetbox';
 
 /**
  * Kernel modules the guest loads, in load order (dependencies first). The Debian cloud kernel
@@ -31,6 +42,16 @@ export const GUEST_MODULES = [
   { name: 'button', path: 'drivers/acpi/button.ko' },
 ] as const;
 
+/** Loaded only by a member with a file server (--rootfs host, --share): they cost boot time. */
+export const FS_MODULES = [
+  { name: 'fuse', path: 'fs/fuse/fuse.ko' },
+  { name: 'virtiofs', path: 'fs/fuse/virtiofs.ko' },
+  { name: 'overlay', path: 'fs/overlayfs/overlay.ko' },
+] as const;
+
+/** Every module the kernel cache and the initramfs carry. */
+export const ALL_GUEST_MODULES = [...GUEST_MODULES, ...FS_MODULES] as const;
+
 /** Where the dropbear host key and the authorised client key sit inside the initramfs. */
 export const GUEST_HOST_KEY = '/etc/dropbear/dropbear_ed25519_host_key';
 export const GUEST_AUTHORIZED_KEYS = '/root/.ssh/authorized_keys';
@@ -39,20 +60,38 @@ export const GUEST_INIT = `#!/bin/busybox sh
 # fleetbox guest init (PID 1). Source: src/image/guest-init.ts.
 # The busybox applet links are made when the image is built: at boot, under TCG, every
 # instruction saved is boot time saved.
+fail() { echo "${ERROR_MARKER} $*"; }
+# A step the guest cannot be used without: say so, and stay PID 1 (its exit panics the kernel).
+die() { fail "$@"; while :; do sleep 3600; done; }
+
+if [ "$1" = stage2 ]; then
+  # PID 1 again, now in the member's own root (--rootfs host): fleetbox's tools are in
+  # /run/fleetbox, never on the guest's own PATH.
+  export PATH=/run/fleetbox/bin
+  busybox --install -s /run/fleetbox/bin
+  . /run/fleetbox/env
+  # The root's own dropbear when it has one (the host has; images get dropbear-bin), else the
+  # initramfs's with its libraries: dropbear re-executes itself for every connection, so those
+  # are found through LD_LIBRARY_PATH, not a loader argument.
+  DROPBEAR="env LD_LIBRARY_PATH=/run/fleetbox/lib /run/fleetbox/bin/dropbear"
+  [ -x /usr/sbin/dropbear ] && DROPBEAR=/usr/sbin/dropbear
+  HOSTKEY=/run/fleetbox/host_key
+else
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /tmp /run /data /var/log
 mount -t devpts devpts /dev/pts
-fail() { echo "${ERROR_MARKER} $*"; }
 
-NAME=guest IP= GW=
+NAME=guest IP= GW= ROOT= SHARES=
 for kv in $(cat /proc/cmdline); do
   case "$kv" in
     ${CMDLINE_KEYS.name}=*) NAME=\${kv#${CMDLINE_KEYS.name}=} ;;
     ${CMDLINE_KEYS.ip}=*) IP=\${kv#${CMDLINE_KEYS.ip}=} ;;
     ${CMDLINE_KEYS.gateway}=*) GW=\${kv#${CMDLINE_KEYS.gateway}=} ;;
+    ${CMDLINE_KEYS.root}=*) ROOT=\${kv#${CMDLINE_KEYS.root}=} ;;
+    ${CMDLINE_KEYS.shares}=*) SHARES=\${kv#${CMDLINE_KEYS.shares}=} ;;
   esac
 done
 
@@ -77,13 +116,70 @@ if [ -n "$IP" ]; then
   fi
 fi
 
+DISK=
 if [ -b /dev/vda ]; then
   # Format only a disk that was never written (all zeros at the start): a disk that holds
   # anything else, e.g. a file system this kernel cannot mount, must never be wiped.
   if [ "$(dd if=/dev/vda bs=4096 count=1 2>/dev/null | tr -d '\\000' | wc -c)" = 0 ]; then
     mke2fs -q /dev/vda >/dev/null 2>&1 || fail "disk: mke2fs /dev/vda failed"
   fi
-  mount -t ext2 /dev/vda /data || fail "disk: cannot mount /dev/vda at /data"
+  mount -t ext2 /dev/vda /data && DISK=1 || fail "disk: cannot mount /dev/vda at /data"
+fi
+
+# The host's file server (virtiofs): the host root under root/, share <i> under share<i>/.
+if [ -n "$ROOT" ] || [ -n "$SHARES" ]; then
+  for m in ${FS_MODULES.map((m) => m.name).join(' ')}; do
+    [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
+  done
+  mkdir -p /fbx
+  mount -t virtiofs ${FS_TAG} /fbx || die "virtiofs: cannot mount the host's file server"
+fi
+# Share <i> at its guest path under the root being built ($NEW), read-only in the guest too
+# when it is on the host. Before /proc moves: remounting needs /proc/mounts.
+mount_shares() {
+  i=0
+  for s in $(echo "$SHARES" | tr , ' '); do
+    dst=$NEW\${s%:*}
+    mkdir -p "$dst" && mount --bind /fbx/share$i "$dst" || die "share: cannot mount share $i at \${s%:*}"
+    if [ "\${s##*:}" = ro ]; then mount -o remount,bind,ro "$dst" || die "share: cannot make \${s%:*} read-only"; fi
+    i=$((i+1))
+  done
+}
+NEW=
+if [ -n "$ROOT" ]; then
+  # The served root (the host's or an image's) is the read-only lower layer; the member writes to an upper layer of its own,
+  # on its disk when it has one (so writes survive a stop), else in RAM.
+  NEW=/newroot
+  mkdir -p $NEW /overlay
+  if [ -n "$DISK" ]; then U=/data/.fleetbox-root; else mount -t tmpfs -o mode=0755 overlay /overlay; U=/overlay; fi
+  mkdir -p $U/upper $U/work
+  mount -t overlay overlay -o lowerdir=/fbx/root,upperdir=$U/upper,workdir=$U/work $NEW ||
+    die "rootfs: cannot lay the member's overlay over its $ROOT root"
+  mount_shares
+  for d in proc sys dev; do mount --move /$d $NEW/$d || die "rootfs: cannot move /$d into the new root"; done
+  mount -t tmpfs -o mode=0755,nosuid,nodev run $NEW/run
+  mount -t tmpfs -o mode=1777,nosuid,nodev tmp $NEW/tmp
+  mkdir -p $NEW/dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev shm $NEW/dev/shm
+  if [ -n "$DISK" ]; then mkdir -p $NEW/data && mount --move /data $NEW/data; fi
+  # The guest's own identity files, never the host's (links there could point anywhere).
+  for f in hostname hosts resolv.conf; do rm -f $NEW/etc/$f; done
+  echo "$NAME" > $NEW/etc/hostname
+  cp /etc/hosts $NEW/etc/hosts
+  [ -f /etc/resolv.conf ] && cp /etc/resolv.conf $NEW/etc/resolv.conf
+  mkdir -p $NEW/root/.ssh && cp ${GUEST_AUTHORIZED_KEYS} $NEW/root/.ssh/authorized_keys
+  chmod 700 $NEW/root $NEW/root/.ssh
+  # What stage 2 runs from: this init, a static busybox, dropbear with its own libraries.
+  F=$NEW/run/fleetbox
+  mkdir -p $F/bin $F/lib
+  cp /init $F/init && cp /bin/busybox /bin/dropbear $F/bin/ && cp ${GUEST_HOST_KEY} $F/host_key ||
+    die "rootfs: cannot copy fleetbox's tools into the new root"
+  for f in $(find /lib /lib64 -name '*.so*' -type f 2>/dev/null); do cp $f $F/lib/; done
+  printf 'NAME=%s\\nIP=%s\\n' "$NAME" "$IP" > $F/env
+else
+  mount_shares
+fi
+[ -n "$NEW" ] && exec switch_root $NEW /run/fleetbox/bin/busybox sh /run/fleetbox/init stage2
+DROPBEAR=dropbear HOSTKEY=${GUEST_HOST_KEY}
 fi
 
 # QMP system_powerdown presses the ACPI power button: flush the disk, then power off, so QEMU
@@ -97,14 +193,14 @@ for e in /sys/class/input/event*; do
   fi
 done
 
-mkdir -p /etc/dropbear
-dropbear -F -E -s -p 22 -r ${GUEST_HOST_KEY} -P /run/dropbear.pid 2>>/var/log/dropbear.log &
+mkdir -p /etc/dropbear /var/log
+$DROPBEAR -F -E -s -p 22 -r $HOSTKEY -P /run/dropbear.pid 2>>/run/dropbear.log &
 # The ready marker promises that SSH listens: wait (bounded) for the listening socket.
 i=0
 until grep -q ':0016 00000000:0000 0A' /proc/net/tcp 2>/dev/null || [ $i -ge 500 ]; do usleep 10000; i=$((i+1)); done
 if [ $i -ge 500 ]; then
   fail "ssh: dropbear is not listening on port 22"
-  tail -n 5 /var/log/dropbear.log
+  tail -n 5 /run/dropbear.log
 fi
 
 echo "${READY_MARKER} $NAME ip=\${IP:-none} uptime=$(cut -d' ' -f1 /proc/uptime)s"

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { FleetboxError } from '../protocol/errors.js';
-import { GUEST_AUTHORIZED_KEYS, GUEST_HOST_KEY, GUEST_MODULES } from './guest-init.js';
+import { GUEST_AUTHORIZED_KEYS, GUEST_HOST_KEY, ALL_GUEST_MODULES } from './guest-init.js';
 import type { SharedLibrary } from './shared-libraries.js';
 
 export interface InitramfsInputs {
@@ -17,7 +17,7 @@ export interface InitramfsInputs {
   /** dropbear server binary and the shared libraries it loads. */
   dropbear: string;
   dropbearLibraries: SharedLibrary[];
-  /** Directory holding <module>.ko for every GUEST_MODULES entry. */
+  /** Directory holding <module>.ko for every ALL_GUEST_MODULES entry. */
   modulesDir: string;
   /** The one public key line guests authorise for root. */
   authorizedKey: string;
@@ -63,7 +63,7 @@ function stage(root: string, inputs: InitramfsInputs): void {
     if (/^[\w.[-]+$/.test(applet) && applet !== 'busybox' && applet !== 'dropbear') symlinkSync('busybox', join(root, 'bin', applet));
   }
   for (const lib of inputs.dropbearLibraries) place(root, lib.guestPath.replace(/^\//, ''), lib.hostPath, 0o755);
-  for (const module of GUEST_MODULES) place(root, `lib/modules/${module.name}.ko`, join(inputs.modulesDir, `${module.name}.ko`), 0o644);
+  for (const module of ALL_GUEST_MODULES) place(root, `lib/modules/${module.name}.ko`, join(inputs.modulesDir, `${module.name}.ko`), 0o644);
   write(root, 'etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644);
   write(root, 'etc/group', 'root:x:0:\n', 0o644);
   write(root, 'etc/shells', '/bin/sh\n', 0o644);

@@ -5,7 +5,7 @@ import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
 import { readJson, writeJsonAtomic } from '../store/atomic.js';
 import type { Store } from '../store/layout.js';
 import { sha256FileCached } from './file-hash.js';
-import { GUEST_MODULES } from './guest-init.js';
+import { ALL_GUEST_MODULES } from './guest-init.js';
 import { hostCommand } from './host-command.js';
 
 /** The meta package that always depends on the current Debian cloud kernel. */
@@ -104,6 +104,8 @@ export async function verifiedKernel(dir: string): Promise<CachedKernel | undefi
     return undefined;
   }
   if (!record) return undefined;
+  // An entry cached before a module joined the list lacks it: download the package again.
+  if (ALL_GUEST_MODULES.some((m) => record.files[`modules/${m.name}.ko`] === undefined)) return undefined;
   for (const [file, sum] of Object.entries(record.files)) {
     if ((await sha256FileCached(join(dir, file))) !== sum) return undefined;
   }
@@ -156,12 +158,12 @@ async function downloadKernel(store: Store, pkg: string, version: string, progre
     copyFileSync(join(boot, vmlinuz), join(entry, 'vmlinuz'));
     const files: Record<string, string> = {};
     const moduleRoot = join(unpacked, 'lib', 'modules', release, 'kernel');
-    for (const module of GUEST_MODULES) {
+    for (const module of ALL_GUEST_MODULES) {
       const from = join(moduleRoot, module.path);
       if (!existsSync(from)) throw new FleetboxError('io', `${pkg} lacks the guest module ${module.path}; this kernel cannot run fleetbox guests`);
       copyFileSync(from, join(entry, 'modules', `${module.name}.ko`));
     }
-    for (const file of ['vmlinuz', ...GUEST_MODULES.map((m) => `modules/${m.name}.ko`)]) {
+    for (const file of ['vmlinuz', ...ALL_GUEST_MODULES.map((m) => `modules/${m.name}.ko`)]) {
       files[file] = (await sha256FileCached(join(entry, file))) ?? '';
     }
     const record: KernelRecord = { package: pkg, version, release, files };

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
 import { addMember, type AddBudget } from '../control/add-member.js';
 import { removeMembers } from '../control/remove.js';
 import { Session } from '../control/session.js';
@@ -24,6 +25,16 @@ export interface StartClusterOptions {
   memoryMiB?: number;
   /** Size of a persistent disk mounted at /data in each guest (0 = none). */
   diskMiB?: number;
+  /**
+   * qemu: the guest's root. 'initramfs' (default) is the small RAM guest; 'host' is the host's root
+   * file system read-only (secrets masked) with a per-member writable overlay, on the disk when
+   * `diskMiB` is given so writes survive a stop.
+   */
+  rootfs?: 'initramfs' | 'host' | 'image';
+  /** qemu: boot this image (see buildImage / `fleetbox image build`); implies rootfs 'image'. */
+  image?: string;
+  /** qemu: host folders mounted in every member (`readOnly` defaults to false). */
+  shares?: { host: string; guest?: string; readOnly?: boolean }[];
   /** process backend: the command each member runs. */
   cmd?: string;
   /** process backend: the port each member listens on. */
@@ -121,6 +132,11 @@ function specOf(options: StartClusterOptions): MemberSpecInput {
     ...(options.diskMiB !== undefined && { diskMiB: options.diskMiB }),
     ...(options.cmd !== undefined && { cmd: options.cmd }),
     ...(options.port !== undefined && { port: options.port }),
+    ...(options.rootfs !== undefined && { rootfs: options.rootfs }),
+    ...(options.image !== undefined && { rootfs: options.rootfs ?? 'image', image: options.image }),
+    ...(options.shares !== undefined && {
+      shares: options.shares.map((share) => ({ host: resolve(share.host), guest: share.guest ?? resolve(share.host), readOnly: share.readOnly ?? false })),
+    }),
   };
 }
 

@@ -1,4 +1,5 @@
 import { accessSync, constants } from 'node:fs';
+import { findVirtiofsd } from '../backend/qemu/file-server.js';
 import { chooseAccelerator, readKvmVerdict } from '../backend/qemu/kvm-probe.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
@@ -34,8 +35,22 @@ const TOOLS: readonly { name: string; binaries: readonly string[]; package: stri
   { name: 'iproute2', binaries: ['ip'], package: 'iproute2', why: 'network namespaces, bridges and taps' },
   { name: 'socat', binaries: ['socat'], package: 'socat', why: 'checks that guests answer' },
   { name: 'dnsmasq', binaries: ['dnsmasq'], package: 'dnsmasq-base', why: 'members resolve each other by name' },
-  { name: 'util-linux', binaries: ['setpriv'], package: 'util-linux', why: 'VMs die with their holder (pdeathsig)' },
+  { name: 'util-linux', binaries: ['setpriv', 'unshare'], package: 'util-linux', why: 'VMs die with their holder (pdeathsig); private mounts for file servers' },
+  { name: 'mmdebstrap', binaries: ['mmdebstrap'], package: 'mmdebstrap', why: 'builds guest images from Debian packages (fleetbox image build)' },
 ];
+
+/** qemu's virtiofsd is not on PATH (Debian keeps it in /usr/lib/qemu). */
+function virtiofsdCheck(): Prerequisite {
+  const path = findVirtiofsd();
+  return {
+    name: 'virtiofsd',
+    ok: path !== undefined,
+    required: true,
+    detail: path ? `${path} found (serves --rootfs host and --share to guests)` : 'virtiofsd missing (serves --rootfs host and --share to guests)',
+    fix: path ? null : SETUP,
+    package: 'qemu-system-common',
+  };
+}
 
 function toolCheck(tool: (typeof TOOLS)[number]): Prerequisite {
   const missing = tool.binaries.filter((b) => !findBinary(b));
@@ -126,7 +141,7 @@ export async function checkPrerequisites(store: Store): Promise<Prerequisite[]> 
   if (process.platform !== 'linux') {
     return [{ name: 'linux', ok: false, required: true, detail: `fleetbox VMs need Linux, this is ${process.platform}`, fix: 'use a Linux host' }];
   }
-  return [aptCheck(), rootCheck(), ...TOOLS.map(toolCheck), busyboxCheck(), await kernelCheck(store), kvmCheck(store)];
+  return [aptCheck(), rootCheck(), ...TOOLS.map(toolCheck), virtiofsdCheck(), busyboxCheck(), await kernelCheck(store), kvmCheck(store)];
 }
 
 export interface InstallOptions {

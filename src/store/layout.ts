@@ -114,6 +114,10 @@ export class Store {
   sshMuxPath(member: string): string {
     return this.socketPath(`${shortHash(validateName(member, 'member name'))}.ssh`);
   }
+  /** A qemu member's virtiofsd socket (the file server of its host root and shares). */
+  fsSocketPath(member: string): string {
+    return this.socketPath(`${shortHash(validateName(member, 'member name'))}.vfs`);
+  }
   controlSocketPath(cluster: string): string {
     return this.socketPath(`${shortHash(validateName(cluster, 'cluster name'))}.ctl`);
   }

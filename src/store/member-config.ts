@@ -1,8 +1,9 @@
 import { z } from 'zod';
 
-import { BACKENDS } from './backend-kinds.js';
+import { BACKENDS, ROOTFS_KINDS } from './backend-kinds.js';
+import { ShareSchema } from './shares.js';
 
-export { BACKENDS };
+export { BACKENDS, ROOTFS_KINDS };
 export const BackendKindSchema = z.enum(BACKENDS);
 export type BackendKind = z.infer<typeof BackendKindSchema>;
 
@@ -23,6 +24,12 @@ export const MemberConfigSchema = z.object({
   cpus: z.number().int().min(1).max(64).default(1),
   memoryMiB: z.number().int().min(64).max(65536).default(256),
   diskMiB: z.number().int().min(0).max(1048576).default(0),
+  /** qemu: the guest's root file system (see ROOTFS_KINDS). */
+  rootfs: z.enum(ROOTFS_KINDS).default('initramfs'),
+  /** qemu, rootfs `image`: the name of the image (fleetbox image build) the member boots. */
+  image: z.string().optional(),
+  /** qemu: host folders every boot of the member mounts (checked again before each boot). */
+  shares: z.array(ShareSchema).max(8).default([]),
   /** The holder's boot budget for this member; `up --timeout` / `bootTimeoutMs` set it per call. */
   bootTimeoutMs: z.number().int().positive().max(3_600_000).default(DEFAULT_BOOT_TIMEOUT_MS),
   createdAt: z.string(),

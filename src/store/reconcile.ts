@@ -61,10 +61,10 @@ export function reconcileMember(store: Store, cluster: string, member: string): 
   const cgroup = memberCgroupPath(store.home, member);
   if (cgroup) result.killed.push(...destroyCgroupSync(cgroup).filter((pid) => pid !== state?.pid));
   if (!state) return result;
-  // The dead run's QMP and SSH-sharing sockets answer nobody now. (A new holder of this member
+  // The dead run's QMP, SSH-sharing and file-server sockets answer nobody now. (A new holder of this member
   // writes its pidfile before anything creates these, so its live ones are never touched; the
   // member socket itself is left to the next listen or to rm, which hold the cluster lock.)
-  for (const path of [store.qmpSocketPath(member), store.sshMuxPath(member)]) removeStaleSocket(path);
+  for (const path of [store.qmpSocketPath(member), store.sshMuxPath(member), store.fsSocketPath(member)]) removeStaleSocket(path);
   if (state.state !== 'stopped' && state.state !== 'error') {
     writeMemberState(store, cluster, {
       ...state,

@@ -1,4 +1,4 @@
-import { CMDLINE_KEYS } from '../../image/guest-init.js';
+import { CMDLINE_KEYS, FS_TAG } from '../../image/guest-init.js';
 import type { MemberNetwork } from '../../net/types.js';
 
 export type Accelerator = 'kvm' | 'tcg';
@@ -17,7 +17,16 @@ export function optionValue(text: string): string {
  * ~0.15 CPU-s and ~0.2 s per boot: microvm has no PCI bus to probe, and Debian's default
  * page zeroing on allocation (init_on_alloc), AppArmor and audit cost emulated instructions.
  */
-export function kernelCommandLine(options: { name: string; network: MemberNetwork | null; cpuKhz: number; extra?: readonly string[] }): string {
+export function kernelCommandLine(options: {
+  name: string;
+  network: MemberNetwork | null;
+  cpuKhz: number;
+  extra?: readonly string[];
+  /** The root comes from the file server: the host's or an image's. */
+  root?: 'host' | 'image';
+  /** Guest paths and modes of the file server's share0, share1, … */
+  shares?: readonly { guest: string; readOnly: boolean }[];
+}): string {
   const parts = [
     'console=ttyS0',
     'quiet',
@@ -38,6 +47,10 @@ export function kernelCommandLine(options: { name: string; network: MemberNetwor
     parts.push(`${CMDLINE_KEYS.ip}=${options.network.ip}/${options.network.prefix}`);
     if (options.network.gateway) parts.push(`${CMDLINE_KEYS.gateway}=${options.network.gateway}`);
   }
+  if (options.root) parts.push(`${CMDLINE_KEYS.root}=${options.root}`);
+  if (options.shares && options.shares.length > 0) {
+    parts.push(`${CMDLINE_KEYS.shares}=${options.shares.map((s) => `${s.guest}:${s.readOnly ? 'ro' : 'rw'}`).join(',')}`);
+  }
   return [...parts, ...(options.extra ?? [])].join(' ');
 }
 
@@ -53,12 +66,14 @@ export interface QemuInvocation {
   /** The member's tap (inside the namespace QEMU runs in) and MAC. */
   tap?: { ifname: string; mac: string };
   disk?: string;
+  /** The member's file server (virtiofsd) socket: guest RAM is then shared memory it can map. */
+  fileServer?: string;
 }
 
 /** Arguments of qemu-system-x86_64 for one microVM member. */
 export function qemuArguments(vm: QemuInvocation): string[] {
   const args = [
-    '-M', 'microvm',
+    '-M', vm.fileServer ? 'microvm,memory-backend=mem' : 'microvm',
     '-accel', vm.accel,
     ...(vm.accel === 'kvm' ? ['-cpu', 'host'] : []),
     '-m', String(vm.memoryMiB),
@@ -74,6 +89,16 @@ export function qemuArguments(vm: QemuInvocation): string[] {
     // Entropy for the guest's first getrandom() (dropbear) without waiting on jitter.
     '-device', 'virtio-rng-device',
   ];
+  if (vm.fileServer) {
+    args.push(
+      '-object', `memory-backend-memfd,id=mem,size=${vm.memoryMiB}M,share=on`,
+      // vhost-user devices (virtiofsd) cannot speak legacy virtio-mmio; the guest's other
+      // virtio drivers speak both.
+      '-global', 'virtio-mmio.force-legacy=false',
+      '-chardev', `socket,id=fs0,path=${optionValue(vm.fileServer)}`,
+      '-device', `vhost-user-fs-device,chardev=fs0,tag=${FS_TAG}`,
+    );
+  }
   if (vm.qmpSocket) args.push('-qmp', `unix:${optionValue(vm.qmpSocket)},server=on,wait=off`);
   if (vm.tap) {
     args.push(

@@ -1,4 +1,5 @@
 import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { ensureImage, type GuestImage } from '../../image/ensure-image.js';
 import { findBinary } from '../../host/binaries.js';
 import { ensureSshKey } from '../../image/ssh-key.js';
@@ -17,6 +18,10 @@ import { diskPath, qemuLogPath, qmpSocketPath } from './paths.js';
 import { QmpClient } from './qmp.js';
 import { consoleTail, readConsole, readTail } from './serial-console.js';
 import { enterCgroup } from '../../host/cgroup.js';
+import { signalRecorded } from '../../host/proc.js';
+import { checkShares } from '../../store/shares.js';
+import { findVirtiofsd, startFileServer, type FileServer, type ServedRoot } from './file-server.js';
+import { readRootImage } from '../../store/root-images.js';
 import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
 import { startSshMaster, type SshMaster } from './ssh-master.js';
 import { stopQemu } from './stop.js';
@@ -58,7 +63,12 @@ async function clearStaleQmpSocket(path: string, member: string): Promise<void> 
 
 function memberPaths(ctx: BackendContext) {
   const { store, config } = ctx;
+  const dir = store.memberDir(config.cluster, config.name);
   return {
+    fsSocket: store.fsSocketPath(config.name),
+    fsLog: join(dir, 'virtiofsd.log'),
+    fsTop: join(dir, 'files'),
+    fsEtc: join(dir, 'guest-etc'),
     serial: store.serialLogPath(config.cluster, config.name),
     qmp: qmpSocketPath(store, config.name),
     qemuLog: qemuLogPath(store, config.cluster, config.name),
@@ -67,15 +77,35 @@ function memberPaths(ctx: BackendContext) {
   };
 }
 
+/** A member served by a file server: its root is the host's or an image's, or it has shares. */
+function needsFileServer(ctx: BackendContext): boolean {
+  return ctx.config.rootfs !== 'initramfs' || ctx.config.shares.length > 0;
+}
+
+/** What the member's file server serves as its root; checked at each boot. */
+function servedRoot(ctx: BackendContext): ServedRoot | undefined {
+  const { config, store } = ctx;
+  if (config.rootfs === 'host') return { kind: 'host' };
+  if (config.rootfs !== 'image') return undefined;
+  const image = config.image === undefined ? undefined : readRootImage(store, config.image);
+  if (!image) throw new FleetboxError('boot_failed', `image ${config.image ?? '(none)'} of ${config.name} is gone; build it again: fleetbox image build ${config.image ?? 'NAME'} --packages …`);
+  return { kind: 'image', name: image.name, dir: image.root };
+}
+
 /** Real microVMs: QEMU microvm with the fleetbox guest image on the cluster's bridge (DESIGN §6). */
 export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
   /** Each running guest's shared SSH connection, started once it answers, stopped before power-off. */
   const masters = new Map<string, SshMaster>();
+  /** Each running member's file server, and why it ended the member if it did. */
+  const fileServers = new Map<string, { server: FileServer; stopping: boolean; failure?: string }>();
   /** The image each member prepared with, so start boots exactly what prepare verified. */
   const prepared = new Map<string, { image: GuestImage; accel: 'kvm' | 'tcg' }>();
 
   const prepare = async (ctx: BackendContext, progress: (message: string) => void): Promise<{ image: GuestImage; accel: 'kvm' | 'tcg' }> => {
     checkRuntimeTools();
+    if (needsFileServer(ctx) && !findVirtiofsd()) {
+      throw new FleetboxError('missing_prerequisite', 'virtiofsd (package qemu-system-common) is needed for --rootfs host and --share; run: fleetbox setup --yes');
+    }
     const image = await ensureImage(ctx.store, { onProgress: progress });
     await ensureSshKey(ctx.store);
     const verdict = await chooseAccelerator(ctx.store, image, progress);
@@ -111,21 +141,62 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       rmSync(paths.serial, { force: true });
       if (config.diskMiB > 0) ensureDisk(paths.disk, config.diskMiB);
       const args = qemuArguments({
+        ...(needsFileServer(ctx) && { fileServer: paths.fsSocket }),
         accel,
         cpus: config.cpus,
         memoryMiB: config.memoryMiB,
         kernel: image.kernel,
         initrd: image.initrd,
-        cmdline: kernelCommandLine({ name: config.name, network, cpuKhz: hostCpuKhz(), extra: options.extraKernelArgs }),
+        cmdline: kernelCommandLine({
+          name: config.name,
+          network,
+          cpuKhz: hostCpuKhz(),
+          extra: options.extraKernelArgs,
+          root: config.rootfs === 'initramfs' ? undefined : config.rootfs,
+          shares: config.shares,
+        }),
         serialLog: paths.serial,
         qmpSocket: paths.qmp,
         tap: { ifname: network.tap, mac: network.mac },
         ...(config.diskMiB > 0 && { disk: paths.disk }),
       });
       const { prefix, cgroup } = enterCgroup(ctx.store.home, config.name);
-      const handle = await spawnQemu(launchArgv(args, network.namespace, prefix), paths.qemuLog, paths.dir, cgroup);
+      const key = `${config.cluster}/${config.name}`;
+      const served = fileServers.get(key);
+      if (served) signalRecorded(served.server.pid, served.server.startTime, 'SIGKILL');
+      fileServers.delete(key);
+      if (needsFileServer(ctx)) {
+        // Checked again at each boot: a shared folder may have gone since the member was made.
+        const shares = checkShares(config.shares, ctx.store.home);
+        const plan = { root: servedRoot(ctx), shares, home: ctx.store.home, top: paths.fsTop, etcDir: paths.fsEtc, socket: paths.fsSocket, virtiofsd: findVirtiofsd() ?? 'virtiofsd' };
+        const server = await startFileServer(plan, paths.fsLog, prefix, cgroup);
+        ctx.log.info('file_server_started', { member: config.name, pid: server.pid, root: plan.root?.kind ?? 'none', shares: shares.length });
+        fileServers.set(key, { server, stopping: false });
+      }
+      let handle: MemberHandle;
+      try {
+        handle = await spawnQemu(launchArgv(args, network.namespace, prefix), paths.qemuLog, paths.dir, cgroup);
+      } catch (error) {
+        const orphan = fileServers.get(key)?.server;
+        if (orphan) signalRecorded(orphan.pid, orphan.startTime, 'SIGKILL');
+        fileServers.delete(key);
+        throw error;
+      }
       ctx.log.info('qemu_started', { member: config.name, pid: handle.pid, accel, ip: network.ip, tap: network.tap });
-      return handle;
+      const entry = fileServers.get(key);
+      if (!entry) return handle;
+      // A member whose file server died has lost its files: end it, and say why.
+      void entry.server.exited.then((info) => {
+        if (entry.stopping || fileServers.get(key) !== entry) return;
+        const how = info.signal ? `signal ${info.signal}` : `code ${info.code}`;
+        entry.failure = `its file server (virtiofsd) exited (${how}); the member's ${config.rootfs !== 'initramfs' ? 'root and shares are' : 'shares are'} gone`;
+        ctx.log.error('file_server_exited', { member: config.name, code: info.code, signal: info.signal });
+        signalRecorded(handle.pid, handle.startTime, 'SIGKILL');
+      });
+      return {
+        ...handle,
+        exited: handle.exited.then((info) => (entry.failure ? { ...info, reason: entry.failure } : info)),
+      };
     },
 
     async probe(ctx): Promise<boolean> {
@@ -148,15 +219,36 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       await masters.get(key)?.stop();
       masters.delete(key);
       const paths = memberPaths(ctx);
+      const served = fileServers.get(key);
+      if (served) served.stopping = true;
       const guestReady = readConsole(paths.serial, ctx.config.name).ready;
-      await stopQemu({ handle, qmpSocket: paths.qmp, timeoutMs, log: ctx.log, member: ctx.config.name, guestReady });
+      try {
+        await stopQemu({ handle, qmpSocket: paths.qmp, timeoutMs, log: ctx.log, member: ctx.config.name, guestReady });
+      } finally {
+        // The cgroup took it along where there is one; without cgroup v2 it is ended here.
+        if (served) {
+          signalRecorded(served.server.pid, served.server.startTime, 'SIGKILL');
+          await served.server.exited;
+          fileServers.delete(key);
+        }
+        rmSync(paths.fsSocket, { force: true });
+      }
     },
 
     diagnose(ctx): string {
       const paths = memberPaths(ctx);
       const serial = consoleTail(paths.serial, 20);
       const qemu = readTail(paths.qemuLog, 4_096).trim();
-      return [serial, qemu && `qemu: ${qemu.split('\n').slice(-5).join('\nqemu: ')}`].filter(Boolean).join('\n');
+      const failure = fileServers.get(`${ctx.config.cluster}/${ctx.config.name}`)?.failure;
+      const fs = needsFileServer(ctx) ? readTail(paths.fsLog, 2_048).trim() : '';
+      return [
+        failure && `fleetbox: ${failure}`,
+        serial,
+        qemu && `qemu: ${qemu.split('\n').slice(-5).join('\nqemu: ')}`,
+        fs && `virtiofsd: ${fs.split('\n').slice(-3).join('\nvirtiofsd: ')}`,
+      ]
+        .filter(Boolean)
+        .join('\n');
     },
   };
 }

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BACKENDS } from '../../store/backend-kinds.js';
+import { BACKENDS, ROOTFS_KINDS } from '../../store/backend-kinds.js';
 import type { BackendKind } from '../../store/member-config.js';
 import { bootProgress } from '../boot-progress.js';
 import { notice, openStore, parseCount, printJson, printTable } from '../output.js';
@@ -24,6 +24,9 @@ export function upCommand(): Command {
     .option('--cpus <n>', 'qemu: virtual CPUs per member', whole(1, 64))
     .option('--mem <MiB>', 'qemu: memory per member in MiB', whole(64, 65536))
     .option('--disk <MiB>', 'qemu: size of a persistent disk mounted at /data (0 = none)', whole(0, 1048576))
+    .addOption(new Option('--rootfs <kind>', "qemu: the guest's root: the small RAM guest, or the host's root read-only with a writable overlay (on --disk when given)").choices(ROOTFS_KINDS))
+    .option('--image <name>', "qemu: boot an image built with 'fleetbox image build' (read-only, writable overlay per member; implies --rootfs image)")
+    .option('--share <SRC[:DST][:ro|rw]>', 'qemu: a host folder in every member at DST (default: SRC), read-write unless :ro; repeatable', (spec: string, all: string[] = []) => [...all, spec])
     .option('--timeout <seconds>', 'boot timeout per call (image preparation is not charged)', whole(1, 3600), 120)
     .option('--json', 'print the members as JSON')
     .addHelpText(
@@ -32,13 +35,18 @@ export function upCommand(): Command {
 Examples:
   $ fleetbox up demo -n 3 --backend process     three process members demo-1..3
   $ fleetbox up web -n 3                         three real VMs
-  $ fleetbox up web-2                            re-join web-2 to the live cluster web`,
+  $ fleetbox up web-2                            re-join web-2 to the live cluster web
+  $ fleetbox up db -n 3 --rootfs host            guests run the host's installed software
+  $ fleetbox up app -n 2 --share ./build:/opt/app:ro   a host folder in every member
+  $ fleetbox up pg -n 2 --image pg --disk 1024    members boot an image (fleetbox image build)`,
     )
     .action(async (names: string[], opts: {
       count?: number; backend: BackendKind; cmd?: string; port?: number; cpus?: number; mem?: number; disk?: number; timeout: number; json?: boolean;
+      rootfs?: (typeof ROOTFS_KINDS)[number]; image?: string; share?: string[];
     }, command: Command) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { up } = await import('../../control/up.js');
+      const { parseShareSpec } = await import('../../store/shares.js');
       const store = openStore();
       const backendGiven = command.getOptionValueSource('backend') === 'cli';
       const result = await up(store, {
@@ -51,6 +59,9 @@ Examples:
           ...(opts.cpus !== undefined && { cpus: opts.cpus }),
           ...(opts.mem !== undefined && { memoryMiB: opts.mem }),
           ...(opts.disk !== undefined && { diskMiB: opts.disk }),
+          ...(opts.rootfs !== undefined && { rootfs: opts.rootfs }),
+          ...(opts.image !== undefined && { rootfs: opts.rootfs ?? 'image', image: opts.image }),
+          ...(opts.share !== undefined && { shares: opts.share.map((spec) => parseShareSpec(spec)) }),
         },
         bound: false,
         bootTimeoutMs: opts.timeout * 1000,
