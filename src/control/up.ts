@@ -15,7 +15,7 @@ import { readJson } from '../store/atomic.js';
 import { MAX_CLUSTER_MEMBERS, NetworkRecordSchema } from '../store/network-record.js';
 import { listMembers, readMemberConfig, writeMemberConfig, type MemberRef } from '../store/members.js';
 import { clusterOf, memberNames, validateName } from '../store/names.js';
-import { readRootImage } from '../store/root-images.js';
+import { hasSystemd, readRootImage } from '../store/root-images.js';
 import { checkShares } from '../store/shares.js';
 import { reconcileCluster } from '../store/reconcile.js';
 import { addMember, liveSibling } from './add-member.js';
@@ -132,12 +132,17 @@ function sameShares(a: readonly { host: string; guest: string; readOnly?: boolea
   return a.length === b.length && a.every((s, i) => s.host === b[i]?.host && s.guest === b[i]?.guest && (s.readOnly ?? false) === (b[i]?.readOnly ?? false));
 }
 
-/** A member booting an image needs it built: said before anything starts. */
-function checkImage(store: Store, rootfs: string, image: string | undefined): void {
-  if (rootfs !== 'image') return;
-  if (image === undefined) throw new FleetboxError('usage', "--rootfs image needs --image NAME (see 'fleetbox image ls')");
-  if (!readRootImage(store, image)) {
-    throw new FleetboxError('usage', `no image named ${image}; build it first: fleetbox image build ${image} --packages …`);
+/** A member booting an image needs it built (with systemd for --init systemd): said before anything starts. */
+function checkImage(store: Store, config: { rootfs: string; image?: string | undefined; init: string }): void {
+  if (config.init === 'systemd' && config.rootfs !== 'image') {
+    throw new FleetboxError('usage', '--init systemd boots the systemd of an image; give --image NAME (built with --packages systemd-sysv,…)');
+  }
+  if (config.rootfs !== 'image') return;
+  if (config.image === undefined) throw new FleetboxError('usage', "--rootfs image needs --image NAME (see 'fleetbox image ls')");
+  const image = readRootImage(store, config.image);
+  if (!image) throw new FleetboxError('usage', `no image named ${config.image}; build it first: fleetbox image build ${config.image} --packages …`);
+  if (config.init === 'systemd' && !hasSystemd(image)) {
+    throw new FleetboxError('usage', `image ${config.image} has no systemd; build it with --packages systemd-sysv,${image.packages.join(',') || '…'}`);
   }
 }
 
@@ -153,7 +158,8 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     if (spec.backend !== undefined && spec.backend !== existing.backend) refuseChange(name, 'backend', existing.backend, spec.backend);
     if (spec.rootfs !== undefined && spec.rootfs !== existing.rootfs) refuseChange(name, '--rootfs', existing.rootfs, spec.rootfs);
     if (spec.image !== undefined && spec.image !== existing.image) refuseChange(name, '--image', existing.image ?? 'none', spec.image);
-    checkImage(store, existing.rootfs, existing.image);
+    if (spec.init !== undefined && spec.init !== existing.init) refuseChange(name, '--init', existing.init, spec.init);
+    checkImage(store, existing);
     if (spec.shares !== undefined && !sameShares(checkShares(spec.shares, store.home), existing.shares)) {
       const list = (shares: readonly { host: string; guest: string }[]) => shares.map((s) => `${s.host}:${s.guest}`).join(',') || 'no shares';
       refuseChange(name, 'shares', list(existing.shares), list(spec.shares));
@@ -178,6 +184,7 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
         diskMiB: sibling.diskMiB,
         rootfs: sibling.rootfs,
         image: sibling.image,
+        init: sibling.init,
         shares: sibling.shares,
       }
     : {};
@@ -196,7 +203,7 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
   if (config.image !== undefined && config.rootfs !== 'image') {
     throw new FleetboxError('usage', `--image boots that image as the member's root; it cannot go with --rootfs ${config.rootfs}`);
   }
-  checkImage(store, config.rootfs, config.image);
+  checkImage(store, config);
   writeMemberConfig(store, { ...config, shares: checkShares(config.shares, store.home) });
 }
 

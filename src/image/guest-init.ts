@@ -18,6 +18,8 @@ export const CMDLINE_KEYS = {
   root: 'fleetbox.root',
   /** Comma-separated `<guest path>:ro|rw`, in the order of share0, share1, … on the file server. */
   shares: 'fleetbox.shares',
+  /** `systemd`: the served root's systemd is PID 1 (--init systemd). */
+  init: 'fleetbox.init',
 } as const;
 
 /** The virtiofs tag of a member's file server; its top holds `root/` and `share<i>/`. */
@@ -64,12 +66,18 @@ fail() { echo "${ERROR_MARKER} $*"; }
 # A step the guest cannot be used without: say so, and stay PID 1 (its exit panics the kernel).
 die() { fail "$@"; while :; do sleep 3600; done; }
 
-if [ "$1" = stage2 ]; then
-  # PID 1 again, now in the member's own root (--rootfs host): fleetbox's tools are in
-  # /run/fleetbox, never on the guest's own PATH.
+if [ "$1" = stage2 ] || [ "$1" = services ]; then
+  # In the member's own root (host or image): PID 1 again (stage2), or the fleetbox unit that
+  # systemd starts (services). fleetbox's tools are in /run/fleetbox, never on the guest's PATH.
   export PATH=/run/fleetbox/bin
-  busybox --install -s /run/fleetbox/bin
+  [ "$1" = stage2 ] && busybox --install -s /run/fleetbox/bin
   . /run/fleetbox/env
+  if [ "$1" = stage2 ] && [ "$INIT" = systemd ]; then
+    [ -x /lib/systemd/systemd ] || die "init: this root has no /lib/systemd/systemd"
+    exec /lib/systemd/systemd
+  fi
+  # systemd owns the console: what the unit says goes to the serial port itself.
+  [ "$1" = services ] && exec >/dev/ttyS0 2>&1
   # The root's own dropbear when it has one (the host has; images get dropbear-bin), else the
   # initramfs's with its libraries: dropbear re-executes itself for every connection, so those
   # are found through LD_LIBRARY_PATH, not a loader argument.
@@ -84,7 +92,7 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /tmp /run /data /var/log
 mount -t devpts devpts /dev/pts
 
-NAME=guest IP= GW= ROOT= SHARES=
+NAME=guest IP= GW= ROOT= SHARES= INIT=
 for kv in $(cat /proc/cmdline); do
   case "$kv" in
     ${CMDLINE_KEYS.name}=*) NAME=\${kv#${CMDLINE_KEYS.name}=} ;;
@@ -92,6 +100,7 @@ for kv in $(cat /proc/cmdline); do
     ${CMDLINE_KEYS.gateway}=*) GW=\${kv#${CMDLINE_KEYS.gateway}=} ;;
     ${CMDLINE_KEYS.root}=*) ROOT=\${kv#${CMDLINE_KEYS.root}=} ;;
     ${CMDLINE_KEYS.shares}=*) SHARES=\${kv#${CMDLINE_KEYS.shares}=} ;;
+    ${CMDLINE_KEYS.init}=*) INIT=\${kv#${CMDLINE_KEYS.init}=} ;;
   esac
 done
 
@@ -174,7 +183,17 @@ if [ -n "$ROOT" ]; then
   cp /init $F/init && cp /bin/busybox /bin/dropbear $F/bin/ && cp ${GUEST_HOST_KEY} $F/host_key ||
     die "rootfs: cannot copy fleetbox's tools into the new root"
   for f in $(find /lib /lib64 -name '*.so*' -type f 2>/dev/null); do cp $f $F/lib/; done
-  printf 'NAME=%s\\nIP=%s\\n' "$NAME" "$IP" > $F/env
+  printf 'NAME=%s\\nIP=%s\\nINIT=%s\\n' "$NAME" "$IP" "$INIT" > $F/env
+  if [ "$INIT" = systemd ]; then
+    # systemd is PID 1; SSH, the power button and the ready marker are a unit of its own.
+    U=$NEW/etc/systemd/system
+    mkdir -p $U/multi-user.target.wants
+    printf '[Unit]\\nDescription=fleetbox: SSH, power button, ready marker\\n[Service]\\nExecStart=/run/fleetbox/bin/busybox sh /run/fleetbox/init services\\n[Install]\\nWantedBy=multi-user.target\\n' > $U/fleetbox.service
+    ln -sf ../fleetbox.service $U/multi-user.target.wants/fleetbox.service
+    # No logins on consoles (fleetbox reaches the guest by SSH): a serial getty would wait 90 s
+    # for a device unit that an image without udev never gets.
+    for g in serial-getty@.service getty@.service getty-static.service; do ln -sf /dev/null $U/$g; done
+  fi
 else
   mount_shares
 fi
@@ -189,6 +208,7 @@ for e in /sys/class/input/event*; do
   if grep -q "Power Button" "$e/device/name" 2>/dev/null; then
     ( dd if=/dev/input/\${e##*/} bs=24 count=1 >/dev/null 2>&1
       echo "FLEETBOX_POWERDOWN $NAME"
+      [ "$1" = services ] && exec /bin/systemctl poweroff
       sync; umount /data 2>/dev/null; poweroff -f ) &
   fi
 done
@@ -203,6 +223,9 @@ if [ $i -ge 500 ]; then
   tail -n 5 /run/dropbear.log
 fi
 
+# Under systemd the member is running once the whole system is up (running, or degraded:
+# a unit of the user's that failed is theirs to see, not a failed boot).
+[ "$1" = services ] && /bin/systemctl is-system-running --wait >/dev/null 2>&1
 echo "${READY_MARKER} $NAME ip=\${IP:-none} uptime=$(cut -d' ' -f1 /proc/uptime)s"
 # PID 1 must live (its exit panics the kernel) and reaps orphans while it waits.
 while :; do sleep 3600; done

@@ -33,6 +33,8 @@ export interface StartClusterOptions {
   rootfs?: 'initramfs' | 'host' | 'image';
   /** qemu: boot this image (see buildImage / `fleetbox image build`); implies rootfs 'image'. */
   image?: string;
+  /** qemu, with `image`: 'systemd' makes the image's systemd PID 1 (running once the system is up). */
+  init?: 'fleetbox' | 'systemd';
   /** qemu: host folders mounted in every member (`readOnly` defaults to false). */
   shares?: { host: string; guest?: string; readOnly?: boolean }[];
   /** process backend: the command each member runs. */
@@ -134,6 +136,7 @@ function specOf(options: StartClusterOptions): MemberSpecInput {
     ...(options.port !== undefined && { port: options.port }),
     ...(options.rootfs !== undefined && { rootfs: options.rootfs }),
     ...(options.image !== undefined && { rootfs: options.rootfs ?? 'image', image: options.image }),
+    ...(options.init !== undefined && { init: options.init }),
     ...(options.shares !== undefined && {
       shares: options.shares.map((share) => ({ host: resolve(share.host), guest: share.guest ?? resolve(share.host), readOnly: share.readOnly ?? false })),
     }),

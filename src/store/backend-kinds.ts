@@ -7,3 +7,6 @@ export const BACKENDS = ['process', 'qemu'] as const;
  * writable overlay.
  */
 export const ROOTFS_KINDS = ['initramfs', 'host', 'image'] as const;
+
+/** PID 1 of a qemu member: fleetbox's own small init, or the served root's systemd (images). */
+export const INIT_KINDS = ['fleetbox', 'systemd'] as const;

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 
-import { BACKENDS, ROOTFS_KINDS } from './backend-kinds.js';
+import { BACKENDS, INIT_KINDS, ROOTFS_KINDS } from './backend-kinds.js';
 import { ShareSchema } from './shares.js';
 
-export { BACKENDS, ROOTFS_KINDS };
+export { BACKENDS, INIT_KINDS, ROOTFS_KINDS };
 export const BackendKindSchema = z.enum(BACKENDS);
 export type BackendKind = z.infer<typeof BackendKindSchema>;
 
@@ -28,6 +28,8 @@ export const MemberConfigSchema = z.object({
   rootfs: z.enum(ROOTFS_KINDS).default('initramfs'),
   /** qemu, rootfs `image`: the name of the image (fleetbox image build) the member boots. */
   image: z.string().optional(),
+  /** qemu, rootfs `image`: what runs as PID 1 (see INIT_KINDS). */
+  init: z.enum(INIT_KINDS).default('fleetbox'),
   /** qemu: host folders every boot of the member mounts (checked again before each boot). */
   shares: z.array(ShareSchema).max(8).default([]),
   /** The holder's boot budget for this member; `up --timeout` / `bootTimeoutMs` set it per call. */

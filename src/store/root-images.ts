@@ -60,3 +60,8 @@ export function membersUsing(store: Store, name: string): string[] {
     .filter((ref) => readMemberConfig(store, ref.cluster, ref.name)?.image === name)
     .map((ref) => ref.name);
 }
+
+/** Whether the image can boot with --init systemd. */
+export function hasSystemd(image: RootImage): boolean {
+  return existsSync(join(image.root, 'lib', 'systemd', 'systemd'));
+}

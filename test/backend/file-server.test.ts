@@ -51,7 +51,8 @@ describe("a member's file server", () => {
   it('tells the guest its root and shares on the command line, and gives QEMU shared memory and the vhost-user device', () => {
     const cmdline = kernelCommandLine({ name: 'c-1', network: null, cpuKhz: 1, root: 'host', shares: plan.shares });
     expect(cmdline).toContain(' fleetbox.root=host fleetbox.shares=/opt/app:ro,/out:rw');
-    expect(kernelCommandLine({ name: 'c-1', network: null, cpuKhz: 1 })).not.toMatch(/fleetbox\.(root|shares)/);
+    expect(kernelCommandLine({ name: 'c-1', network: null, cpuKhz: 1 })).not.toMatch(/fleetbox\.(root|shares|init)/);
+    expect(kernelCommandLine({ name: 'c-1', network: null, cpuKhz: 1, root: 'image', systemd: true })).toMatch(/ fleetbox\.root=image fleetbox\.init=systemd$/);
     const vm = { accel: 'tcg' as const, cpus: 1, memoryMiB: 256, kernel: 'k', initrd: 'i', cmdline, serialLog: 's' };
     const args = qemuArguments({ ...vm, fileServer: '/s/run/x,y.vfs' }).join(' ');
     expect(args).toContain('-M microvm,memory-backend=mem');

@@ -51,6 +51,7 @@ describe('up --rootfs / --image / --share: bad input', () => {
     await refused(['up', 'x', '--image', 'pg'], /^fleetbox: no image named pg; build it first: fleetbox image build pg --packages …$/);
     await refused(['up', 'x', '--rootfs', 'image'], /--rootfs image needs --image NAME/);
     await refused(['up', 'x', '--rootfs', 'host', '--image', 'pg'], /cannot go with --rootfs host/);
+    await refused(['up', 'x', '--rootfs', 'host', '--init', 'systemd'], /^fleetbox: --init systemd boots the systemd of an image; give --image NAME/);
   });
 
   it('the process backend has no guest to give a root or shares to', async () => {

@@ -1,8 +1,9 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildImage } from '../../dist/lib/image.js';
 import { Store } from '../../dist/store/layout.js';
 import { CLI, destroyStore } from '../helpers.js';
 import { cannotBootVms, reportSkip, vmStore } from './harness.js';
@@ -89,6 +90,9 @@ describe.skipIf(skip)('Redis with replicas, from Debian packages', () => {
     expect(JSON.parse(build.stdout)).toMatchObject({ name: 'redis', packages: ['redis-server'] });
     const again = await cli(['image', 'build', 'redis', '--packages', 'redis-server', '--json']);
     expect(JSON.parse(again.stdout)).toMatchObject({ cached: true });
+    // The library's way to the same image: unchanged inputs, so the cached one at once.
+    const fromLibrary = await buildImage({ name: 'redis', packages: ['redis-server'], home: store.home, onProgress: () => {} });
+    expect(fromLibrary).toMatchObject({ name: 'redis', cached: true, hash: (JSON.parse(build.stdout) as { hash: string }).hash });
 
     const up = await cli(['up', 'ri', '-n', '3', '--image', 'redis', '--disk', '64']);
     expect(up.code, up.stderr).toBe(0);
@@ -101,6 +105,27 @@ describe.skipIf(skip)('Redis with replicas, from Debian packages', () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stderr.trim()).toBe("fleetbox: image redis is used by ri-1, ri-2, ri-3; 'fleetbox rm' them first");
     expect((await cli(['rm', 'ri', '--yes'])).code).toBe(0);
+  }, 900_000);
+
+  it('--init systemd: the image\'s systemd is PID 1, the member is running once the system is up, and down powers it off through systemd', async () => {
+    const plain = await cli(['up', 'np', '--image', 'redis', '--init', 'systemd']);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr.trim()).toBe('fleetbox: image redis has no systemd; build it with --packages systemd-sysv,redis-server');
+    const build = await cli(['image', 'build', 'sysd', '--packages', 'systemd-sysv'], 900_000);
+    expect(build.code, build.stderr).toBe(0);
+    const up = await cli(['up', 'sd', '--image', 'sysd', '--init', 'systemd']);
+    expect(up.code, up.stderr).toBe(0);
+    expect(await sh('sd-1', 'cat /proc/1/comm; systemctl is-system-running || true')).toMatch(/^systemd\n(running|degraded)\n$/);
+    const down = await cli(['down', 'sd-1']);
+    expect(down.code, down.stderr).toBe(0);
+    const steps = readFileSync(store.holderLogPath('sd'), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('"qemu_stop_step"'))
+      .map((line) => (JSON.parse(line) as { step: string }).step);
+    // Powered off by the guest (systemd's shutdown), not quit or killed from outside.
+    expect(steps).toEqual(['powerdown']);
+    expect(readFileSync(store.serialLogPath('sd', 'sd-1'), 'utf8')).toMatch(/reboot: Power down/);
+    expect((await cli(['rm', 'sd', '--yes'])).code).toBe(0);
   }, 900_000);
 
   it('a package that does not exist: one line naming it, nothing cached', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroupPids, memberCgroupPath } from '../../dist/host/cgroup.js';
+import { startCluster } from '../../dist/lib/cluster.js';
 import { Store } from '../../dist/store/layout.js';
 import { liveHolder } from '../../dist/store/pidfile.js';
 import { CLI, destroyStore, eventually, processesOf } from '../helpers.js';
@@ -159,6 +160,19 @@ describe.skipIf(skip)('members on the host root with shared folders', () => {
       renameSync(`${readOnly}.moved`, readOnly);
     }
     expect((await cli(['up', 'ul-1'])).code).toBe(0);
+  });
+
+  it('the same from the library: startCluster with rootfs host and a read-only share, bound to this process', async () => {
+    await using cluster = await startCluster({
+      name: 'lib',
+      members: 1,
+      rootfs: 'host',
+      shares: [{ host: readOnly, guest: '/srv/app', readOnly: true }],
+      home: store.home,
+    });
+    const member = cluster.member('lib-1');
+    expect(await member.exec('cat /srv/app/index.txt; python3 -c "print(6*7)"')).toMatchObject({ exitCode: 0, stdout: 'served from a host folder\n42\n' });
+    expect((await member.exec('touch /srv/app/x')).exitCode).not.toBe(0);
   });
 
   it('a holder killed with -9 takes every QEMU and file server of its members along', async () => {

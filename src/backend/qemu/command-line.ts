@@ -24,6 +24,8 @@ export function kernelCommandLine(options: {
   extra?: readonly string[];
   /** The root comes from the file server: the host's or an image's. */
   root?: 'host' | 'image';
+  /** PID 1 in the served root: the image's systemd instead of fleetbox's init. */
+  systemd?: boolean;
   /** Guest paths and modes of the file server's share0, share1, … */
   shares?: readonly { guest: string; readOnly: boolean }[];
 }): string {
@@ -48,6 +50,7 @@ export function kernelCommandLine(options: {
     if (options.network.gateway) parts.push(`${CMDLINE_KEYS.gateway}=${options.network.gateway}`);
   }
   if (options.root) parts.push(`${CMDLINE_KEYS.root}=${options.root}`);
+  if (options.systemd) parts.push(`${CMDLINE_KEYS.init}=systemd`);
   if (options.shares && options.shares.length > 0) {
     parts.push(`${CMDLINE_KEYS.shares}=${options.shares.map((s) => `${s.guest}:${s.readOnly ? 'ro' : 'rw'}`).join(',')}`);
   }

@@ -153,6 +153,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
           cpuKhz: hostCpuKhz(),
           extra: options.extraKernelArgs,
           root: config.rootfs === 'initramfs' ? undefined : config.rootfs,
+          systemd: config.init === 'systemd',
           shares: config.shares,
         }),
         serialLog: paths.serial,

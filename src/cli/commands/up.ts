@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BACKENDS, ROOTFS_KINDS } from '../../store/backend-kinds.js';
+import { BACKENDS, INIT_KINDS, ROOTFS_KINDS } from '../../store/backend-kinds.js';
 import type { BackendKind } from '../../store/member-config.js';
 import { bootProgress } from '../boot-progress.js';
 import { notice, openStore, parseCount, printJson, printTable } from '../output.js';
@@ -26,6 +26,7 @@ export function upCommand(): Command {
     .option('--disk <MiB>', 'qemu: size of a persistent disk mounted at /data (0 = none)', whole(0, 1048576))
     .addOption(new Option('--rootfs <kind>', "qemu: the guest's root: the small RAM guest, or the host's root read-only with a writable overlay (on --disk when given)").choices(ROOTFS_KINDS))
     .option('--image <name>', "qemu: boot an image built with 'fleetbox image build' (read-only, writable overlay per member; implies --rootfs image)")
+    .addOption(new Option('--init <kind>', "qemu, with --image: PID 1 is fleetbox's small init, or the image's systemd (running once the system is up)").choices(INIT_KINDS))
     .option('--share <SRC[:DST][:ro|rw]>', 'qemu: a host folder in every member at DST (default: SRC), read-write unless :ro; repeatable', (spec: string, all: string[] = []) => [...all, spec])
     .option('--timeout <seconds>', 'boot timeout per call (image preparation is not charged)', whole(1, 3600), 120)
     .option('--json', 'print the members as JSON')
@@ -42,7 +43,7 @@ Examples:
     )
     .action(async (names: string[], opts: {
       count?: number; backend: BackendKind; cmd?: string; port?: number; cpus?: number; mem?: number; disk?: number; timeout: number; json?: boolean;
-      rootfs?: (typeof ROOTFS_KINDS)[number]; image?: string; share?: string[];
+      rootfs?: (typeof ROOTFS_KINDS)[number]; image?: string; init?: (typeof INIT_KINDS)[number]; share?: string[];
     }, command: Command) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { up } = await import('../../control/up.js');
@@ -61,6 +62,7 @@ Examples:
           ...(opts.disk !== undefined && { diskMiB: opts.disk }),
           ...(opts.rootfs !== undefined && { rootfs: opts.rootfs }),
           ...(opts.image !== undefined && { rootfs: opts.rootfs ?? 'image', image: opts.image }),
+          ...(opts.init !== undefined && { init: opts.init }),
           ...(opts.share !== undefined && { shares: opts.share.map((spec) => parseShareSpec(spec)) }),
         },
         bound: false,
