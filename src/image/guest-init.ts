@@ -173,6 +173,8 @@ if [ -n "$ROOT" ]; then
   # The guest's own identity files, never the host's (links there could point anywhere).
   for f in hostname hosts resolv.conf; do rm -f $NEW/etc/$f; done
   echo "$NAME" > $NEW/etc/hostname
+  # Its own machine id (the host's would be shared by every member), stable across its boots.
+  rm -f $NEW/etc/machine-id && echo "$NAME $IP" | md5sum | cut -c1-32 > $NEW/etc/machine-id
   cp /etc/hosts $NEW/etc/hosts
   [ -f /etc/resolv.conf ] && cp /etc/resolv.conf $NEW/etc/resolv.conf
   mkdir -p $NEW/root/.ssh && cp ${GUEST_AUTHORIZED_KEYS} $NEW/root/.ssh/authorized_keys
@@ -180,9 +182,13 @@ if [ -n "$ROOT" ]; then
   # What stage 2 runs from: this init, a static busybox, dropbear with its own libraries.
   F=$NEW/run/fleetbox
   mkdir -p $F/bin $F/lib
-  cp /init $F/init && cp /bin/busybox /bin/dropbear $F/bin/ && cp ${GUEST_HOST_KEY} $F/host_key ||
+  cp /init $F/init && cp /bin/busybox $F/bin/ && cp ${GUEST_HOST_KEY} $F/host_key ||
     die "rootfs: cannot copy fleetbox's tools into the new root"
-  for f in $(find /lib /lib64 -name '*.so*' -type f 2>/dev/null); do cp $f $F/lib/; done
+  # A root without its own dropbear gets the initramfs's, with the libraries it needs.
+  if [ ! -x $NEW/usr/sbin/dropbear ]; then
+    cp /bin/dropbear $F/bin/ || die "rootfs: cannot copy dropbear into the new root"
+    for f in $(find /lib /lib64 -name '*.so*' -type f 2>/dev/null); do cp $f $F/lib/; done
+  fi
   printf 'NAME=%s\\nIP=%s\\nINIT=%s\\n' "$NAME" "$IP" "$INIT" > $F/env
   if [ "$INIT" = systemd ]; then
     # systemd is PID 1; SSH, the power button and the ready marker are a unit of its own.

@@ -85,6 +85,11 @@ describe.skipIf(skip)('members on the host root with shared folders', () => {
     // the store (keys, every member's files) and the host's temporary folders are not there
     expect(await sh('ul-1', `test -e ${store.home} || echo hidden; ls -A /tmp /var/tmp | grep -c fbx || true`)).toBe('hidden\n0\n');
     expect(await sh('ul-2', 'hostname; cat /etc/hostname')).toBe('ul-2\nul-2\n');
+    // Each member its own machine id, not the host's.
+    const ids = [await sh('ul-1', 'cat /etc/machine-id'), await sh('ul-2', 'cat /etc/machine-id')];
+    expect(ids[0]).toMatch(/^[0-9a-f]{32}\n$/);
+    expect(ids[1]).not.toBe(ids[0]);
+    if (existsSync('/etc/machine-id')) expect(ids).not.toContain(readFileSync('/etc/machine-id', 'utf8'));
   });
 
   it('writes go to the member, never to the host; a read-only share is read-only at the host, a writable one reaches it', async () => {

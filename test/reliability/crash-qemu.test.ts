@@ -28,6 +28,9 @@ const SCENARIOS = [
   { point: 'holder-mid-boot', during: '`up cq -n 2` (QEMU started, guest booting)', setup: [], crash: UP },
   { point: 'holder-mid-stop', during: '`down cq-2` (guest powering off)', setup: [UP], crash: ['down', 'cq-2'] },
   { point: 'client-mid-up', during: '`up cq -n 2` (configs written, cluster lock held)', setup: [], crash: UP },
+  // Members on the host root: a virtiofsd per member beside QEMU.
+  { point: 'holder-after-file-server', during: '`up cq -n 2 --rootfs host` (virtiofsd serving, QEMU not started)', setup: [], crash: [...UP, '--rootfs', 'host'] },
+  { point: 'holder-mid-boot', during: '`up cq -n 2 --rootfs host` (virtiofsd and QEMU running, guest booting)', setup: [], crash: [...UP, '--rootfs', 'host'] },
 ];
 
 describe.skipIf(skip)('kill -9 at named points with real VMs', () => {

@@ -4,6 +4,7 @@ import { ensureImage, type GuestImage } from '../../image/ensure-image.js';
 import { findBinary } from '../../host/binaries.js';
 import { ensureSshKey } from '../../image/ssh-key.js';
 import { openBridgeNetwork } from '../../net/bridge.js';
+import { crashPoint } from '../../protocol/crash-point.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import type { Store } from '../../store/layout.js';
 import type { Logger } from '../../host/logger.js';
@@ -173,6 +174,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         const server = await startFileServer(plan, paths.fsLog, prefix, cgroup);
         ctx.log.info('file_server_started', { member: config.name, pid: server.pid, root: plan.root?.kind ?? 'none', shares: shares.length });
         fileServers.set(key, { server, stopping: false });
+        crashPoint('holder-after-file-server');
       }
       let handle: MemberHandle;
       try {
