@@ -24,7 +24,7 @@ export function upCommand(): Command {
     .option('--cpus <n>', 'qemu: virtual CPUs per member', whole(1, 64))
     .option('--mem <MiB>', 'qemu: memory per member in MiB', whole(64, 65536))
     .option('--disk <MiB>', 'qemu: size of a persistent disk mounted at /data (0 = none)', whole(0, 1048576))
-    .addOption(new Option('--rootfs <kind>', "qemu: the guest's root: the small RAM guest, or the host's root read-only with a writable overlay (on --disk when given)").choices(ROOTFS_KINDS))
+    .addOption(new Option('--rootfs <kind>', "qemu: the guest's root: initramfs, the small RAM guest; host, the host's root read-only with a writable overlay (on --disk when given); image, see --image").choices(ROOTFS_KINDS))
     .option('--image <name>', "qemu: boot an image built with 'fleetbox image build' (read-only, writable overlay per member; implies --rootfs image)")
     .addOption(new Option('--init <kind>', "qemu, with --image: PID 1 is fleetbox's small init, or the image's systemd (running once the system is up)").choices(INIT_KINDS))
     .option('--share <SRC[:DST][:ro|rw]>', 'qemu: a host folder in every member at DST (default: SRC), read-write unless :ro; repeatable', (spec: string, all: string[] = []) => [...all, spec])
