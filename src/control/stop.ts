@@ -1,4 +1,5 @@
 import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
+import { isActiveState } from '../protocol/health-levels.js';
 import { StopReplySchema, StopRequestSchema, type MemberStatus } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
 import { withLock } from '../store/lock.js';
@@ -72,7 +73,6 @@ export async function stopMembers(store: Store, refs: MemberRef[], options: Stop
   return results.map((result, i) => ({ ref: refs[i] as MemberRef, result }));
 }
 
-const ACTIVE_STATES = new Set(['starting', 'downloading', 'running', 'stopping']);
 const HOLDER_EXIT_MS = 15_000;
 
 /** A holder process, known by PID and start time (which tell it from a later process with its PID). */
@@ -84,7 +84,7 @@ function isLeaving(store: Store, cluster: string, holder: HolderProcess): boolea
     const record = liveHolder(store.pidfilePath(cluster, ref.name));
     if (record?.pid !== holder.pid || record.startTime !== holder.startTime) return false;
     const state = readMemberState(store, cluster, ref.name)?.state;
-    return state !== undefined && ACTIVE_STATES.has(state);
+    return state !== undefined && isActiveState(state);
   });
 }
 

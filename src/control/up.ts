@@ -48,6 +48,12 @@ export interface UpResult {
   spawned: Map<string, SpawnedHolder>;
 }
 
+/**
+ * Members `up` leaves alone: on their way to running, or there. Not `stopping` (which
+ * protocol/health-levels counts as active, since a holder still owns it): `up` asks the holder
+ * for such a member and gets "member … is already stopping" back, instead of waiting for a
+ * member that is going away to run.
+ */
 const ACTIVE = new Set(['running', 'starting', 'downloading']);
 
 /** Addresses the cluster's network record has given out, by member; none if it has no (readable) record. */
