@@ -1,4 +1,5 @@
 import { toFleetboxError, type ErrorCode } from '../protocol/errors.js';
+import { inertText } from '../health/inert.js';
 
 /** Exit codes, documented in README: one place maps error codes to them. */
 export const EXIT = { ok: 0, runtime: 1, usage: 2, notFound: 3 } as const;
@@ -15,10 +16,10 @@ export function exitCodeFor(code: ErrorCode): number {
 /** One line on stderr (a stack only with FLEETBOX_DEBUG=1) and the exit code for it. */
 export function reportError(error: unknown): number {
   const failure = toFleetboxError(error);
-  const firstLine = failure.message.split('\n')[0] ?? failure.message;
-  const rest = failure.message.includes('\n') ? failure.message.slice(firstLine.length + 1) : '';
+  // A failed boot quotes the guest's console: escape sequences in it never reach the terminal.
+  const [firstLine = '', ...rest] = failure.message.split('\n').map(inertText);
   process.stderr.write(`fleetbox: ${firstLine}\n`);
-  if (rest) process.stderr.write(rest.replace(/^/gm, '  ') + '\n');
+  if (rest.length > 0) process.stderr.write(rest.map((line) => `  ${line}`).join('\n') + '\n');
   if (process.env.FLEETBOX_DEBUG === '1') process.stderr.write(`${(failure.cause as Error | undefined)?.stack ?? failure.stack}\n`);
   return exitCodeFor(failure.code);
 }

@@ -6,6 +6,7 @@ import { rollup, summariseCluster } from './rollup.js';
 import { FleetSnapshotSchema, type FleetSnapshot, type HostInfo, type Issue, type MemberHealth, type Warning } from '../protocol/health.js';
 import { TIME_HEADER } from './remote-header.js';
 import { estimateSkew, type ClockSample } from './skew.js';
+import { inertStrings } from './inert.js';
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const SAMPLES = 3;
@@ -95,74 +96,6 @@ function exchange(url: URL, method: 'GET' | 'HEAD', options: https.RequestOption
     });
     req.end();
   });
-}
-
-const ESC = 0x1b;
-const BEL = 0x07;
-/** C0 controls, DEL and the C1 controls (0x9b alone is a CSI on some terminals). */
-const isControl = (code: number) => code < 0x20 || (code >= 0x7f && code <= 0x9f);
-/** Tab, line feed, vertical tab, form feed, carriage return: a field is one line, but its words stay apart. */
-const isBreak = (code: number) => code >= 0x09 && code <= 0x0d;
-const inRange = (code: number, low: number, high: number) => code >= low && code <= high;
-
-/**
- * Where the escape sequence starting at `at` (an ESC) ends: CSI (ESC [ parameters, intermediates,
- * final byte), OSC / DCS / SOS / PM / APC strings (up to BEL or ST, or to the end when
- * unterminated), any other ESC plus one character.
- */
-function escapeEnd(text: string, at: number): number {
-  const kind = text[at + 1];
-  let i = at + 2;
-  if (kind === '[') {
-    while (i < text.length && inRange(text.charCodeAt(i), 0x30, 0x3f)) i++;
-    while (i < text.length && inRange(text.charCodeAt(i), 0x20, 0x2f)) i++;
-    return i < text.length && inRange(text.charCodeAt(i), 0x40, 0x7e) ? i + 1 : i;
-  }
-  if (kind !== undefined && ']PX^_'.includes(kind)) {
-    for (; i < text.length; i++) {
-      const code = text.charCodeAt(i);
-      if (code === BEL) return i + 1;
-      if (code === ESC) return text[i + 1] === '\\' ? i + 2 : i;
-    }
-    return i;
-  }
-  return Math.min(at + 2, text.length);
-}
-
-/** A remote's text made inert for a terminal: its escape sequences and control characters removed. */
-export function inertText(text: string): string {
-  let out = '';
-  let spaced = false;
-  for (let i = 0; i < text.length; ) {
-    const code = text.charCodeAt(i);
-    if (code === ESC) {
-      i = escapeEnd(text, i);
-      continue;
-    }
-    if (isBreak(code)) {
-      if (!spaced) out += ' ';
-      spaced = true;
-    } else if (!isControl(code)) {
-      out += text[i];
-      spaced = false;
-    }
-    i++;
-  }
-  return out;
-}
-
-/**
- * Every string of a remote's answer, keys included, made inert. Done once, where remote data
- * enters: a remote dashboard is another machine, and what it says reaches our operator's
- * terminal (it could set the title, clear the screen, or paint a fake ALL GREEN).
- */
-export function inertStrings<T>(value: T): T {
-  if (typeof value === 'string') return inertText(value) as T;
-  if (Array.isArray(value)) return value.map((item: unknown) => inertStrings(item)) as T;
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [inertText(key), inertStrings(item)])) as T;
-  }
-  return value;
 }
 
 type HostResult = { host: string; snapshot: FleetSnapshot | undefined; info: HostInfo; kind?: 'host_unreachable' | 'host_bad_answer' };

@@ -1,7 +1,14 @@
 import type { Level } from '../protocol/health-levels.js';
 import type { CheckResult, FleetSnapshot, MemberHealth } from '../protocol/health.js';
+import { inertText } from './inert.js';
 
-/** Human rendering of a snapshot for `fleetbox status` (stdout); warnings go to stderr by the caller. */
+/**
+ * Human rendering of a snapshot for `fleetbox status` (stdout); warnings go to stderr by the caller.
+ * Free text (errors, check details, issues) can quote a guest's console, so it is made inert
+ * here, whatever its source; remote answers were already made inert where they entered.
+ */
+
+const inert = (text: string | null | undefined): string => inertText(text ?? '');
 
 const COLOURS: Record<Level, string> = { red: '\x1b[31m', amber: '\x1b[33m', green: '\x1b[32m', grey: '\x1b[90m' };
 
@@ -48,8 +55,8 @@ export function renderFleet(snapshot: FleetSnapshot, options: TextOptions): stri
     out.push('', 'ISSUES (most urgent first)');
     for (const issue of summary.issues) {
       const where = issue.host ? `[${issue.host}] ` : '';
-      out.push(`  ${paint(issue.level, issue.level.toUpperCase().padEnd(5), options)}  ${where}${issue.message}`);
-      if (issue.action) out.push(`         -> ${issue.action}`);
+      out.push(`  ${paint(issue.level, issue.level.toUpperCase().padEnd(5), options)}  ${where}${inert(issue.message)}`);
+      if (issue.action) out.push(`         -> ${inert(issue.action)}`);
     }
     if (summary.hiddenIssues > 0) out.push(`  … and ${summary.hiddenIssues} more (fleetbox status --json lists every member)`);
   }
@@ -92,7 +99,7 @@ export function renderFleet(snapshot: FleetSnapshot, options: TextOptions): stri
       h.ok ? 'ok' : 'down',
       h.skewMs === null ? '-' : `${h.skewMs >= 0 ? '+' : ''}${Math.round(h.skewMs)} ms`,
       h.rttMs === null ? '-' : `${h.rttMs.toFixed(1)} ms`,
-      h.error ?? '',
+      inert(h.error),
     ]);
     out.push(...table(['HOST', 'ANSWER', 'CLOCK SKEW', 'RTT', 'ERROR'], rows, -1, [], options));
   }
@@ -109,12 +116,12 @@ export function renderMember(m: MemberHealth, options: TextOptions): string {
     `  pid        ${m.pid ?? '-'}    holder ${m.holderPid ?? '-'}`,
     `  since      ${m.since}${since}`,
     `  heartbeat  ${m.lastHeartbeat ? `${ago(m.heartbeatAgeMs)} (stale after ${((m.staleAfterMs ?? 0) / 1000).toFixed(1)}s)` : '-'}`,
-    ...m.checks.map((c) => `  check      ${c.name.padEnd(14)} ${c.status.padEnd(4)}  ${c.detail}`),
+    ...m.checks.map((c) => `  check      ${c.name.padEnd(14)} ${c.status.padEnd(4)}  ${inert(c.detail)}`),
     // The whole error: after a failed boot its later lines are the member's last output, the reason.
-    ...(m.error ? m.error.split('\n').filter(Boolean).map((line, i) => `${i === 0 ? '  error      ' : '             '}${line}`) : []),
-    ...(m.progress ? [`  progress   ${m.progress}`] : []),
-    ...(m.problem ? [`  problem    ${m.problem}`] : []),
-    ...(m.action ? [`  next       ${m.action}`] : []),
+    ...(m.error ? m.error.split('\n').map(inert).filter(Boolean).map((line, i) => `${i === 0 ? '  error      ' : '             '}${line}`) : []),
+    ...(m.progress ? [`  progress   ${inert(m.progress)}`] : []),
+    ...(m.problem ? [`  problem    ${inert(m.problem)}`] : []),
+    ...(m.action ? [`  next       ${inert(m.action)}`] : []),
   ];
   return lines.join('\n') + '\n';
 }
