@@ -1,3 +1,4 @@
+import { DEFAULT_BACKEND } from './store/backend-kinds.js';
 import { Store } from './store/layout.js';
 
 /**
@@ -11,7 +12,7 @@ import { Store } from './store/layout.js';
  */
 export default async function setup(): Promise<void> {
   const { cannotBoot } = await import('./vitest.js');
-  const reason = cannotBoot('qemu');
+  const reason = cannotBoot(DEFAULT_BACKEND);
   if (reason) {
     process.stderr.write(`fleetbox: not preparing the guest image: ${reason}\n`);
     return;

@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../dist/store/layout.js';
 import { listMembers, readMemberState } from '../dist/store/members.js';
@@ -57,4 +58,24 @@ export async function destroyStore(store: Store): Promise<void> {
   for (const pid of pids) process.kill(pid, 'SIGKILL');
   rmSync(store.home, { recursive: true, force: true });
   if (!left) throw new Error(`processes left behind by the test: ${pids.join(', ')}`);
+}
+
+/** Every entry under `root` as one line: path, kind, permission bits, and content or link text. */
+export function describeTree(root: string): string[] {
+  const lines: string[] = [`. dir ${(statSync(root).mode & 0o7777).toString(8)}`];
+  const walk = (dir: string, prefix: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      const rel = `${prefix}${name}`;
+      const stats = lstatSync(path);
+      const mode = (stats.mode & 0o7777).toString(8);
+      if (stats.isSymbolicLink()) lines.push(`${rel} link -> ${readlinkSync(path)}`);
+      else if (stats.isDirectory()) {
+        lines.push(`${rel} dir ${mode}`);
+        walk(path, `${rel}/`);
+      } else lines.push(`${rel} file ${mode} ${readFileSync(path, 'utf8')}`);
+    }
+  };
+  walk(root, '');
+  return lines;
 }

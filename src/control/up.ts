@@ -15,6 +15,7 @@ import { readJson } from '../store/atomic.js';
 import { MAX_CLUSTER_MEMBERS, NetworkRecordSchema } from '../store/network-record.js';
 import { listMembers, readMemberConfig, writeMemberConfig, type MemberRef } from '../store/members.js';
 import { clusterOf, memberNames, validateName } from '../store/names.js';
+import { DEFAULT_BACKEND, MACHINE_BACKENDS } from '../store/backend-kinds.js';
 import { hasSystemd, readRootImage } from '../store/root-images.js';
 import { checkShares } from '../store/shares.js';
 import { reconcileCluster } from '../store/reconcile.js';
@@ -197,14 +198,14 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
   const config = MemberConfigSchema.parse({
     ...inherited,
     ...spec,
-    backend: spec.backend ?? inherited.backend ?? 'qemu',
+    backend: spec.backend ?? inherited.backend ?? DEFAULT_BACKEND,
     bootTimeoutMs,
     name,
     cluster,
     createdAt: new Date().toISOString(),
   });
-  if (config.backend === 'process' && (config.rootfs !== 'initramfs' || config.shares.length > 0)) {
-    throw new FleetboxError('usage', `--rootfs, --image and --share need real VMs; a process member already runs on the host (drop --backend process)`);
+  if (!MACHINE_BACKENDS.has(config.backend) && (config.rootfs !== 'initramfs' || config.shares.length > 0)) {
+    throw new FleetboxError('usage', `--rootfs, --image and --share need real VMs; a ${config.backend} member already runs on the host (drop --backend ${config.backend})`);
   }
   if (config.image !== undefined && config.rootfs !== 'image') {
     throw new FleetboxError('usage', `--image boots that image as the member's root; it cannot go with --rootfs ${config.rootfs}`);

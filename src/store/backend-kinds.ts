@@ -1,5 +1,9 @@
 /** The backends a member can use; kept free of zod so the CLI can list them without loading it. */
 export const BACKENDS = ['process', 'qemu'] as const;
+/** What a member is when nobody says: a real VM. */
+export const DEFAULT_BACKEND: (typeof BACKENDS)[number] = 'qemu';
+/** Backends whose members are machines with a root file system of their own (--rootfs, --share). */
+export const MACHINE_BACKENDS: ReadonlySet<string> = new Set<(typeof BACKENDS)[number]>(['qemu']);
 
 /**
  * What a qemu member's root file system is: the small RAM guest (default), the host's root, or an

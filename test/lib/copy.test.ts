@@ -3,7 +3,6 @@ import {
   chmodSync,
   copyFileSync,
   existsSync,
-  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -22,30 +21,11 @@ import { startCluster, type Cluster } from '../../dist/index.js';
 import { copyFromMember, copyInScript, copyOutScript, copyToMember, guestPath } from '../../dist/lib/copy.js';
 import { findBinary } from '../../dist/host/binaries.js';
 import type { Store } from '../../dist/store/layout.js';
-import { CLI, destroyStore, tempStore } from '../helpers.js';
+import { CLI, describeTree, destroyStore, tempStore } from '../helpers.js';
 import { scratch } from '../scratch.js';
 
 const run = promisify(execFile);
 
-/** Every entry under `root` as one line: path, kind, permission bits, and content or link text. */
-function describeTree(root: string): string[] {
-  const lines: string[] = [`. dir ${(statSync(root).mode & 0o7777).toString(8)}`];
-  const walk = (dir: string, prefix: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      const path = join(dir, name);
-      const rel = `${prefix}${name}`;
-      const stats = lstatSync(path);
-      const mode = (stats.mode & 0o7777).toString(8);
-      if (stats.isSymbolicLink()) lines.push(`${rel} link -> ${readlinkSync(path)}`);
-      else if (stats.isDirectory()) {
-        lines.push(`${rel} dir ${mode}`);
-        walk(path, `${rel}/`);
-      } else lines.push(`${rel} file ${mode} ${readFileSync(path, 'utf8')}`);
-    }
-  };
-  walk(root, '');
-  return lines;
-}
 
 /** A tree with what a copy must keep: modes, an executable, a hidden file, a subdirectory, a symlink. */
 function makeTree(parent: string, name = 'tree'): string {

@@ -1,12 +1,12 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attach, type Member } from '../../dist/index.js';
 import { copyFromMember, copyToMember } from '../../dist/lib/copy.js';
 import { Store } from '../../dist/store/layout.js';
-import { CLI, destroyStore } from '../helpers.js';
+import { CLI, describeTree, destroyStore } from '../helpers.js';
 import { scratch } from '../scratch.js';
 import { cannotBootVms, reportSkip, vmStore } from './harness.js';
 
@@ -30,24 +30,6 @@ async function guest(command: string): Promise<string> {
   return result.stdout;
 }
 
-/** Every entry under `root` as one line: path, kind, permission bits, and content or link text. */
-function describeTree(root: string): string[] {
-  const lines: string[] = [`. dir ${(statSync(root).mode & 0o7777).toString(8)}`];
-  const walk = (dir: string, prefix: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      const path = join(dir, name);
-      const rel = `${prefix}${name}`;
-      const stats = lstatSync(path);
-      if (stats.isSymbolicLink()) lines.push(`${rel} link -> ${readlinkSync(path)}`);
-      else if (stats.isDirectory()) {
-        lines.push(`${rel} dir ${(stats.mode & 0o7777).toString(8)}`);
-        walk(path, `${rel}/`);
-      } else lines.push(`${rel} file ${(stats.mode & 0o7777).toString(8)} ${readFileSync(path, 'utf8')}`);
-    }
-  };
-  walk(root, '');
-  return lines;
-}
 
 /** A tree with an executable, a hidden file, a read-only file, a subdirectory and a symlink. */
 function makeTree(parent: string): string {

@@ -1,13 +1,12 @@
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enteredCgroup } from '../../host/cgroup.js';
 import { findBinary } from '../../host/binaries.js';
-import { processStartTime } from '../../host/proc.js';
+import { signalRecorded } from '../../host/proc.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import type { Share } from '../../store/shares.js';
-import type { ExitInfo } from '../types.js';
+import type { MemberHandle } from '../types.js';
 import { readTail } from './serial-console.js';
+import { containedArgv, spawnContained } from './spawn-qemu.js';
 
 /*
  * A member's file server: qemu's virtiofsd, serving one read-only tree whose top holds `root/`
@@ -179,57 +178,32 @@ export function writeGuestEtc(etcDir: string): void {
   writeFileSync(join(etcDir, 'empty'), '', { mode: 0o600 });
 }
 
-export interface FileServer {
-  pid: number;
-  startTime: string;
-  exited: Promise<ExitInfo>;
-}
+export type FileServer = Pick<MemberHandle, 'pid' | 'startTime' | 'exited'>;
 
 /**
- * Starts the file server like QEMU: `setpriv --pdeathsig KILL` (it dies with the holder), a
- * private umask, the member's cgroup (`cgroupPrefix`; reconcile ends it there after a crash),
- * then the mount namespace. Resolves once its socket exists, so QEMU can connect.
+ * Starts the file server the way QEMU is started (spawnContained: it dies with the holder, lives
+ * in the member's cgroup where reconcile ends it after a crash), inside a mount namespace of its
+ * own. Resolves once its socket exists, so QEMU can connect.
  */
 export async function startFileServer(plan: FileServerPlan, logPath: string, cgroupPrefix: readonly string[], cgroup: string | undefined): Promise<FileServer> {
-  const setpriv = findBinary('setpriv');
   const unshare = findBinary('unshare');
-  if (!setpriv || !unshare) throw new FleetboxError('missing_prerequisite', 'setpriv and unshare (util-linux) are needed; run: fleetbox setup --yes');
+  if (!unshare) throw new FleetboxError('missing_prerequisite', 'unshare (util-linux) is needed for --rootfs and --share; run: fleetbox setup --yes');
   rmSync(plan.socket, { force: true });
   mkdirSync(plan.top, { recursive: true, mode: 0o700 });
   if (plan.root?.kind === 'host') writeGuestEtc(plan.etcDir);
-  const argv = [
-    setpriv, '--pdeathsig', 'KILL', '--',
-    '/bin/sh', '-c', 'umask 077 && exec "$@"', 'fleetbox-virtiofsd',
-    ...cgroupPrefix,
-    unshare, '--mount', '--propagation', 'private', '--',
-    '/bin/sh', '-c', fileServerScript(plan),
-  ];
-  const log = openSync(logPath, 'w', 0o600);
-  try {
-    const child = spawn(argv[0] ?? '', argv.slice(1), { detached: true, stdio: ['ignore', log, log] });
-    const exited = new Promise<ExitInfo>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', () => resolve({ code: null, signal: null }));
-    });
-    const pid = await new Promise<number>((resolve, reject) => {
-      child.once('spawn', () => resolve(child.pid ?? 0));
-      child.once('error', (error) => reject(new FleetboxError('missing_prerequisite', `cannot start the file server: ${error.message}`, { cause: error })));
-    });
-    if (cgroup) await enteredCgroup(cgroup, pid, exited);
-    const startTime = processStartTime(pid) ?? 'exited';
-    let gone = false;
-    void exited.then(() => (gone = true));
-    const deadline = Date.now() + 10_000;
-    while (!existsSync(plan.socket)) {
-      if (gone || Date.now() > deadline) {
-        const why = readTail(logPath, 2_048).trim().split('\n').slice(-3).join('; ') || (gone ? 'it exited' : 'no socket after 10 s');
-        if (!gone) process.kill(pid, 'SIGKILL');
-        throw new FleetboxError('boot_failed', `the file server (virtiofsd) for the member's ${plan.root ? 'root' : 'shares'} did not start: ${why}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 5));
+  const argv = containedArgv([...cgroupPrefix, unshare, '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', fileServerScript(plan)]);
+  const server = await spawnContained(argv, logPath, plan.top, cgroup);
+  let gone = false;
+  void server.exited.then(() => (gone = true));
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(plan.socket)) {
+    if (gone || Date.now() > deadline) {
+      const why = readTail(logPath, 2_048).trim().split('\n').slice(-3).join('; ') || (gone ? 'it exited' : 'no socket after 10 s');
+      if (!gone) signalRecorded(server.pid, server.startTime, 'SIGKILL');
+      await server.exited;
+      throw new FleetboxError('boot_failed', `the file server (virtiofsd) for the member's ${plan.root ? 'root' : 'shares'} did not start: ${why}`);
     }
-    return { pid, startTime, exited };
-  } finally {
-    closeSync(log);
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
+  return server;
 }

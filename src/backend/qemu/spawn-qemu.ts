@@ -16,17 +16,24 @@ export const QEMU_BINARY = 'qemu-system-x86_64';
  * so it ends up set on QEMU itself (same PID throughout), as early as possible after the fork.
  */
 export function launchArgv(qemuArgs: readonly string[], namespace: string | null, cgroupPrefix: readonly string[] = []): string[] {
-  const setpriv = findBinary('setpriv');
   const qemu = findBinary(QEMU_BINARY);
-  const ipBinary = findBinary('ip');
   if (!qemu) throw new FleetboxError('missing_prerequisite', `${QEMU_BINARY} is not installed; run: fleetbox setup --yes`);
-  if (!setpriv) throw new FleetboxError('missing_prerequisite', 'setpriv (util-linux) is not installed; run: fleetbox setup --yes');
+  const contained = containedArgv([]);
+  const ipBinary = findBinary('ip');
   if (namespace && !ipBinary) throw new FleetboxError('missing_prerequisite', 'ip (iproute2) is not installed; run: fleetbox setup --yes');
   const inNamespace = namespace ? [ipBinary ?? 'ip', 'netns', 'exec', namespace] : [];
-  // QEMU creates its QMP socket and the serial log itself: with umask 077 they are private
-  // (0700/0600) like everything else in the store, not 0755/0644.
-  const privately = ['/bin/sh', '-c', 'umask 077 && exec "$@"', 'fleetbox-qemu'];
-  return [setpriv, '--pdeathsig', 'KILL', '--', ...privately, ...cgroupPrefix, ...inNamespace, qemu, ...qemuArgs];
+  return [...contained, ...cgroupPrefix, ...inNamespace, qemu, ...qemuArgs];
+}
+
+/**
+ * `setpriv --pdeathsig KILL`, then a private umask (what the process creates, sockets and logs,
+ * is 0700/0600 like the rest of the store), then `rest`: the death signal survives every exec,
+ * so it is set on the final program (same PID) as early as possible after the fork.
+ */
+export function containedArgv(rest: readonly string[]): string[] {
+  const setpriv = findBinary('setpriv');
+  if (!setpriv) throw new FleetboxError('missing_prerequisite', 'setpriv (util-linux) is not installed; run: fleetbox setup --yes');
+  return [setpriv, '--pdeathsig', 'KILL', '--', '/bin/sh', '-c', 'umask 077 && exec "$@"', 'fleetbox-contained', ...rest];
 }
 
 /**
@@ -36,6 +43,11 @@ export function launchArgv(qemuArgs: readonly string[], namespace: string | null
  * the process exists.
  */
 export async function spawnQemu(argv: readonly string[], logPath: string, cwd: string, cgroup?: string): Promise<MemberHandle> {
+  return spawnContained(argv, logPath, cwd, cgroup);
+}
+
+/** spawnQemu for any program of a member (QEMU, its file server): same group, cgroup and log rules. */
+export async function spawnContained(argv: readonly string[], logPath: string, cwd: string, cgroup?: string): Promise<MemberHandle> {
   const log = openSync(logPath, 'w', 0o600);
   try {
     const child = spawn(argv[0] ?? '', argv.slice(1), { cwd, detached: true, stdio: ['ignore', log, log] });
