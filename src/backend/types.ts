@@ -2,6 +2,7 @@ import type { Store } from '../store/layout.js';
 import type { BackendKind, MemberConfig } from '../store/member-config.js';
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork, MemberNetwork } from '../net/types.js';
+import type { CheckStatus } from '../protocol/health-levels.js';
 
 export interface BackendContext {
   store: Store;
@@ -30,6 +31,28 @@ export interface MemberHandle {
   cgroup?: string;
 }
 
+export interface MemberExecOptions {
+  /** Whole-command budget; on expiry the command and what it started are killed, `exec_timeout` thrown. */
+  timeoutMs: number;
+  /** The command's standard input. */
+  input?: Buffer;
+}
+
+export interface MemberExecResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number;
+  /** The backend kept only part of the output (qemu-ga keeps 16 MiB of each stream). */
+  truncated: boolean;
+}
+
+/** A health check that looks inside a running member, run by the holder's health loop. */
+export interface MemberHealthCheck {
+  readonly name: string;
+  /** `warn` makes the member amber, `fail` red; it must give up when `signal` aborts. */
+  check(ctx: BackendContext, signal: AbortSignal): Promise<{ status: CheckStatus; detail: string }>;
+}
+
 /**
  * What boots members. `src/holder` is the only code that touches a backend (DESIGN §2).
  * Lifecycle: prepare (cacheable, may download: state `downloading`, not charged to the boot
@@ -50,4 +73,8 @@ export interface Backend {
   stop(ctx: BackendContext, handle: MemberHandle, timeoutMs: number): Promise<void>;
   /** A short text that helps explain a failed boot (e.g. the serial console's last lines). */
   diagnose(ctx: BackendContext): string;
+  /** Runs a shell command in a running member (`/bin/sh -c`) and collects its output. */
+  exec(ctx: BackendContext, command: string, options: MemberExecOptions): Promise<MemberExecResult>;
+  /** Checks of what runs inside a member (e.g. its agent and SSH server); may be empty. */
+  readonly healthChecks: readonly MemberHealthCheck[];
 }

@@ -12,6 +12,8 @@ export interface RequestOptions {
    * request the client stopped waiting for never runs later. Defaults to `timeoutMs`.
    */
   startWithinMs?: number;
+  /** Replies that come before the final one (e.g. an exec's output parts), each handed over as it arrives. */
+  parts?: { schema: z.ZodType; onPart(value: unknown): void };
 }
 
 /**
@@ -65,6 +67,13 @@ export function request<T extends z.ZodType>(
       if (failure.success) {
         finish(new FleetboxError(failure.data.error.code, failure.data.error.message));
         return;
+      }
+      if (options.parts) {
+        const part = options.parts.schema.safeParse(value);
+        if (part.success) {
+          options.parts.onPart(part.data);
+          return;
+        }
       }
       const parsed = success.safeParse(value);
       if (!parsed.success) {

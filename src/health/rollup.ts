@@ -54,7 +54,10 @@ function checkAction(check: CheckResult, name: string): string {
     case 'process-alive':
     case 'port':
     case 'hypervisor':
+    case 'agent':
       return `fleetbox logs ${name}, then fleetbox down ${name} && fleetbox up ${name}`;
+    case 'ssh':
+      return `fleetbox down ${name} && fleetbox up ${name} (starts its SSH server again); exec and cp work meanwhile`;
     default:
       return `fleetbox logs ${name}`;
   }

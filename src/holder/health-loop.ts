@@ -151,7 +151,8 @@ export class HealthMonitor implements HealthLoop {
       while (next < targets.length && !this.stopped) {
         const i = next++;
         const member = targets[i] as MemberTarget;
-        memberChecks[i] = await Promise.all(this.init.checkers.member.map((checker) => runCheck(checker, (s) => ({ store, signal: s, member }), options)));
+        const inside: MemberChecker[] = member.inside.map((c) => ({ name: c.name, check: ({ signal }) => c.check(signal) }));
+        memberChecks[i] = await Promise.all([...this.init.checkers.member, ...inside].map((checker) => runCheck(checker, (s) => ({ store, signal: s, member }), options)));
       }
     };
     await Promise.all(Array.from({ length: Math.min(ROUND_CONCURRENCY, targets.length) }, worker));
@@ -238,6 +239,7 @@ function targetsOf(holder: Holder): MemberTarget[] {
     ip: runtime.ip,
     port: runtime.config.port,
     process: runtime.handle ? { pid: runtime.handle.pid, startTime: runtime.handle.startTime } : null,
+    inside: runtime.healthChecks(),
   }));
 }
 

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
-import type { Backend } from '../backend/types.js';
+import type { Backend, MemberExecOptions, MemberExecResult } from '../backend/types.js';
+
+/** Commands (exec, copy steps) one member runs at once for fleetbox clients. */
+export const MAX_EXECS_PER_MEMBER = 64;
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork } from '../net/types.js';
 import { crashPoint } from '../protocol/crash-point.js';
@@ -48,6 +51,7 @@ export class Holder {
   private shuttingDown: Promise<void> | undefined;
   private health: HealthLoop | undefined;
   private forwards: Forwards | undefined;
+  private readonly execsRunning = new Map<string, number>();
   private dialer: Dialer | undefined;
   private readonly startTime = processStartTime(process.pid) ?? '0';
 
@@ -190,6 +194,25 @@ export class Holder {
     this.dialer ??= createDialer(this.store, network.namespace);
     const hostPort = await this.forwards.open(name, this.dialer, network.ip, port);
     return { host: '127.0.0.1', port: hostPort, memberPort: port };
+  }
+
+  /**
+   * Runs a command in a running member. At most MAX_EXECS_PER_MEMBER run at once per member; more
+   * are refused with `busy` at once (a flood must not fork a thousand processes in a small guest).
+   */
+  async exec(name: string, command: string, options: MemberExecOptions): Promise<MemberExecResult> {
+    const runtime = this.runtimes.get(name);
+    if (!runtime) throw new FleetboxError('unknown_member', `member ${name} is not held here`);
+    const running = this.execsRunning.get(name) ?? 0;
+    if (running >= MAX_EXECS_PER_MEMBER) {
+      throw new FleetboxError('busy', `${name} already runs ${MAX_EXECS_PER_MEMBER} commands from fleetbox; retry when some finish`);
+    }
+    this.execsRunning.set(name, running + 1);
+    try {
+      return await runtime.exec(command, options);
+    } finally {
+      this.execsRunning.set(name, (this.execsRunning.get(name) ?? 1) - 1);
+    }
   }
 
   /** Stops one member and lets go of it: its socket and pidfile disappear. */

@@ -1,4 +1,5 @@
-import type { Backend, BackendContext, MemberHandle } from '../backend/types.js';
+import type { Backend, BackendContext, MemberExecOptions, MemberExecResult, MemberHandle } from '../backend/types.js';
+import type { CheckStatus } from '../protocol/health-levels.js';
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork } from '../net/types.js';
 import { crashPoint } from '../protocol/crash-point.js';
@@ -136,6 +137,21 @@ export class MemberRuntime {
       await this.network.detach(this.name).catch(() => undefined);
       this.set('error', failure.message);
     }
+  }
+
+  /** Runs a command in the member; only a running member takes one. */
+  exec(command: string, options: MemberExecOptions): Promise<MemberExecResult> {
+    if (this.state !== 'running' || !this.ctx) {
+      return Promise.reject(new FleetboxError('not_running', `${this.name} is ${this.state}; start it first ('fleetbox up ${this.name}')`));
+    }
+    return this.backend.exec(this.ctx, command, options);
+  }
+
+  /** The backend's checks of what runs inside the member, bound to it; none unless it runs. */
+  healthChecks(): { name: string; check(signal: AbortSignal): Promise<{ status: CheckStatus; detail: string }> }[] {
+    const ctx = this.ctx;
+    if (this.state !== 'running' || !ctx) return [];
+    return this.backend.healthChecks.map((c) => ({ name: c.name, check: (signal: AbortSignal) => c.check(ctx, signal) }));
   }
 
   private tail(ctx: BackendContext): string {

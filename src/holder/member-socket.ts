@@ -1,7 +1,9 @@
 import type { Server, Socket } from 'node:net';
 import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
 import { readLines, writeLine } from '../protocol/framing.js';
-import { MEMBER_COMMANDS, MemberRequestSchema, type ErrorReply, type MemberRequest } from '../protocol/schemas.js';
+import { EXEC_PART_BYTES, MEMBER_COMMANDS, MemberRequestSchema, type ErrorReply, type MemberRequest } from '../protocol/schemas.js';
+
+type ExecRequest = Extract<MemberRequest, { cmd: 'exec' }>;
 import type { Holder } from './holder.js';
 import { listenUnix } from './socket-server.js';
 
@@ -40,7 +42,30 @@ async function handle(holder: Holder, member: string, request: MemberRequest) {
       return { ok: true, status: await holder.addMember(request.name) };
     case 'forward':
       return { ok: true, forward: await holder.forward(member, request.port) };
+    case 'exec':
+      throw new FleetboxError('internal', 'exec is streamed, not answered in one reply');
   }
+}
+
+/** Runs an exec request and streams its output in parts, then its end. */
+async function streamExec(holder: Holder, member: string, request: ExecRequest, socket: Socket): Promise<void> {
+  const result = await holder.exec(member, request.command, {
+    timeoutMs: request.timeoutMs,
+    ...(request.input !== undefined && { input: Buffer.from(request.input, 'base64') }),
+  });
+  for (const stream of ['stdout', 'stderr'] as const) {
+    const bytes = result[stream];
+    for (let at = 0; at < bytes.length; at += EXEC_PART_BYTES) {
+      if (!writeLine(socket, { ok: true, output: { stream, data: bytes.subarray(at, at + EXEC_PART_BYTES).toString('base64') } })) {
+        if (socket.destroyed) return;
+        await new Promise((resolve) => {
+          socket.once('drain', resolve);
+          socket.once('close', resolve);
+        });
+      }
+    }
+  }
+  writeLine(socket, { ok: true, exec: { exitCode: result.exitCode, truncated: result.truncated } });
 }
 
 /** One listening socket per member; one request per connection, answered, then closed. */
@@ -80,8 +105,9 @@ export function serveMemberSocket(holder: Holder, member: string): Promise<Serve
         socket.end();
         return;
       }
-      handle(holder, member, request)
-        .then((reply) => writeLine(socket, reply))
+      // An exec runs as long as the command does: only its own budget limits it.
+      const work = request.cmd === 'exec' ? streamExec(holder, member, request, socket) : handle(holder, member, request).then((reply) => void writeLine(socket, reply));
+      work
         .catch((error: unknown) => {
           holder.log.warn('request_failed', { member, cmd: request.cmd, message: String(error) });
           writeLine(socket, errorReply(error));

@@ -38,6 +38,8 @@ interface Inputs {
   kernel: CachedKernel;
   busybox: string;
   dropbear: string;
+  agent: string;
+  /** What dropbear and the agent load, each library once. */
   libraries: SharedLibrary[];
   applets: string[];
   authorizedKey: string;
@@ -60,7 +62,9 @@ async function gatherInputs(store: Store, progress: (message: string) => void): 
   }
   const dropbear = findBinary('dropbear');
   if (!dropbear) throw new FleetboxError('missing_prerequisite', 'dropbear (package dropbear-bin) is needed for guest SSH; run: fleetbox setup --yes');
-  const libraries = await sharedLibrariesOf(dropbear);
+  const agent = findBinary('qemu-ga');
+  if (!agent) throw new FleetboxError('missing_prerequisite', 'qemu-ga (package qemu-guest-agent) is needed for the guest agent; run: fleetbox setup --yes');
+  const libraries = uniqueLibraries([...(await sharedLibrariesOf(dropbear)), ...(await sharedLibrariesOf(agent))]);
   const applets = (await hostCommand(busybox, ['--list'])).split('\n').filter(Boolean);
   const key = await ensureSshKey(store);
   const hostKey = await ensureHostKey(store);
@@ -71,11 +75,16 @@ async function gatherInputs(store: Store, progress: (message: string) => void): 
     init: sha256Text(GUEST_INIT),
     busybox: await digestOf(busybox),
     dropbear: await digestOf(dropbear),
+    agent: await digestOf(agent),
     authorizedKey: sha256Text(key.publicKeyText),
     hostKey: await digestOf(hostKey),
   };
   for (const lib of libraries) digests[`lib:${lib.guestPath}`] = await digestOf(lib.hostPath);
-  return { kernel, busybox, dropbear, libraries, applets, authorizedKey: key.publicKeyText, hostKey, digests };
+  return { kernel, busybox, dropbear, agent, libraries, applets, authorizedKey: key.publicKeyText, hostKey, digests };
+}
+
+function uniqueLibraries(libraries: SharedLibrary[]): SharedLibrary[] {
+  return [...new Map(libraries.map((lib) => [lib.guestPath, lib])).values()];
 }
 
 function imageHash(digests: Record<string, string>): string {
@@ -96,7 +105,8 @@ async function build(store: Store, inputs: Inputs, hash: string, dir: string): P
         busybox: inputs.busybox,
         busyboxApplets: inputs.applets,
         dropbear: inputs.dropbear,
-        dropbearLibraries: inputs.libraries,
+        agent: inputs.agent,
+        libraries: inputs.libraries,
         modulesDir: inputs.kernel.modulesDir,
         authorizedKey: inputs.authorizedKey,
         hostKey: inputs.hostKey,
@@ -163,7 +173,7 @@ const inFlight = new Map<string, Promise<GuestImage>>();
 /**
  * The guest image (kernel + initramfs) for this installation: verified against its manifest's
  * sha256 sums before every use, rebuilt when an input changed (kernel package, init text,
- * busybox, dropbear and its libraries, keys) or a file is damaged. Downloads the kernel package
+ * busybox, dropbear, qemu-ga and their libraries, keys) or a file is damaged. Downloads the kernel package
  * on first use.
  */
 export function ensureImage(store: Store, options: EnsureImageOptions = {}): Promise<GuestImage> {

@@ -39,6 +39,8 @@ export const GUEST_MODULES = [
   { name: 'virtio_net', path: 'drivers/net/virtio_net.ko' },
   { name: 'virtio_blk', path: 'drivers/block/virtio_blk.ko' },
   { name: 'virtio-rng', path: 'drivers/char/hw_random/virtio-rng.ko' },
+  // virtio-serial: the guest agent's port.
+  { name: 'virtio_console', path: 'drivers/char/virtio_console.ko' },
   // evdev before button: the power button's input device must get an event node for init to read.
   { name: 'evdev', path: 'drivers/input/evdev.ko' },
   { name: 'button', path: 'drivers/acpi/button.ko' },
@@ -53,6 +55,9 @@ export const FS_MODULES = [
 
 /** Every module the kernel cache and the initramfs carry. */
 export const ALL_GUEST_MODULES = [...GUEST_MODULES, ...FS_MODULES] as const;
+
+/** The virtio-serial port name the guest agent (qemu-ga) listens on; QEMU's conventional name. */
+export const AGENT_PORT = 'org.qemu.guest_agent.0';
 
 /** Where the dropbear host key and the authorised client key sit inside the initramfs. */
 export const GUEST_HOST_KEY = '/etc/dropbear/dropbear_ed25519_host_key';
@@ -83,6 +88,10 @@ if [ "$1" = stage2 ] || [ "$1" = services ]; then
   # are found through LD_LIBRARY_PATH, not a loader argument.
   DROPBEAR="env LD_LIBRARY_PATH=/run/fleetbox/lib /run/fleetbox/bin/dropbear"
   [ -x /usr/sbin/dropbear ] && DROPBEAR=/usr/sbin/dropbear
+  # The agent likewise, started through the copied loader so that no library path leaks into
+  # what it runs.
+  AGENT="/run/fleetbox/lib/ld-linux-x86-64.so.2 --library-path /run/fleetbox/lib /run/fleetbox/bin/qemu-ga"
+  [ -x /usr/sbin/qemu-ga ] && AGENT=/usr/sbin/qemu-ga
   HOSTKEY=/run/fleetbox/host_key
 else
 export PATH=/bin
@@ -184,9 +193,9 @@ if [ -n "$ROOT" ]; then
   mkdir -p $F/bin $F/lib
   cp /init $F/init && cp /bin/busybox $F/bin/ && cp ${GUEST_HOST_KEY} $F/host_key ||
     die "rootfs: cannot copy fleetbox's tools into the new root"
-  # A root without its own dropbear gets the initramfs's, with the libraries it needs.
-  if [ ! -x $NEW/usr/sbin/dropbear ]; then
-    cp /bin/dropbear $F/bin/ || die "rootfs: cannot copy dropbear into the new root"
+  # A root without its own dropbear or agent gets the initramfs's, with the libraries they need.
+  if [ ! -x $NEW/usr/sbin/dropbear ] || [ ! -x $NEW/usr/sbin/qemu-ga ]; then
+    cp /bin/dropbear /bin/qemu-ga $F/bin/ || die "rootfs: cannot copy dropbear and qemu-ga into the new root"
     for f in $(find /lib /lib64 -name '*.so*' -type f 2>/dev/null); do cp $f $F/lib/; done
   fi
   printf 'NAME=%s\\nIP=%s\\nINIT=%s\\n' "$NAME" "$IP" "$INIT" > $F/env
@@ -204,7 +213,25 @@ else
   mount_shares
 fi
 [ -n "$NEW" ] && exec switch_root $NEW /run/fleetbox/bin/busybox sh /run/fleetbox/init stage2
-DROPBEAR=dropbear HOSTKEY=${GUEST_HOST_KEY}
+DROPBEAR=dropbear AGENT=qemu-ga HOSTKEY=${GUEST_HOST_KEY}
+fi
+
+# The guest agent on its virtio-serial port: the holder's way in for exec, copy and health,
+# with or without a network. It runs in root's home, where commands start as they do over SSH.
+PORT=
+i=0
+while [ -z "$PORT" ] && [ $i -lt 300 ]; do
+  for p in /sys/class/virtio-ports/*; do
+    [ "$(cat $p/name 2>/dev/null)" = ${AGENT_PORT} ] && PORT=/dev/\${p##*/}
+  done
+  [ -z "$PORT" ] && usleep 10000 && i=$((i+1))
+done
+if [ -n "$PORT" ]; then
+  mkdir -p /root
+  ( cd /root && exec $AGENT -m virtio-serial -p $PORT -t /run ) 2>>/run/qemu-ga.log &
+  echo $! > /run/qemu-ga.pid
+else
+  fail "agent: no virtio-serial port named ${AGENT_PORT}"
 fi
 
 # QMP system_powerdown presses the ACPI power button: flush the disk, then power off, so QEMU

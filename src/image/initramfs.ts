@@ -14,9 +14,12 @@ export interface InitramfsInputs {
   busybox: string;
   /** Its applets (`busybox --list`), linked into /bin. */
   busyboxApplets: readonly string[];
-  /** dropbear server binary and the shared libraries it loads. */
+  /** dropbear server binary. */
   dropbear: string;
-  dropbearLibraries: SharedLibrary[];
+  /** qemu-ga, the guest agent the holder talks to over virtio-serial. */
+  agent: string;
+  /** The shared libraries dropbear and qemu-ga load. */
+  libraries: SharedLibrary[];
   /** Directory holding <module>.ko for every ALL_GUEST_MODULES entry. */
   modulesDir: string;
   /** The one public key line guests authorise for root. */
@@ -58,11 +61,12 @@ function stage(root: string, inputs: InitramfsInputs): void {
   write(root, 'init', inputs.init, 0o755);
   place(root, 'bin/busybox', inputs.busybox, 0o755);
   place(root, 'bin/dropbear', inputs.dropbear, 0o755);
+  place(root, 'bin/qemu-ga', inputs.agent, 0o755);
   // The kernel runs /init with #!/bin/busybox; /bin/sh is what dropbear starts for a session.
   for (const applet of new Set(['sh', ...inputs.busyboxApplets])) {
-    if (/^[\w.[-]+$/.test(applet) && applet !== 'busybox' && applet !== 'dropbear') symlinkSync('busybox', join(root, 'bin', applet));
+    if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
   }
-  for (const lib of inputs.dropbearLibraries) place(root, lib.guestPath.replace(/^\//, ''), lib.hostPath, 0o755);
+  for (const lib of inputs.libraries) place(root, lib.guestPath.replace(/^\//, ''), lib.hostPath, 0o755);
   for (const module of ALL_GUEST_MODULES) place(root, `lib/modules/${module.name}.ko`, join(inputs.modulesDir, `${module.name}.ko`), 0o644);
   write(root, 'etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644);
   write(root, 'etc/group', 'root:x:0:\n', 0o644);

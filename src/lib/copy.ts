@@ -1,5 +1,8 @@
 import {
   chmodSync,
+  closeSync,
+  openSync,
+  writeSync,
   copyFileSync,
   lstatSync,
   mkdirSync,
@@ -13,12 +16,13 @@ import {
   symlinkSync,
   type Stats,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { findBinary } from '../host/binaries.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
-import { execOn, type ExecOptions, type ExecResult } from './exec.js';
+import { execBytes, execOn, type ExecOptions, type ExecResult } from './exec.js';
 import { execTarget } from './target.js';
 
 export interface CopyOptions extends Omit<ExecOptions, 'input'> {
@@ -78,18 +82,46 @@ export async function copyFromMember(store: Store, ref: MemberRef, remotePath: s
   }
   const remote = guestPath(remotePath, where);
   const destination = hostDestination(localPath, localPath);
-  const result = await execOn(target, copyOutScript(remote, options.recursive === true), { timeoutMs: options.timeoutMs });
-  if (result.exitCode !== 0) throw guestFailure(result, 'from', where);
-  const archive = Buffer.from(result.stdout.replace(/\s+/g, ''), 'base64');
-  await withStage(destination.parent, async (stage) => {
-    await hostTar(['-x', '-o', '-p', '-f', '-', '-C', stage], archive, `cannot unpack ${where} into ${destination.parent}`);
-    const [entry] = readdirSync(stage);
-    if (entry === undefined) throw new FleetboxError('io', `copy from ${where} failed: the guest sent an empty archive`);
-    // `.` or `..` name no entry; the copy is then named as the guest resolved it.
-    const given = posix.basename(remote);
-    placeOnHost(join(stage, entry), destination.final(given === '.' || given === '..' ? entry : given));
-  });
+  // The guest packs into a file of its own; the host reads it in slices that each fit one exec
+  // reply, into a file of its own: neither side holds the whole archive in memory.
+  const staged = `/tmp/${STAGE_PREFIX}out.${randomBytes(8).toString('hex')}.tar`;
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const budget = () => Math.max(1, deadline - Date.now());
+  try {
+    const packed = await execOn(target, copyOutScript(remote, options.recursive === true, staged), { timeoutMs: budget() });
+    if (packed.exitCode !== 0) throw guestFailure(packed, 'from', where);
+    const size = Number(packed.stdout.trim());
+    await withStage(destination.parent, async (stage) => {
+      const archive = join(stage, 'archive.tar');
+      const out = openSync(archive, 'w', 0o600);
+      try {
+        for (let slice = 0; slice * SLICE_BYTES < size; slice++) {
+          const part = await execBytes(target, `dd if=${quote(staged)} bs=${SLICE_BLOCK} skip=${slice * SLICE_BLOCKS} count=${SLICE_BLOCKS} 2>/dev/null`, { timeoutMs: budget() });
+          if (part.exitCode !== 0) throw new FleetboxError('io', `copy from ${where} failed: reading the packed copy in the guest ended with exit ${part.exitCode}`);
+          writeSync(out, part.stdout);
+        }
+      } finally {
+        closeSync(out);
+      }
+      if (statSync(archive).size !== size) throw new FleetboxError('io', `copy from ${where} failed: ${statSync(archive).size} of ${size} bytes arrived`);
+      const unpacked = join(stage, 'unpacked');
+      mkdirSync(unpacked);
+      await hostTar(['-x', '-o', '-p', '-f', archive, '-C', unpacked], undefined, `cannot unpack ${where} into ${destination.parent}`);
+      const [entry] = readdirSync(unpacked);
+      if (entry === undefined) throw new FleetboxError('io', `copy from ${where} failed: the guest sent an empty archive`);
+      // `.` or `..` name no entry; the copy is then named as the guest resolved it.
+      const given = posix.basename(remote);
+      placeOnHost(join(unpacked, entry), destination.final(given === '.' || given === '..' ? entry : given));
+    });
+  } finally {
+    await execOn(target, `rm -f ${quote(staged)}`, { timeoutMs: 10_000 }).catch(() => undefined);
+  }
 }
+
+/** A packed copy travels from the guest in slices of SLICE_BLOCKS × SLICE_BLOCK bytes (one exec reply each). */
+const SLICE_BLOCK = 1 << 20;
+const SLICE_BLOCKS = 8;
+const SLICE_BYTES = SLICE_BLOCK * SLICE_BLOCKS;
 
 // ---------------------------------------------------------------------------------------------
 // host side: process members, and the host end of qemu copies
@@ -317,11 +349,10 @@ ${place}`;
 }
 
 /**
- * Sends base64 of a tar stream with one entry, the path (a symlink given as the path is
- * followed). tar's own exit status comes back through fd 4: a pipeline's status is the last
- * command's, and `pipefail` is not in every sh.
+ * Packs the path (a symlink given as the path is followed) as a tar with one entry into
+ * `staged`, private to root, and prints its size; the host reads it in slices.
  */
-export function copyOutScript(path: string, recursive: boolean): string {
+export function copyOutScript(path: string, recursive: boolean, staged: string): string {
   return `r=${quote(path)}
 if [ ! -e "$r" ]; then echo "no such file or directory" >&2; exit ${GUEST_EXIT.missing}; fi
 r=$(readlink -f "$r") || exit 5
@@ -329,9 +360,9 @@ ${recursive ? '' : `if [ -d "$r" ]; then exit ${GUEST_EXIT.isDirectory}; fi`}
 p=\${r%/*}; n=\${r##*/}
 [ -n "$p" ] || p=/
 if [ -z "$n" ]; then echo "cannot copy the root directory" >&2; exit 5; fi
-exec 3>&1
-rc=$( { { tar -c -f - -C "$p" "./$n"; echo $? >&4; } | base64 >&3; } 4>&1 )
-[ "$rc" = 0 ] || exit 5`;
+umask 077
+tar -c -f ${quote(staged)} -C "$p" "./$n" || { rm -f ${quote(staged)}; exit 5; }
+wc -c < ${quote(staged)}`;
 }
 
 /** A failed guest script as a one-line error naming the member and path. */

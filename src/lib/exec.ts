@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { MemberConfig } from '../store/member-config.js';
@@ -13,7 +14,7 @@ export interface ExecOptions {
   /** Whole-command budget; on expiry the command is killed and `exec_timeout` thrown. */
   timeoutMs?: number;
   /** Bytes written to the command's standard input. */
-  input?: string;
+  input?: string | Uint8Array;
 }
 
 export interface ExecTarget {
@@ -63,35 +64,83 @@ export async function memberCommand(target: ExecTarget, shellCommand: string | u
   return { file, args, env };
 }
 
-/** Runs a shell command on a member and collects its output: `{ stdout, stderr, exitCode }`. */
+/** What the holder's exec replies say (the request/reply shapes live in src/protocol). */
+interface ExecOutcome {
+  stdout: Buffer[];
+  stderr: Buffer[];
+}
+
+/** Sends one exec request to the member's holder; output parts are gathered as they stream in. */
+async function holderExec(target: ExecTarget, command: string, timeoutMs: number, input: Buffer | undefined): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number; truncated: boolean }> {
+  const { request } = await import('../control/client.js');
+  const { ExecPartSchema, ExecReplySchema } = await import('../protocol/schemas.js');
+  const outcome: ExecOutcome = { stdout: [], stderr: [] };
+  const reply = await request(
+    target.store.memberSocketPath(target.config.name),
+    { cmd: 'exec', command, timeoutMs, ...(input && input.length > 0 && { input: input.toString('base64') }) },
+    ExecReplySchema,
+    {
+      // The holder ends the command at timeoutMs; the margin covers the reply's trip.
+      timeoutMs: timeoutMs + 10_000,
+      startWithinMs: 10_000,
+      parts: {
+        schema: ExecPartSchema,
+        onPart(value) {
+          const part = value as { output: { stream: 'stdout' | 'stderr'; data: string } };
+          outcome[part.output.stream].push(Buffer.from(part.output.data, 'base64'));
+        },
+      },
+    },
+  );
+  return { stdout: Buffer.concat(outcome.stdout), stderr: Buffer.concat(outcome.stderr), ...reply.exec };
+}
+
+const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Runs a shell command on a member and collects its output: `{ stdout, stderr, exitCode }`.
+ * The member's holder runs it (in a qemu guest through its agent, with or without a network).
+ * An input larger than one request carries is first staged in a file in the member, in slices,
+ * and the command reads it from there.
+ */
 export async function execOn(target: ExecTarget, command: string, options: ExecOptions = {}): Promise<ExecResult> {
+  const result = await execBytes(target, command, options);
+  return { stdout: result.stdout.toString(), stderr: result.stderr.toString(), exitCode: result.exitCode };
+}
+
+/** execOn with the output as bytes, as the command wrote them. */
+export async function execBytes(target: ExecTarget, command: string, options: ExecOptions = {}): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }> {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const { execa } = await import('execa');
-  const { file, args, env } = await memberCommand(target, command, { tty: false });
-  // Its own process group, so a timeout ends the command and everything it started: killing
-  // only the shell would leave its children holding the output pipes open.
-  const child = execa(file, args, {
-    reject: false,
-    detached: true,
-    input: options.input ?? '',
-    stripFinalNewline: false,
-    env,
-  });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
+  const { MAX_EXEC_INPUT } = await import('../protocol/schemas.js');
+  const input = options.input === undefined ? undefined : Buffer.from(options.input);
+  let result;
+  if (!input || input.length <= MAX_EXEC_INPUT) {
+    result = await holderExec(target, command, timeoutMs, input);
+  } else {
+    const deadline = Date.now() + timeoutMs;
+    const staged = `/tmp/.fleetbox-stdin.${randomBytes(8).toString('hex')}`;
+    const left = () => {
+      const ms = deadline - Date.now();
+      if (ms <= 0) throw new FleetboxError('exec_timeout', `command on ${target.config.name} did not finish within ${timeoutMs} ms: ${command.slice(0, 80)}`);
+      return ms;
+    };
     try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // already gone
+      for (let at = 0; at < input.length; at += MAX_EXEC_INPUT) {
+        const slice = input.subarray(at, at + MAX_EXEC_INPUT);
+        const step = await holderExec(target, `umask 077 && cat ${at === 0 ? '>' : '>>'} ${quote(staged)}`, left(), slice);
+        if (step.exitCode !== 0) {
+          throw new FleetboxError('io', `cannot stage the command's input on ${target.config.name}: ${step.stderr.toString().trim() || `exit ${step.exitCode}`}`);
+        }
+      }
+      // The shell takes the staged file as its stdin and unlinks it before the command runs.
+      result = await holderExec(target, `exec < ${quote(staged)} && rm -f ${quote(staged)}\n${command}`, left(), undefined);
+    } catch (error) {
+      await holderExec(target, `rm -f ${quote(staged)}`, 10_000, undefined).catch(() => undefined);
+      throw error;
     }
-  }, timeoutMs);
-  const result = await child.finally(() => clearTimeout(timer));
-  if (timedOut) {
-    throw new FleetboxError('exec_timeout', `command on ${target.config.name} did not finish within ${timeoutMs} ms: ${command.slice(0, 80)}`);
   }
-  if (result.exitCode === undefined) {
-    throw new FleetboxError('unreachable', `could not run a command on ${target.config.name}: ${result.message}`);
+  if (result.truncated) {
+    throw new FleetboxError('io', `the output of a command on ${target.config.name} was over 16 MiB and was cut; write it to a file in the member and copy that out: ${command.slice(0, 80)}`);
   }
-  return { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: result.exitCode };
+  return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
 }

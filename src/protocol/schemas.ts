@@ -37,6 +37,20 @@ export const AddMemberRequestSchema = z.object({ cmd: z.literal('addmember'), na
 export const ForwardRequestSchema = z
   .object({ cmd: z.literal('forward'), port: z.number().int().min(1).max(65535), expiresAt })
   .strict();
+/** Longest command text (a shell script given inline); bigger scripts are copied in and run. */
+export const MAX_EXEC_COMMAND = 256 * 1024;
+/** Largest standard input carried in an exec request (it travels base64 in one line). */
+export const MAX_EXEC_INPUT = 512 * 1024;
+export const ExecRequestSchema = z
+  .object({
+    cmd: z.literal('exec'),
+    command: z.string().min(1).max(MAX_EXEC_COMMAND),
+    /** base64 */
+    input: z.string().max(Math.ceil(MAX_EXEC_INPUT / 3) * 4).optional(),
+    timeoutMs: z.number().int().positive().max(86_400_000),
+    expiresAt,
+  })
+  .strict();
 export const BindRequestSchema = z.object({ cmd: z.literal('bind'), version: z.string() }).strict();
 export const AckRequestSchema = z.object({ cmd: z.literal('ack') }).strict();
 
@@ -45,9 +59,10 @@ export const MemberRequestSchema = z.discriminatedUnion('cmd', [
   StopRequestSchema,
   AddMemberRequestSchema,
   ForwardRequestSchema,
+  ExecRequestSchema,
 ]);
 export type MemberRequest = z.infer<typeof MemberRequestSchema>;
-export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward'] as const;
+export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward', 'exec'] as const;
 
 export const ControlRequestSchema = z.discriminatedUnion('cmd', [BindRequestSchema, AckRequestSchema]);
 export type ControlRequest = z.infer<typeof ControlRequestSchema>;
@@ -70,6 +85,16 @@ export const ForwardReplySchema = z.object({
   forward: z.object({ host: z.string(), port: z.number().int(), memberPort: z.number().int() }),
 });
 export type ForwardReply = z.infer<typeof ForwardReplySchema>;
+/** An exec's output arrives in parts (base64, at most EXEC_PART_BYTES each), then its end. */
+export const EXEC_PART_BYTES = 256 * 1024;
+export const ExecPartSchema = z.object({
+  ok: z.literal(true),
+  output: z.object({ stream: z.enum(['stdout', 'stderr']), data: z.string() }),
+});
+export const ExecReplySchema = z.object({
+  ok: z.literal(true),
+  exec: z.object({ exitCode: z.number().int(), truncated: z.boolean() }),
+});
 export const BindReplySchema = z.object({
   ok: z.literal(true),
   version: z.string(),

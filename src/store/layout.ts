@@ -111,10 +111,11 @@ export class Store {
     return this.socketPath(`${shortHash(validateName(member, 'member name'))}.qmp`);
   }
   /** A qemu member's SSH connection-sharing socket (the holder's master; execs reuse it). */
-  sshMuxPath(member: string): string {
-    return this.socketPath(`${shortHash(validateName(member, 'member name'))}.ssh`);
-  }
   /** A qemu member's virtiofsd socket (the file server of its host root and shares). */
+  /** The member's guest agent channel (QEMU listens; the holder is its only client). */
+  agentSocketPath(member: string): string {
+    return this.socketPath(`${shortHash(validateName(member, 'member name'))}.qga`);
+  }
   fsSocketPath(member: string): string {
     return this.socketPath(`${shortHash(validateName(member, 'member name'))}.vfs`);
   }

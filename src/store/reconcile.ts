@@ -64,7 +64,7 @@ export function reconcileMember(store: Store, cluster: string, member: string): 
   // The dead run's QMP, SSH-sharing and file-server sockets answer nobody now. (A new holder of this member
   // writes its pidfile before anything creates these, so its live ones are never touched; the
   // member socket itself is left to the next listen or to rm, which hold the cluster lock.)
-  for (const path of [store.qmpSocketPath(member), store.sshMuxPath(member), store.fsSocketPath(member)]) removeStaleSocket(path);
+  for (const path of [store.qmpSocketPath(member), store.agentSocketPath(member), store.fsSocketPath(member)]) removeStaleSocket(path);
   if (state.state !== 'stopped' && state.state !== 'error') {
     writeMemberState(store, cluster, {
       ...state,

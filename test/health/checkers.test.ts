@@ -28,6 +28,7 @@ function target(overrides: Partial<MemberTarget> = {}): MemberTarget {
     ip: '127.0.0.1',
     port: 1,
     process: { pid: process.pid, startTime: processStartTime(process.pid) ?? '0' },
+    inside: [],
     ...overrides,
   };
 }

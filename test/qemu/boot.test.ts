@@ -1,16 +1,22 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createQemuBackend } from '../../dist/backend/qemu/index.js';
 import { qmpSocketPath } from '../../dist/backend/qemu/paths.js';
-import { copyFrom, copyTo, execInGuest } from '../../dist/backend/qemu/ssh.js';
-import type { MemberHandle } from '../../dist/backend/types.js';
+import { sshCommand } from '../../dist/backend/qemu/ssh.js';
+import type { Backend, BackendContext, MemberHandle } from '../../dist/backend/types.js';
 import type { ClusterNetwork } from '../../dist/net/types.js';
 import type { Store } from '../../dist/store/layout.js';
 import { isProcessAlive } from '../../dist/host/proc.js';
 import { bootMember, cannotBootVms, cleanup, memberConfig, memoryLogger, namespaceExists, reportSkip, vmStore } from './harness.js';
 
 const skip = reportSkip('qemu boot tests', cannotBootVms());
+
+/** A command in the guest through the backend's own exec (the guest agent), output as text. */
+async function run(backend: Backend, ctx: BackendContext, command: string, input?: Buffer) {
+  const r = await backend.exec(ctx, command, { timeoutMs: 30_000, ...(input && { input }) });
+  return { stdout: r.stdout.toString(), stderr: r.stderr.toString(), exitCode: r.exitCode, raw: r.stdout };
+}
 
 describe.skipIf(skip)('qemu backend: real microVMs', () => {
   let store: Store | undefined;
@@ -22,7 +28,7 @@ describe.skipIf(skip)('qemu backend: real microVMs', () => {
     store = undefined;
   });
 
-  it('boots one member to running, runs a command over SSH, and powers it off gracefully', async () => {
+  it('boots one member to running, runs commands through its agent and over SSH, and powers it off gracefully', async () => {
     store = vmStore();
     const log = memoryLogger();
     const backend = createQemuBackend();
@@ -32,24 +38,19 @@ describe.skipIf(skip)('qemu backend: real microVMs', () => {
     expect(bootMs).toBeLessThan(30_000);
     expect(readFileSync(store.serialLogPath('solo', 'solo-1'), 'utf8')).toContain('FLEETBOX_READY solo-1');
 
-    const uname = await execInGuest(store, ctx.network, 'uname -a; hostname; ip -4 -o addr show eth0');
+    const uname = await run(backend, ctx, 'uname -a; hostname; ip -4 -o addr show eth0; pwd');
     expect(uname.exitCode).toBe(0);
     expect(uname.stdout).toMatch(/^Linux solo-1 6\.\d+/);
     expect(uname.stdout).toContain(`${ctx.network.ip}/24`);
-    const failing = await execInGuest(store, ctx.network, 'echo oops >&2; exit 3');
+    expect(uname.stdout).toMatch(/\/root\n$/); // where an SSH command starts too
+    const failing = await run(backend, ctx, 'echo oops >&2; exit 3');
     expect(failing).toMatchObject({ exitCode: 3, stderr: 'oops\n' });
-
-    // Binary-safe copies both ways through the SSH channel.
-    const scratch = mkdtempSync('/tmp/fbx-cp-');
-    try {
-      const bytes = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) & 255));
-      writeFileSync(join(scratch, 'in.bin'), bytes);
-      await copyTo(store, ctx.network, join(scratch, 'in.bin'), '/tmp/in.bin');
-      await copyFrom(store, ctx.network, '/tmp/in.bin', join(scratch, 'out.bin'));
-      expect(readFileSync(join(scratch, 'out.bin')).equals(bytes)).toBe(true);
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
-    }
+    // Binary-safe both ways: bytes in as stdin, the same bytes out.
+    const bytes = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) & 255));
+    expect((await run(backend, ctx, 'cat', bytes)).raw.equals(bytes)).toBe(true);
+    // The interactive path (a terminal session, forwards) stays SSH: it must still get in.
+    const { file, args } = sshCommand(store, ctx.network, ['hostname'], { tty: false });
+    expect(execFileSync(file, args, { encoding: 'utf8', timeout: 30_000 })).toBe('solo-1\n');
 
     const t0 = Date.now();
     await backend.stop(ctx, handle, 10_000);
@@ -82,9 +83,9 @@ describe.skipIf(skip)('qemu backend: real microVMs', () => {
       bootMember(backend, network, s, memberConfig('pair', 'pair-2'), log, handles),
     ]);
     expect(a.ctx.network.ip).not.toBe(b.ctx.network.ip);
-    const ping = await execInGuest(store, a.ctx.network, `ping -c 2 -W 2 ${b.ctx.network.ip}`);
+    const ping = await run(backend, a.ctx, `ping -c 2 -W 2 ${b.ctx.network.ip}`);
     expect(ping.stdout).toContain('2 packets received');
-    const back = await execInGuest(store, b.ctx.network, `ping -c 1 -W 2 ${a.ctx.network.ip} && ping -c 1 -W 2 ${b.ctx.network.gateway}`);
+    const back = await run(backend, b.ctx, `ping -c 1 -W 2 ${a.ctx.network.ip} && ping -c 1 -W 2 ${b.ctx.network.gateway}`);
     expect(back.exitCode).toBe(0);
     await Promise.all([backend.stop(a.ctx, a.handle, 10_000), backend.stop(b.ctx, b.handle, 10_000)]);
   });
@@ -97,14 +98,14 @@ describe.skipIf(skip)('qemu backend: real microVMs', () => {
     networks.push(network);
     const config = memberConfig('disk', 'disk-1', { diskMiB: 64 });
     const first = await bootMember(backend, network, store, config, log, handles);
-    const write = await execInGuest(store, first.ctx.network, 'mount | grep " /data " && echo kept-across-restarts > /data/proof');
+    const write = await run(backend, first.ctx, 'mount | grep " /data " && echo kept-across-restarts > /data/proof');
     expect(write.exitCode, write.stderr).toBe(0);
     await backend.stop(first.ctx, first.handle, 10_000);
     await network.detach('disk-1');
 
     const second = await bootMember(backend, network, store, config, log, handles);
     expect(second.ctx.network.ip).toBe(first.ctx.network.ip); // re-join keeps the address
-    const read = await execInGuest(store, second.ctx.network, 'cat /data/proof');
+    const read = await run(backend, second.ctx, 'cat /data/proof');
     expect(read.stdout).toBe('kept-across-restarts\n');
     await backend.stop(second.ctx, second.handle, 10_000);
   });

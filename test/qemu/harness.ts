@@ -20,7 +20,7 @@ export const SHARED_HOME = '/tmp/fbx-test-images';
 export function cannotBootVms(): string | undefined {
   if (process.platform !== 'linux') return `VMs need Linux, this is ${process.platform}`;
   if (process.getuid?.() !== 0) return 'network namespaces need root';
-  for (const tool of ['/usr/bin/qemu-system-x86_64', '/usr/bin/setpriv', '/usr/bin/socat', '/usr/bin/lz4', '/usr/bin/cpio']) {
+  for (const tool of ['/usr/bin/qemu-system-x86_64', '/usr/bin/setpriv', '/usr/sbin/qemu-ga', '/usr/bin/lz4', '/usr/bin/cpio']) {
     try {
       accessSync(tool, constants.X_OK);
     } catch {

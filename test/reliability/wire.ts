@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import fc from 'fast-check';
 import { ERROR_CODES } from '../../dist/protocol/errors.js';
-import { MemberRequestSchema } from '../../dist/protocol/schemas.js';
+import { MEMBER_COMMANDS, MemberRequestSchema } from '../../dist/protocol/schemas.js';
 import { MAX_LINE_BYTES } from '../../dist/protocol/version.js';
 import { clusterOf } from '../../dist/store/names.js';
 
@@ -102,7 +102,7 @@ export function trickle(path: string, payload: Buffer, everyMs: number, replyWit
 // ---- generators -------------------------------------------------------------------------------
 
 const line = (value: unknown) => Buffer.from(JSON.stringify(value) + '\n');
-const MEMBER_CMDS = ['status', 'stop', 'addmember'];
+const MEMBER_CMDS: readonly string[] = MEMBER_COMMANDS;
 
 /** Requests the schemas accept (stop excluded: it would change state) and near-misses of them. */
 const validObject = (cluster: string, members: string[]) =>

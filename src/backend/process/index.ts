@@ -8,7 +8,7 @@ import { endCgroup, enterCgroup, enteredCgroup } from '../../host/cgroup.js';
 import { openAppendNoFollow } from '../../store/no-follow.js';
 import { processStartTime } from '../../host/proc.js';
 import { memberOwnsListener } from './listener.js';
-import type { Backend, BackendContext, ExitInfo, MemberHandle } from '../types.js';
+import type { Backend, BackendContext, ExitInfo, MemberExecOptions, MemberExecResult, MemberHandle } from '../types.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./tcp-server.js', import.meta.url));
 const SETPRIV = '/usr/bin/setpriv';
@@ -38,6 +38,50 @@ export function tailFile(path: string, lines = 20): string {
   }
 }
 
+/** What a member's process, and every command run "on" it, finds in its environment. */
+function memberEnv({ store, config, network }: BackendContext): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    FLEETBOX_HOME: store.home,
+    FLEETBOX_NAME: config.name,
+    FLEETBOX_CLUSTER: config.cluster,
+    FLEETBOX_IP: network.ip,
+    FLEETBOX_PORT: String(config.port),
+  };
+}
+
+/**
+ * A command "on" a process member runs on the host, beside the member, with its environment.
+ * Its own process group, so a timeout ends the command and everything it started: killing only
+ * the shell would leave its children holding the output pipes open.
+ */
+async function execBeside(ctx: BackendContext, command: string, options: MemberExecOptions): Promise<MemberExecResult> {
+  const { execa } = await import('execa');
+  const child = execa('/bin/sh', ['-c', command], {
+    reject: false,
+    detached: true,
+    input: options.input ?? Buffer.alloc(0),
+    encoding: 'buffer',
+    stripFinalNewline: false,
+    env: { ...process.env, ...memberEnv(ctx) },
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }, options.timeoutMs);
+  const result = await child.finally(() => clearTimeout(timer));
+  if (timedOut) {
+    throw new FleetboxError('exec_timeout', `command on ${ctx.config.name} did not finish within ${options.timeoutMs} ms: ${command.slice(0, 80)}`);
+  }
+  if (result.exitCode === undefined) throw new FleetboxError('unreachable', `could not run a command on ${ctx.config.name}: ${result.message}`);
+  return { stdout: Buffer.from(result.stdout), stderr: Buffer.from(result.stderr), exitCode: result.exitCode, truncated: false };
+}
+
 /**
  * Members are plain OS processes: the built-in TCP server or `sh -c <cmd>`, each on its own
  * loopback address, in its own process group (stop signals the whole group), started under
@@ -50,7 +94,7 @@ export function createProcessBackend(): Backend {
     async prepare(): Promise<void> {},
 
     async start(ctx: BackendContext): Promise<MemberHandle> {
-      const { config, network, store } = ctx;
+      const { config, store } = ctx;
       const program = config.cmd ? ['/bin/sh', '-c', config.cmd] : [process.execPath, SERVER_SCRIPT];
       const { prefix, cgroup } = enterCgroup(store.home, config.name);
       const argv = [...(existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--'] : []), ...prefix, ...program];
@@ -61,14 +105,7 @@ export function createProcessBackend(): Backend {
         const child = spawn(argv[0] ?? '', argv.slice(1), {
           detached: true,
           stdio: ['ignore', out, out],
-          env: {
-            PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-            FLEETBOX_HOME: store.home,
-            FLEETBOX_NAME: config.name,
-            FLEETBOX_CLUSTER: config.cluster,
-            FLEETBOX_IP: network.ip,
-            FLEETBOX_PORT: String(config.port),
-          },
+          env: memberEnv(ctx),
         });
         const exited = new Promise<ExitInfo>((resolve) => {
           child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -114,5 +151,10 @@ export function createProcessBackend(): Backend {
     diagnose(ctx: BackendContext): string {
       return tailFile(ctx.store.serialLogPath(ctx.config.cluster, ctx.config.name));
     },
+
+    exec: execBeside,
+
+    // Its port checker and liveness are the holder's generic ones; nothing runs "inside".
+    healthChecks: [],
   };
 }

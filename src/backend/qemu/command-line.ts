@@ -1,4 +1,4 @@
-import { CMDLINE_KEYS, FS_TAG } from '../../image/guest-init.js';
+import { AGENT_PORT, CMDLINE_KEYS, FS_TAG } from '../../image/guest-init.js';
 import type { MemberNetwork } from '../../net/types.js';
 
 export type Accelerator = 'kvm' | 'tcg';
@@ -66,6 +66,8 @@ export interface QemuInvocation {
   cmdline: string;
   serialLog: string;
   qmpSocket?: string;
+  /** The guest agent's channel: a unix socket QEMU listens on, wired to a virtio-serial port. */
+  agentSocket?: string;
   /** The member's tap (inside the namespace QEMU runs in) and MAC. */
   tap?: { ifname: string; mac: string };
   disk?: string;
@@ -103,6 +105,13 @@ export function qemuArguments(vm: QemuInvocation): string[] {
     );
   }
   if (vm.qmpSocket) args.push('-qmp', `unix:${optionValue(vm.qmpSocket)},server=on,wait=off`);
+  if (vm.agentSocket) {
+    args.push(
+      '-device', 'virtio-serial-device',
+      '-chardev', `socket,id=agent0,path=${optionValue(vm.agentSocket)},server=on,wait=off`,
+      '-device', `virtserialport,chardev=agent0,name=${AGENT_PORT}`,
+    );
+  }
   if (vm.tap) {
     args.push(
       '-netdev', `tap,id=net0,ifname=${vm.tap.ifname},script=no,downscript=no`,

@@ -12,7 +12,9 @@ import type { ClusterNetwork } from '../../net/types.js';
 import type { Backend, BackendContext, MemberHandle } from '../types.js';
 import { kernelCommandLine, qemuArguments } from './command-line.js';
 import { ensureDisk } from './disk.js';
-import { sshAnswers } from './guest-port.js';
+import { GuestAgent } from './agent.js';
+import { agentExec } from './agent-exec.js';
+import { agentHealthChecks } from './agent-health.js';
 import { hostCpuKhz } from './host-cpu.js';
 import { chooseAccelerator } from './kvm-probe.js';
 import { diskPath, qemuLogPath, qmpSocketPath } from './paths.js';
@@ -24,7 +26,6 @@ import { checkShares } from '../../store/shares.js';
 import { findVirtiofsd, startFileServer, type FileServer, type ServedRoot } from './file-server.js';
 import { readRootImage } from '../../store/root-images.js';
 import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
-import { startSshMaster, type SshMaster } from './ssh-master.js';
 import { stopQemu } from './stop.js';
 
 export interface QemuBackendOptions {
@@ -37,7 +38,6 @@ const RUNTIME_TOOLS = [
   [QEMU_BINARY, 'qemu-system-x86'],
   ['setpriv', 'util-linux'],
   ['ip', 'iproute2'],
-  ['socat', 'socat'],
   ['ssh', 'openssh-client'],
 ] as const;
 
@@ -72,6 +72,7 @@ function memberPaths(ctx: BackendContext) {
     fsEtc: join(dir, 'guest-etc'),
     serial: store.serialLogPath(config.cluster, config.name),
     qmp: qmpSocketPath(store, config.name),
+    agent: store.agentSocketPath(config.name),
     qemuLog: qemuLogPath(store, config.cluster, config.name),
     disk: diskPath(store, config.cluster, config.name),
     dir: store.memberDir(config.cluster, config.name),
@@ -95,8 +96,13 @@ function servedRoot(ctx: BackendContext): ServedRoot | undefined {
 
 /** Real microVMs: QEMU microvm with the fleetbox guest image on the cluster's bridge (DESIGN §6). */
 export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
-  /** Each running guest's shared SSH connection, started once it answers, stopped before power-off. */
-  const masters = new Map<string, SshMaster>();
+  /** Each started guest's agent connection (the holder is its only client), closed at stop. */
+  const agents = new Map<string, GuestAgent>();
+  const agentOf = (ctx: BackendContext): GuestAgent => {
+    const agent = agents.get(`${ctx.config.cluster}/${ctx.config.name}`);
+    if (!agent) throw new FleetboxError('not_running', `${ctx.config.name} is not running here`);
+    return agent;
+  };
   /** Each running member's file server, and why it ended the member if it did. */
   const fileServers = new Map<string, { server: FileServer; stopping: boolean; failure?: string }>();
   /** The image each member prepared with, so start boots exactly what prepare verified. */
@@ -132,9 +138,9 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       if (!network.namespace || !network.tap) {
         throw new FleetboxError('internal', `${config.name} has no tap in a network namespace; the qemu backend needs a bridge network`);
       }
-      // A master of this member's previous boot talks to a guest that is gone: never share it.
-      await masters.get(`${config.cluster}/${config.name}`)?.stop();
-      masters.delete(`${config.cluster}/${config.name}`);
+      // An agent connection of this member's previous boot talks to a guest that is gone.
+      agents.get(`${config.cluster}/${config.name}`)?.close();
+      agents.delete(`${config.cluster}/${config.name}`);
       const { image, accel } = prepared.get(`${config.cluster}/${config.name}`) ?? (await prepare(ctx, () => {}));
       const paths = memberPaths(ctx);
       await clearStaleQmpSocket(paths.qmp, config.name);
@@ -159,6 +165,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         }),
         serialLog: paths.serial,
         qmpSocket: paths.qmp,
+        agentSocket: paths.agent,
         tap: { ifname: network.tap, mac: network.mac },
         ...(config.diskMiB > 0 && { disk: paths.disk }),
       });
@@ -186,6 +193,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         throw error;
       }
       ctx.log.info('qemu_started', { member: config.name, pid: handle.pid, accel, ip: network.ip, tap: network.tap });
+      agents.set(key, new GuestAgent(paths.agent, config.name));
       const entry = fileServers.get(key);
       if (!entry) return handle;
       // A member whose file server died has lost its files: end it, and say why.
@@ -203,24 +211,35 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     },
 
     async probe(ctx): Promise<boolean> {
-      const { config, network } = ctx;
+      const { config } = ctx;
       const guest = readConsole(memberPaths(ctx).serial, config.name);
-      // A failed init step (network, disk, ssh) will not heal by waiting: fail the boot now.
+      // A failed init step (network, disk, ssh, agent) will not heal by waiting: fail the boot now.
       if (guest.error) throw new FleetboxError('boot_failed', `${config.name}: ${guest.error}`);
-      if (!guest.ready || !network.namespace) return false;
-      if (!(await sshAnswers(network.namespace, network.ip, 22, 2_000))) return false;
-      const key = `${config.cluster}/${config.name}`;
-      if (!masters.has(key)) {
-        const master = startSshMaster(ctx.store, config.name, network, ctx.log);
-        if (master) masters.set(key, master);
+      // The ready marker says SSH listens; the agent answering with the member's own name says
+      // this guest (not a stale one) is reachable without any network.
+      if (!guest.ready) return false;
+      try {
+        const answer = await agentOf(ctx).call<{ 'host-name'?: string }>('guest-get-host-name', undefined, 2_000);
+        if (answer['host-name'] !== config.name) {
+          throw new FleetboxError('boot_failed', `${config.name}: its agent answers as ${JSON.stringify(answer['host-name'])}`);
+        }
+        return true;
+      } catch (error) {
+        if (error instanceof FleetboxError && error.code === 'boot_failed') throw error;
+        return false;
       }
-      return true;
     },
+
+    exec(ctx, command, options) {
+      return agentExec(agentOf(ctx), ctx.config.name, command, options);
+    },
+
+    healthChecks: agentHealthChecks((ctx) => agentOf(ctx)),
 
     async stop(ctx, handle, timeoutMs): Promise<void> {
       const key = `${ctx.config.cluster}/${ctx.config.name}`;
-      await masters.get(key)?.stop();
-      masters.delete(key);
+      agents.get(key)?.close();
+      agents.delete(key);
       const paths = memberPaths(ctx);
       const served = fileServers.get(key);
       if (served) served.stopping = true;
@@ -235,6 +254,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
           fileServers.delete(key);
         }
         rmSync(paths.fsSocket, { force: true });
+        rmSync(paths.agent, { force: true });
       }
     },
 

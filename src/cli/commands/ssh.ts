@@ -20,6 +20,30 @@ async function interactive(store: Store, ref: MemberRef, command: string | undef
   });
 }
 
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** One command on one member through its holder (the guest agent for qemu): output when it ends. */
+async function runOnce(store: Store, ref: MemberRef, command: string, timeoutMs: number, stdin: boolean): Promise<number> {
+  const { execTarget } = await import('../../lib/target.js');
+  const { execBytes } = await import('../../lib/exec.js');
+  const input = stdin ? await readStdin() : undefined;
+  let result;
+  try {
+    result = await execBytes(await execTarget(store, ref), command, { timeoutMs, ...(input && { input }) });
+  } catch (error) {
+    if (toFleetboxError(error).code !== 'exec_timeout') throw error;
+    notice(`fleetbox: ${toFleetboxError(error).message}`);
+    return UNREACHABLE_EXIT;
+  }
+  process.stdout.write(result.stdout);
+  process.stderr.write(result.stderr);
+  return result.exitCode;
+}
+
 async function fanOut(store: Store, refs: MemberRef[], command: string, timeoutMs: number, json: boolean): Promise<number> {
   const { execTarget } = await import('../../lib/target.js');
   const { execOn } = await import('../../lib/exec.js');
@@ -54,22 +78,28 @@ export function sshCommand(): Command {
     .argument('<name>', 'member (web-1), or cluster (web) with --all')
     .argument('[command...]', 'the command, after --')
     .option('--all', 'every running member of the cluster, concurrently; output lines prefixed by member name')
-    .option('-t, --tty', 'force a terminal for the command')
-    .option('--timeout <seconds>', 'with --all: per-member budget', (v) => {
+    .option('-t, --tty', 'run the command on a terminal over SSH (live output, interactive programs)')
+    .option('-i, --stdin', 'pass this command\'s standard input to the command (read to its end first)')
+    .option('--timeout <seconds>', 'budget of the command; it is killed after (default: 60 with --all, none without)', (v) => {
       const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+      if (!Number.isFinite(n) || n <= 0 || n > 86_400) throw new InvalidArgumentError('expected a positive number of seconds, at most 86400');
       return n;
-    }, 60)
+    })
     .option('--json', 'with --all: print [{name, stdout, stderr, exitCode}] as JSON')
     .addHelpText(
       'after',
       `
+A command runs through the member's holder (in a VM: its guest agent, no network needed): its
+output is printed when it ends and its exit code passes through. -t runs it on a terminal over
+SSH instead (output as it comes, interactive programs). Without a command: an SSH login shell.
+
 Examples:
   $ fleetbox ssh web-1 -- uname -a          the exit code passes through
+  $ echo hi | fleetbox ssh web-1 -i -- cat  stdin passed with -i
   $ fleetbox ssh web-1                      interactive shell
   $ fleetbox ssh web --all -- cat /proc/loadavg`,
     )
-    .action(async (name: string, rawArgv: string[], opts: { all?: boolean; tty?: boolean; timeout: number; json?: boolean }) => {
+    .action(async (name: string, rawArgv: string[], opts: { all?: boolean; tty?: boolean; stdin?: boolean; timeout?: number; json?: boolean }) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { getStatus } = await import('../../control/status.js');
       const { resolveTargets } = await import('../../control/targets.js');
@@ -83,11 +113,15 @@ Examples:
         const running = refs.filter((_, i) => views[i]?.state === 'running');
         for (const view of views) if (view.state !== 'running') notice(`fleetbox: warning: ${view.name} is ${view.state}; skipped`);
         if (running.length === 0) throw new FleetboxError('not_running', `no member of ${name} is running`);
-        process.exitCode = await fanOut(store, running, command, Math.round(opts.timeout * 1000), opts.json ?? false);
+        process.exitCode = await fanOut(store, running, command, Math.round((opts.timeout ?? 60) * 1000), opts.json ?? false);
         return;
       }
       const [ref, ...more] = refs;
       if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member or pass --all`);
+      if (command !== undefined && !opts.tty) {
+        process.exitCode = await runOnce(store, ref, command, Math.round((opts.timeout ?? 86_400) * 1000), opts.stdin ?? false);
+        return;
+      }
       const tty = opts.tty ?? (command === undefined && process.stdin.isTTY === true);
       process.exitCode = await interactive(store, ref, command, tty);
     });

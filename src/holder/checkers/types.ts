@@ -14,6 +14,8 @@ export interface MemberTarget {
   port: number;
   /** The member's own process (VM or plain process), once started. */
   process: { pid: number; startTime: string } | null;
+  /** The backend's checks inside the member (agent, SSH), bound to it; empty unless it runs. */
+  inside: { name: string; check(signal: AbortSignal): Promise<CheckOutcome> }[];
 }
 
 export interface HolderCheckContext {

@@ -1,0 +1,88 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FleetboxError } from '../../protocol/errors.js';
+import type { GuestAgent } from './agent.js';
+
+export interface AgentExecOptions {
+  /** Whole-command budget; on expiry the command and everything it started are killed in the guest. */
+  timeoutMs: number;
+  /** The command's standard input (qemu-ga takes it whole, up front). */
+  input?: Buffer;
+}
+
+export interface AgentExecResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number;
+  /** qemu-ga keeps at most 16 MiB of each stream; true when it cut one. */
+  truncated: boolean;
+}
+
+interface ExecStatus {
+  exited: boolean;
+  exitcode?: number;
+  signal?: number;
+  'out-data'?: string;
+  'err-data'?: string;
+  'out-truncated'?: boolean;
+  'err-truncated'?: boolean;
+}
+
+/** What a command starts with, as dropbear gives an SSH command (qemu-ga's own would leak in otherwise). */
+const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/sh'];
+
+/**
+ * Poll delays (ms) for guest-exec-status: a short command is done in a few milliseconds even
+ * under TCG, so the first polls come every millisecond; a long one is asked less and less often.
+ */
+function* pollDelays(): Generator<number> {
+  for (let i = 0; i < 10; i++) yield 1;
+  let delay = 2;
+  for (;;) {
+    yield delay;
+    delay = Math.min(50, Math.ceil(delay * 1.5));
+  }
+}
+
+/**
+ * Ends a guest process and every process under it. The command runs in qemu-ga's process group,
+ * so the tree is walked: each process is stopped before its children are listed (it cannot fork
+ * new ones after that), then killed.
+ */
+const killTree = (pid: number) =>
+  `t() { kill -STOP $1 2>/dev/null; for c in $(cat /proc/$1/task/*/children 2>/dev/null); do t $c; done; kill -KILL $1 2>/dev/null; }; t ${pid}`;
+
+/** Runs `command` with /bin/sh -c in the guest through its agent and collects its output. */
+export async function agentExec(agent: GuestAgent, member: string, command: string, options: AgentExecOptions): Promise<AgentExecResult> {
+  const deadline = Date.now() + options.timeoutMs;
+  const started = await agent.call<{ pid: number }>('guest-exec', {
+    path: '/bin/sh',
+    arg: ['-c', command],
+    env: GUEST_ENV,
+    'capture-output': true,
+    ...(options.input && options.input.length > 0 && { 'input-data': options.input.toString('base64') }),
+  });
+  const pid = started.pid;
+  for (const delay of pollDelays()) {
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    await sleep(Math.min(delay, left));
+    const status = await agent.call<ExecStatus>('guest-exec-status', { pid });
+    if (!status.exited) continue;
+    const exitCode = status.exitcode ?? (status.signal !== undefined ? 128 + status.signal : 255);
+    return {
+      stdout: Buffer.from(status['out-data'] ?? '', 'base64'),
+      stderr: Buffer.from(status['err-data'] ?? '', 'base64'),
+      exitCode,
+      truncated: status['out-truncated'] === true || status['err-truncated'] === true,
+    };
+  }
+  // Out of time: end the command in the guest, then collect its status so qemu-ga forgets it.
+  try {
+    await agent.call('guest-exec', { path: '/bin/sh', arg: ['-c', killTree(pid)], env: GUEST_ENV });
+    await sleep(20);
+    await agent.call('guest-exec-status', { pid });
+  } catch {
+    // the timeout is what the caller needs to hear about
+  }
+  throw new FleetboxError('exec_timeout', `command on ${member} did not finish within ${options.timeoutMs} ms: ${command.slice(0, 80)}`);
+}

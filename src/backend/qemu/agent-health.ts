@@ -1,0 +1,62 @@
+import type { BackendContext, MemberHealthCheck } from '../types.js';
+import type { GuestAgent } from './agent.js';
+
+/** /proc/net/tcp line of a socket listening (state 0A) on port 22 (0016), any address. */
+const SSH_LISTENING = /^\s*\d+: [0-9A-F]{8}:0016 0{8}:0000 0A /m;
+
+/** Reads a small guest file through the agent: no process is started in the guest for it. */
+async function readGuestFile(agent: GuestAgent, path: string, timeoutMs: number): Promise<string> {
+  const handle = await agent.call<number>('guest-file-open', { path, mode: 'r' }, timeoutMs);
+  try {
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < 64; i++) {
+      const read = await agent.call<{ 'buf-b64': string; eof: boolean }>('guest-file-read', { handle, count: 65_536 }, timeoutMs);
+      chunks.push(Buffer.from(read['buf-b64'], 'base64'));
+      if (read.eof) break;
+    }
+    return Buffer.concat(chunks).toString('latin1');
+  } finally {
+    await agent.call('guest-file-close', { handle }, timeoutMs).catch(() => undefined);
+  }
+}
+
+/**
+ * A call's own budget. The health loop's deadline (1 s by default) decides the verdict; a call
+ * still waiting after it is left to finish rather than reset the channel under a running exec.
+ */
+const CALL_MS = 5_000;
+
+/**
+ * What the holder checks inside a qemu guest: the agent answers (without it exec, copy and these
+ * checks are blind: red), and its SSH server listens (without it only interactive `ssh` and
+ * `forward` fail: amber).
+ */
+export function agentHealthChecks(agentOf: (ctx: BackendContext) => GuestAgent): MemberHealthCheck[] {
+  return [
+    {
+      name: 'agent',
+      async check(ctx) {
+        try {
+          await agentOf(ctx).call('guest-ping', undefined, CALL_MS);
+          return { status: 'pass', detail: 'the guest agent answers' };
+        } catch (error) {
+          return { status: 'fail', detail: `the guest agent does not answer: ${(error as Error).message}` };
+        }
+      },
+    },
+    {
+      name: 'ssh',
+      async check(ctx) {
+        let table: string;
+        try {
+          table = await readGuestFile(agentOf(ctx), '/proc/net/tcp', CALL_MS);
+        } catch {
+          return { status: 'skip', detail: 'not checked: the guest agent does not answer' };
+        }
+        return SSH_LISTENING.test(table)
+          ? { status: 'pass', detail: 'sshd listens on port 22' }
+          : { status: 'warn', detail: 'nothing listens on port 22 in the guest: fleetbox ssh (interactive) and forward fail; exec and cp still work' };
+      },
+    },
+  ];
+}

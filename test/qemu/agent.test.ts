@@ -1,0 +1,111 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attach, type Member } from '../../dist/index.js';
+import { Store } from '../../dist/store/layout.js';
+import { CLI, destroyStore } from '../helpers.js';
+import { cannotBootVms, reportSkip, vmStore } from './harness.js';
+
+const run = promisify(execFile);
+const skip = reportSkip('guest agent on a real VM', cannotBootVms());
+let store: Store;
+let member: Member;
+
+/** A short poll period, so "red within two poll periods" is seconds, not minutes, here. */
+const POLL_MS = 500;
+
+function cli(args: string[]) {
+  const env = { ...process.env, FLEETBOX_HOME: store.home, FLEETBOX_HEALTH_POLL_MS: String(POLL_MS) };
+  return run(CLI, args, { env, timeout: 120_000 }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+}
+
+interface Row {
+  status: string;
+  health: string;
+  checks: { name: string; status: string; detail: string }[];
+  action: string | null;
+}
+
+async function row(): Promise<Row> {
+  const r = await cli(['status', 'agq-1', '--json']);
+  return JSON.parse(r.stdout) as Row;
+}
+
+// One VM for the whole file; the tests run in order and the last ones break the guest on purpose.
+describe.skipIf(skip)('the guest agent on a real VM', () => {
+  beforeAll(async () => {
+    store = new Store(vmStore().home).ensure();
+    const up = await cli(['up', 'agq']);
+    expect(up.code, up.stderr).toBe(0);
+    const [first] = (await attach('agq', { home: store.home })).members;
+    member = first as Member;
+  }, 300_000);
+
+  afterAll(async () => {
+    if (store) await destroyStore(store);
+  });
+
+  it('exec answers with the network down, and the exit code, stdout and stderr come back apart', async () => {
+    const down = await member.exec('ip link set eth0 down && cat /sys/class/net/eth0/operstate');
+    expect(down).toEqual({ stdout: 'down\n', stderr: '', exitCode: 0 });
+    // No route to anything, and still answering: the agent needs no network.
+    expect(await member.exec('ping -c1 -W1 10.0.0.1 >/dev/null 2>&1; echo $?; echo oops >&2; exit 7')).toEqual({ stdout: '1\n', stderr: 'oops\n', exitCode: 7 });
+    expect((await cli(['ssh', 'agq-1', '--', 'hostname'])).stdout).toBe('agq-1\n');
+    await member.exec('ip link set eth0 up');
+  }, 60_000);
+
+  it('a timeout kills the command and everything it started inside the guest', async () => {
+    const t0 = Date.now();
+    await expect(member.exec('sleep 300 & sleep 301', { timeoutMs: 1_000 })).rejects.toMatchObject({ code: 'exec_timeout' });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await expect.poll(async () => (await member.exec('ps | grep -c "[s]leep 30[01]" || true')).stdout, { timeout: 5_000 }).toBe('0\n');
+  }, 60_000);
+
+  it('large input and output: 2 MiB through stdin, 12 MiB back out, byte for byte', async () => {
+    const input = Buffer.alloc(2 << 20, 'abcdefgh');
+    expect((await member.exec('md5sum | cut -c1-32', { input })).stdout.trim()).toMatch(/^[0-9a-f]{32}$/);
+    const sum = (await member.exec('wc -c', { input })).stdout.trim();
+    expect(sum).toBe(String(2 << 20));
+    const out = await member.exec('head -c 12582912 /dev/zero | tr "\\0" x');
+    expect(out.stdout.length).toBe(12 << 20);
+    expect(out.exitCode).toBe(0);
+  }, 120_000);
+
+  it('a flood of 1,000 concurrent execs: each answers or is refused with busy, and the holder keeps serving', async () => {
+    const results = await Promise.allSettled(Array.from({ length: 1_000 }, (_, i) => member.exec(`echo ${i}`, { timeoutMs: 120_000 })));
+    let answered = 0;
+    for (const [i, r] of results.entries()) {
+      if (r.status === 'fulfilled') {
+        expect(r.value.stdout).toBe(`${i}\n`);
+        answered++;
+      } else {
+        expect((r.reason as { code?: string }).code).toBe('busy');
+      }
+    }
+    expect(answered).toBeGreaterThan(0);
+    expect((await member.exec('echo after')).stdout).toBe('after\n');
+  }, 300_000);
+
+  it('health looks inside: sshd killed → amber, saying so; agent killed → red with a next action; exec then fails clearly', async () => {
+    await expect.poll(async () => (await row()).status, { timeout: 15_000, interval: 300 }).toBe('green');
+    expect((await row()).checks.map((c) => [c.name, c.status])).toEqual(expect.arrayContaining([['agent', 'pass'], ['ssh', 'pass']]));
+
+    await member.exec('kill $(cat /run/dropbear.pid)');
+    await expect.poll(async () => (await row()).status, { timeout: 4 * POLL_MS + 5_000, interval: 200 }).toBe('amber');
+    const amber = await row();
+    expect(amber.checks.find((c) => c.name === 'ssh')).toMatchObject({ status: 'warn', detail: expect.stringContaining('nothing listens on port 22') });
+    // exec does not need sshd
+    expect((await member.exec('echo still')).stdout).toBe('still\n');
+
+    // The agent's own exec cannot report its killer's end: do it in the background.
+    await member.exec('(sleep 0.3; kill -9 $(cat /run/qemu-ga.pid)) >/dev/null 2>&1 &');
+    await expect.poll(async () => (await row()).status, { timeout: 4 * POLL_MS + 5_000, interval: 200 }).toBe('red');
+    const red = await row();
+    expect(red.checks.find((c) => c.name === 'agent')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/does not answer|did not finish within/) });
+    expect(red.action).toBeTruthy();
+    await expect(member.exec('true', { timeoutMs: 5_000 })).rejects.toMatchObject({ code: expect.stringMatching(/^(unresponsive|unreachable|exec_timeout)$/) });
+  }, 120_000);
+});
