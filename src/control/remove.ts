@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { crashPoint } from '../protocol/crash-point.js';
 import { isFleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
@@ -79,8 +80,11 @@ export async function removeMembers(store: Store, refs: MemberRef[]): Promise<Re
           continue;
         }
         removeInStore(store, store.memberDir(cluster, ref.name));
-        // Stopped for good: a socket a crashed holder left for this member goes with it.
+        // Stopped for good: a socket a crashed holder left for this member goes with it, and its
+        // cgroup if a stop could not remove it in time (processes still exiting on a busy host).
         removeStaleSocket(store.memberSocketPath(ref.name));
+        const cgroup = memberCgroupPath(store.home, ref.name);
+        if (cgroup && existsSync(cgroup)) destroyCgroupSync(cgroup);
         result.removed.push(ref.name);
       }
       reconcileCluster(store, cluster);

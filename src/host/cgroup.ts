@@ -77,6 +77,16 @@ export async function enteredCgroup(cgroup: string, pid: number, exited: Promise
   return false;
 }
 
+/** `comm state` of a process, for a log line about one that would not die. */
+function readProcStat(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.indexOf('('), stat.lastIndexOf(')') + 3);
+  } catch {
+    return 'gone';
+  }
+}
+
 /** PIDs in the cgroup (empty when it is gone). */
 export function cgroupPids(path: string): number[] {
   try {
@@ -90,15 +100,18 @@ export function cgroupPids(path: string): number[] {
  * Ends every process in the cgroup and removes it once empty. Returns false if processes were
  * still there at the deadline (the caller logs it; the next reconcile tries again).
  */
-export async function destroyCgroup(path: string, timeoutMs = 5_000): Promise<boolean> {
+export async function destroyCgroup(path: string, timeoutMs = 15_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  try {
-    writeFileSync(join(path, 'cgroup.kill'), '1');
-  } catch {
-    return true; // gone already
-  }
+  if (!killCgroup(path)) return true; // gone already
+  let nextKill = Date.now() + 1_000;
   while (cgroupPids(path).length > 0) {
     if (Date.now() > deadline) return false;
+    // Again now and then: on a loaded machine a process seen mid-fork has been found alive after
+    // the first kill (its cgroup stayed populated and could not be removed).
+    if (Date.now() > nextKill) {
+      killCgroup(path);
+      nextKill = Date.now() + 1_000;
+    }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   try {
@@ -109,18 +122,28 @@ export async function destroyCgroup(path: string, timeoutMs = 5_000): Promise<bo
   return true;
 }
 
+function killCgroup(path: string): boolean {
+  try {
+    writeFileSync(join(path, 'cgroup.kill'), '1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The synchronous form for reconcile: kill now, remove the directory if it emptied in time. */
 export function destroyCgroupSync(path: string): number[] {
   const pids = cgroupPids(path);
-  try {
-    writeFileSync(join(path, 'cgroup.kill'), '1');
-  } catch {
-    return [];
-  }
-  const deadline = Date.now() + 2_000;
+  if (!killCgroup(path)) return [];
+  const deadline = Date.now() + 5_000;
+  let nextKill = Date.now() + 500;
   while (cgroupPids(path).length > 0 && Date.now() < deadline) {
-    // cgroup.kill delivers SIGKILL synchronously; the exits complete within microseconds.
+    // cgroup.kill delivers SIGKILL synchronously; the exits usually complete within microseconds.
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    if (Date.now() > nextKill) {
+      killCgroup(path);
+      nextKill = Date.now() + 500;
+    }
   }
   try {
     rmdirSync(path);
@@ -136,6 +159,7 @@ export async function endCgroup(
   handle: { cgroup?: string | undefined },
 ): Promise<void> {
   if (handle.cgroup && !(await destroyCgroup(handle.cgroup))) {
-    ctx.log.warn('cgroup_not_empty', { member: ctx.config.name, cgroup: handle.cgroup });
+    const left = cgroupPids(handle.cgroup).map((pid) => `${pid} ${readProcStat(pid)}`);
+    ctx.log.warn('cgroup_not_empty', { member: ctx.config.name, cgroup: handle.cgroup, left });
   }
 }
