@@ -37,7 +37,7 @@ async function timed(n, fn) {
 }
 
 try {
-  execFileSync(CLI, ['up', 'ba', '-n', '3'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(CLI, ['up', 'ba', '-n', '3', '--mem', '512'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const cluster = await attach('ba', { home });
   const [m1] = cluster.members;
   const net = readNetworkRecord(store, 'ba');
@@ -56,7 +56,7 @@ try {
 
   const dir = mkdtempSync('/tmp/fbx-ba-cp-');
   const file = join(dir, 'blob');
-  const mib = 64;
+  const mib = 32;
   writeFileSync(file, Buffer.alloc(mib << 20, 'fleetbox'));
   const copies = { agentIn: [], agentOut: [], sshIn: [], sshOut: [] };
   for (let i = 0; i < 3; i++) {
@@ -75,6 +75,7 @@ try {
     const r = ssh(master, 'cat /tmp/blob2');
     copies.sshOut.push(performance.now() - t0);
     if (r.stdout.length !== mib << 20) throw new Error('ssh copy came back short');
+    await m1.exec('rm -f /tmp/blob /tmp/blob2');
   }
   rmSync(dir, { recursive: true, force: true });
   const rate = (xs) => `${(mib / (pct(xs, 50) / 1000)).toFixed(1)} MiB/s`;

@@ -75,6 +75,10 @@ export interface Backend {
   diagnose(ctx: BackendContext): string;
   /** Runs a shell command in a running member (`/bin/sh -c`) and collects its output. */
   exec(ctx: BackendContext, command: string, options: MemberExecOptions): Promise<MemberExecResult>;
+  /** Writes (or with `append` adds to) a file in a running member. */
+  writeFile(ctx: BackendContext, path: string, data: Buffer, append: boolean): Promise<void>;
+  /** Up to `count` bytes of a file in a running member from `offset`; `eof` once there are no more. */
+  readFile(ctx: BackendContext, path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean }>;
   /** Checks of what runs inside a member (e.g. its agent and SSH server); may be empty. */
   readonly healthChecks: readonly MemberHealthCheck[];
 }

@@ -200,7 +200,21 @@ export class Holder {
    * Runs a command in a running member. At most MAX_EXECS_PER_MEMBER run at once per member; more
    * are refused with `busy` at once (a flood must not fork a thousand processes in a small guest).
    */
-  async exec(name: string, command: string, options: MemberExecOptions): Promise<MemberExecResult> {
+  exec(name: string, command: string, options: MemberExecOptions): Promise<MemberExecResult> {
+    return this.access(name, (runtime) => runtime.exec(command, options));
+  }
+
+  /** Writes a file in a running member (counted like a command). */
+  writeFile(name: string, path: string, data: Buffer, append: boolean): Promise<void> {
+    return this.access(name, (runtime) => runtime.writeFile(path, data, append));
+  }
+
+  /** Reads part of a file in a running member (counted like a command). */
+  readFile(name: string, path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean }> {
+    return this.access(name, (runtime) => runtime.readFile(path, offset, count));
+  }
+
+  private async access<T>(name: string, use: (runtime: MemberRuntime) => Promise<T>): Promise<T> {
     const runtime = this.runtimes.get(name);
     if (!runtime) throw new FleetboxError('unknown_member', `member ${name} is not held here`);
     const running = this.execsRunning.get(name) ?? 0;
@@ -209,7 +223,7 @@ export class Holder {
     }
     this.execsRunning.set(name, running + 1);
     try {
-      return await runtime.exec(command, options);
+      return await use(runtime);
     } finally {
       this.execsRunning.set(name, (this.execsRunning.get(name) ?? 1) - 1);
     }

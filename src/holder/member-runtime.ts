@@ -141,10 +141,24 @@ export class MemberRuntime {
 
   /** Runs a command in the member; only a running member takes one. */
   exec(command: string, options: MemberExecOptions): Promise<MemberExecResult> {
-    if (this.state !== 'running' || !this.ctx) {
-      return Promise.reject(new FleetboxError('not_running', `${this.name} is ${this.state}; start it first ('fleetbox up ${this.name}')`));
-    }
+    if (this.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
     return this.backend.exec(this.ctx, command, options);
+  }
+
+  /** Writes a file in the member; only a running member takes one. */
+  writeFile(path: string, data: Buffer, append: boolean): Promise<void> {
+    if (this.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
+    return this.backend.writeFile(this.ctx, path, data, append);
+  }
+
+  /** Reads part of a file in the member; only a running member takes one. */
+  readFile(path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean }> {
+    if (this.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
+    return this.backend.readFile(this.ctx, path, offset, count);
+  }
+
+  private notRunning(): FleetboxError {
+    return new FleetboxError('not_running', `${this.name} is ${this.state}; start it first ('fleetbox up ${this.name}')`);
   }
 
   /** The backend's checks of what runs inside the member, bound to it; none unless it runs. */

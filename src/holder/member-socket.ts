@@ -44,6 +44,13 @@ async function handle(holder: Holder, member: string, request: MemberRequest) {
       return { ok: true, forward: await holder.forward(member, request.port) };
     case 'exec':
       throw new FleetboxError('internal', 'exec is streamed, not answered in one reply');
+    case 'write':
+      await holder.writeFile(member, request.path, Buffer.from(request.data, 'base64'), request.append);
+      return { ok: true };
+    case 'read': {
+      const { data, eof } = await holder.readFile(member, request.path, request.offset, request.count);
+      return { ok: true, read: { data: data.toString('base64'), eof } };
+    }
   }
 }
 

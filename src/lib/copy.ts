@@ -22,7 +22,8 @@ import { findBinary } from '../host/binaries.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
-import { execBytes, execOn, type ExecOptions, type ExecResult } from './exec.js';
+import { execOn, type ExecOptions, type ExecResult } from './exec.js';
+import { readMemberFile } from './member-files.js';
 import { execTarget } from './target.js';
 
 export interface CopyOptions extends Omit<ExecOptions, 'input'> {
@@ -55,7 +56,7 @@ const needsRecursive = (what: string) => new FleetboxError('usage', `${what} is 
 
 /**
  * Copies a host file, or with `recursive` a directory tree, onto a member. The guest has no
- * sftp server, so a tar stream travels as base64 through the exec channel; a process member's
+ * sftp server, so a tar stream travels as the input of a command (through the guest agent); a process member's
  * "disk" is the host's, so it is copied with node:fs.
  */
 export async function copyToMember(store: Store, ref: MemberRef, localPath: string, remotePath: string, options: CopyOptions = {}): Promise<void> {
@@ -68,7 +69,7 @@ export async function copyToMember(store: Store, ref: MemberRef, localPath: stri
   const source = readSource(localPath, localPath, options.recursive === true);
   const archive = await hostTar(['-c', '-f', '-', '-C', dirname(source.path), `./${basename(source.path)}`], undefined, `cannot pack ${localPath}`);
   const script = copyInScript(guestPath(remotePath, where), source.name, basename(source.path), source.isDirectory);
-  const result = await execOn(target, script, { timeoutMs: options.timeoutMs, input: archive.toString('base64') });
+  const result = await execOn(target, script, { timeoutMs: options.timeoutMs, input: archive });
   if (result.exitCode !== 0) throw guestFailure(result, 'to', where);
 }
 
@@ -82,8 +83,8 @@ export async function copyFromMember(store: Store, ref: MemberRef, remotePath: s
   }
   const remote = guestPath(remotePath, where);
   const destination = hostDestination(localPath, localPath);
-  // The guest packs into a file of its own; the host reads it in slices that each fit one exec
-  // reply, into a file of its own: neither side holds the whole archive in memory.
+  // The guest packs into a file of its own; the host reads it piece by piece into a file of its
+  // own: neither side holds the whole archive in memory.
   const staged = `/tmp/${STAGE_PREFIX}out.${randomBytes(8).toString('hex')}.tar`;
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   const budget = () => Math.max(1, deadline - Date.now());
@@ -95,11 +96,7 @@ export async function copyFromMember(store: Store, ref: MemberRef, remotePath: s
       const archive = join(stage, 'archive.tar');
       const out = openSync(archive, 'w', 0o600);
       try {
-        for (let slice = 0; slice * SLICE_BYTES < size; slice++) {
-          const part = await execBytes(target, `dd if=${quote(staged)} bs=${SLICE_BLOCK} skip=${slice * SLICE_BLOCKS} count=${SLICE_BLOCKS} 2>/dev/null`, { timeoutMs: budget() });
-          if (part.exitCode !== 0) throw new FleetboxError('io', `copy from ${where} failed: reading the packed copy in the guest ended with exit ${part.exitCode}`);
-          writeSync(out, part.stdout);
-        }
+        await readMemberFile(target, staged, (piece) => writeSync(out, piece));
       } finally {
         closeSync(out);
       }
@@ -117,11 +114,6 @@ export async function copyFromMember(store: Store, ref: MemberRef, remotePath: s
     await execOn(target, `rm -f ${quote(staged)}`, { timeoutMs: 10_000 }).catch(() => undefined);
   }
 }
-
-/** A packed copy travels from the guest in slices of SLICE_BLOCKS × SLICE_BLOCK bytes (one exec reply each). */
-const SLICE_BLOCK = 1 << 20;
-const SLICE_BLOCKS = 8;
-const SLICE_BYTES = SLICE_BLOCK * SLICE_BLOCKS;
 
 // ---------------------------------------------------------------------------------------------
 // host side: process members, and the host end of qemu copies
@@ -281,7 +273,7 @@ async function hostTar(args: string[], input: Buffer | undefined, what: string):
 
 // ---------------------------------------------------------------------------------------------
 // guest side: POSIX sh and only what busybox and GNU coreutils/tar both understand
-// (tar -c/-x -f - -C, -o; mktemp -d; stat -c %a; readlink -f; base64 -d), so the same scripts
+// (tar -c/-x -f - -C, -o; mktemp -d; stat -c %a; readlink -f), so the same scripts
 // run in the initramfs guest and in a full Debian userland.
 
 /**
@@ -318,7 +310,7 @@ const MERGE = `merge() {
 }`;
 
 /**
- * Receives base64 of a tar stream on stdin holding one entry `./<entry>`, unpacks it in a
+ * Receives a tar stream on stdin holding one entry `./<entry>`, unpacks it in a
  * staging directory next to the destination and renames it into place. Exported for the tests
  * that run it under busybox sh and under dash/bash with GNU tools.
  */
@@ -343,7 +335,7 @@ ${conflict}
 s=$(mktemp -d "$p/${STAGE_PREFIX}XXXXXX") || exit 5
 trap 'rm -rf "$s"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
-base64 -d | tar -x -o -f - -C "$s" || exit 5
+tar -x -o -f - -C "$s" || exit 5
 i="$s"/${quote(entry)}
 ${place}`;
 }

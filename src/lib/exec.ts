@@ -100,7 +100,7 @@ const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
 /**
  * Runs a shell command on a member and collects its output: `{ stdout, stderr, exitCode }`.
  * The member's holder runs it (in a qemu guest through its agent, with or without a network).
- * An input larger than one request carries is first staged in a file in the member, in slices,
+ * An input larger than one request carries is first written to a file in the member, piece by piece,
  * and the command reads it from there.
  */
 export async function execOn(target: ExecTarget, command: string, options: ExecOptions = {}): Promise<ExecResult> {
@@ -125,13 +125,9 @@ export async function execBytes(target: ExecTarget, command: string, options: Ex
       return ms;
     };
     try {
-      for (let at = 0; at < input.length; at += MAX_EXEC_INPUT) {
-        const slice = input.subarray(at, at + MAX_EXEC_INPUT);
-        const step = await holderExec(target, `umask 077 && cat ${at === 0 ? '>' : '>>'} ${quote(staged)}`, left(), slice);
-        if (step.exitCode !== 0) {
-          throw new FleetboxError('io', `cannot stage the command's input on ${target.config.name}: ${step.stderr.toString().trim() || `exit ${step.exitCode}`}`);
-        }
-      }
+      left();
+      const { writeMemberFile } = await import('./member-files.js');
+      await writeMemberFile(target, staged, input);
       // The shell takes the staged file as its stdin and unlinks it before the command runs.
       result = await holderExec(target, `exec < ${quote(staged)} && rm -f ${quote(staged)}\n${command}`, left(), undefined);
     } catch (error) {

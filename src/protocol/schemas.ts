@@ -51,6 +51,15 @@ export const ExecRequestSchema = z
     expiresAt,
   })
   .strict();
+/** Bytes of a file one `write` request carries or one `read` reply returns (base64 in one line). */
+export const MAX_FILE_PIECE = 512 * 1024;
+const guestPath = z.string().min(1).max(4096).startsWith('/');
+export const WriteRequestSchema = z
+  .object({ cmd: z.literal('write'), path: guestPath, data: z.string().max(Math.ceil(MAX_FILE_PIECE / 3) * 4), append: z.boolean(), expiresAt })
+  .strict();
+export const ReadRequestSchema = z
+  .object({ cmd: z.literal('read'), path: guestPath, offset: z.number().int().min(0), count: z.number().int().min(1).max(MAX_FILE_PIECE), expiresAt })
+  .strict();
 export const BindRequestSchema = z.object({ cmd: z.literal('bind'), version: z.string() }).strict();
 export const AckRequestSchema = z.object({ cmd: z.literal('ack') }).strict();
 
@@ -60,9 +69,11 @@ export const MemberRequestSchema = z.discriminatedUnion('cmd', [
   AddMemberRequestSchema,
   ForwardRequestSchema,
   ExecRequestSchema,
+  WriteRequestSchema,
+  ReadRequestSchema,
 ]);
 export type MemberRequest = z.infer<typeof MemberRequestSchema>;
-export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward', 'exec'] as const;
+export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward', 'exec', 'write', 'read'] as const;
 
 export const ControlRequestSchema = z.discriminatedUnion('cmd', [BindRequestSchema, AckRequestSchema]);
 export type ControlRequest = z.infer<typeof ControlRequestSchema>;
@@ -95,6 +106,8 @@ export const ExecReplySchema = z.object({
   ok: z.literal(true),
   exec: z.object({ exitCode: z.number().int(), truncated: z.boolean() }),
 });
+export const WriteReplySchema = z.object({ ok: z.literal(true) });
+export const ReadReplySchema = z.object({ ok: z.literal(true), read: z.object({ data: z.string(), eof: z.boolean() }) });
 export const BindReplySchema = z.object({
   ok: z.literal(true),
   version: z.string(),

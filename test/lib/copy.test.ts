@@ -202,13 +202,13 @@ describe.each(FLAVOURS)('guest copy scripts under $name', ({ shell, gnu }) => {
     }
   });
 
-  const guest = (script: string, input?: string) => spawnSync(shell[0] as string, [...shell.slice(1), '-c', script], { env, input, maxBuffer: 64 << 20 });
+  const guest = (script: string, input?: string | Buffer) => spawnSync(shell[0] as string, [...shell.slice(1), '-c', script], { env, input, maxBuffer: 64 << 20 });
 
   /** What copyToMember does on the guest, with the host's tar and the guest's shell. */
   function copyIn(local: string, remote: string): { status: number | null; stderr: string } {
     const archive = execFileSync('tar', ['-c', '-f', '-', '-C', dirname(local), `./${basename(local)}`]);
     const script = copyInScript(guestPath(remote, remote), basename(local), basename(local), statSync(local).isDirectory());
-    const result = guest(script, archive.toString('base64'));
+    const result = guest(script, archive);
     return { status: result.status, stderr: result.stderr.toString() };
   }
 

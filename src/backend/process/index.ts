@@ -1,4 +1,5 @@
 import { closeSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFile, open, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
@@ -153,6 +154,22 @@ export function createProcessBackend(): Backend {
     },
 
     exec: execBeside,
+
+    // A process member's files are the host's.
+    async writeFile(_ctx, path, data, append) {
+      await (append ? appendFile : writeFile)(path, data, { mode: 0o600 });
+    },
+
+    async readFile(_ctx, path, offset, count) {
+      const file = await open(path, 'r');
+      try {
+        const data = Buffer.alloc(count);
+        const { bytesRead } = await file.read(data, 0, count, offset);
+        return { data: data.subarray(0, bytesRead), eof: bytesRead < count };
+      } finally {
+        await file.close();
+      }
+    },
 
     // Its port checker and liveness are the holder's generic ones; nothing runs "inside".
     healthChecks: [],

@@ -1,24 +1,9 @@
 import type { BackendContext, MemberHealthCheck } from '../types.js';
 import type { GuestAgent } from './agent.js';
+import { agentReadFile } from './agent-files.js';
 
 /** /proc/net/tcp line of a socket listening (state 0A) on port 22 (0016), any address. */
 const SSH_LISTENING = /^\s*\d+: [0-9A-F]{8}:0016 0{8}:0000 0A /m;
-
-/** Reads a small guest file through the agent: no process is started in the guest for it. */
-async function readGuestFile(agent: GuestAgent, path: string, timeoutMs: number): Promise<string> {
-  const handle = await agent.call<number>('guest-file-open', { path, mode: 'r' }, timeoutMs);
-  try {
-    const chunks: Buffer[] = [];
-    for (let i = 0; i < 64; i++) {
-      const read = await agent.call<{ 'buf-b64': string; eof: boolean }>('guest-file-read', { handle, count: 65_536 }, timeoutMs);
-      chunks.push(Buffer.from(read['buf-b64'], 'base64'));
-      if (read.eof) break;
-    }
-    return Buffer.concat(chunks).toString('latin1');
-  } finally {
-    await agent.call('guest-file-close', { handle }, timeoutMs).catch(() => undefined);
-  }
-}
 
 /**
  * A call's own budget. The health loop's deadline (1 s by default) decides the verdict; a call
@@ -49,7 +34,7 @@ export function agentHealthChecks(agentOf: (ctx: BackendContext) => GuestAgent):
       async check(ctx) {
         let table: string;
         try {
-          table = await readGuestFile(agentOf(ctx), '/proc/net/tcp', CALL_MS);
+          table = (await agentReadFile(agentOf(ctx), '/proc/net/tcp', 0, 1 << 20)).data.toString('latin1');
         } catch {
           return { status: 'skip', detail: 'not checked: the guest agent does not answer' };
         }

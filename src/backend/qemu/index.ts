@@ -15,6 +15,7 @@ import { ensureDisk } from './disk.js';
 import { GuestAgent } from './agent.js';
 import { agentExec } from './agent-exec.js';
 import { agentHealthChecks } from './agent-health.js';
+import { agentReadFile, agentWriteFile } from './agent-files.js';
 import { hostCpuKhz } from './host-cpu.js';
 import { chooseAccelerator } from './kvm-probe.js';
 import { diskPath, qemuLogPath, qmpSocketPath } from './paths.js';
@@ -232,6 +233,14 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
 
     exec(ctx, command, options) {
       return agentExec(agentOf(ctx), ctx.config.name, command, options);
+    },
+
+    writeFile(ctx, path, data, append) {
+      return agentWriteFile(agentOf(ctx), path, data, append);
+    },
+
+    readFile(ctx, path, offset, count) {
+      return agentReadFile(agentOf(ctx), path, offset, count);
     },
 
     healthChecks: agentHealthChecks((ctx) => agentOf(ctx)),

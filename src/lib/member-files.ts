@@ -1,0 +1,33 @@
+import { MAX_FILE_PIECE, ReadReplySchema, WriteReplySchema } from '../protocol/schemas.js';
+import { request } from '../control/client.js';
+import type { ExecTarget } from './exec.js';
+
+/** Per-piece budget: one piece is at most 512 KiB, a few agent calls. */
+const PIECE_TIMEOUT_MS = 60_000;
+
+/**
+ * Writes `data` to a file in a member through its holder (for a VM: the guest agent, no process
+ * started), in pieces that each fit one request. The file is created (or emptied) first.
+ */
+export async function writeMemberFile(target: ExecTarget, path: string, data: Buffer): Promise<void> {
+  const socket = target.store.memberSocketPath(target.config.name);
+  let at = 0;
+  do {
+    const piece = data.subarray(at, at + MAX_FILE_PIECE);
+    await request(socket, { cmd: 'write', path, data: piece.toString('base64'), append: at > 0 }, WriteReplySchema, { timeoutMs: PIECE_TIMEOUT_MS });
+    at += piece.length;
+  } while (at < data.length);
+}
+
+/** Reads a member's file piece by piece, handing each to `sink`; resolves with the byte count. */
+export async function readMemberFile(target: ExecTarget, path: string, sink: (piece: Buffer) => void): Promise<number> {
+  const socket = target.store.memberSocketPath(target.config.name);
+  let offset = 0;
+  for (;;) {
+    const reply = await request(socket, { cmd: 'read', path, offset, count: MAX_FILE_PIECE }, ReadReplySchema, { timeoutMs: PIECE_TIMEOUT_MS });
+    const piece = Buffer.from(reply.read.data, 'base64');
+    if (piece.length > 0) sink(piece);
+    offset += piece.length;
+    if (reply.read.eof || piece.length === 0) return offset;
+  }
+}
