@@ -16,16 +16,16 @@ import { isStaticElf64 } from './static-binary.js';
 import { extractVmlinux } from './vmlinux.js';
 
 /** Bumped when the image layout changes in a way the inputs below do not capture. */
-const IMAGE_FORMAT = '1';
+const IMAGE_FORMAT = '2';
 export const IMAGE_NAME = 'guest';
 export const KERNEL_FILE = 'vmlinux';
-export const INITRD_FILE = 'initrd.cpio.gz';
+export const INITRD_FILE = 'initrd.cpio.lz4';
 
 export interface GuestImage {
   dir: string;
   /** PVH-bootable ELF kernel for `-kernel`. */
   kernel: string;
-  /** gzip'd newc initramfs for `-initrd`. */
+  /** lz4 (legacy frame) newc initramfs for `-initrd`. */
   initrd: string;
   manifest: ImageManifest;
 }

@@ -71,6 +71,28 @@ fail() { echo "${ERROR_MARKER} $*"; }
 # A step the guest cannot be used without: say so, and stay PID 1 (its exit panics the kernel).
 die() { fail "$@"; while :; do sleep 3600; done; }
 
+# The guest agent on its virtio-serial port: the holder's way in for exec, copy and health,
+# with or without a network. It runs in root's home, where commands start as they do over SSH.
+# Started as early as its root allows: under emulation it takes a while to load.
+start_agent() {
+  PORT=
+  i=0
+  while [ -z "$PORT" ] && [ $i -lt 300 ]; do
+    for p in /sys/class/virtio-ports/*; do
+      [ "$(cat $p/name 2>/dev/null)" = ${AGENT_PORT} ] && PORT=/dev/\${p##*/}
+    done
+    [ -z "$PORT" ] && usleep 10000 && i=$((i+1))
+  done
+  if [ -n "$PORT" ]; then
+    mkdir -p /root
+    ( cd /root && exec $AGENT -m virtio-serial -p $PORT -t /run ) 2>>/run/qemu-ga.log &
+    echo $! > /run/qemu-ga.pid
+  else
+    fail "agent: no virtio-serial port named ${AGENT_PORT}"
+  fi
+  AGENT_STARTED=1
+}
+
 if [ "$1" = stage2 ] || [ "$1" = services ]; then
   # In the member's own root (host or image): PID 1 again (stage2), or the fleetbox unit that
   # systemd starts (services). fleetbox's tools are in /run/fleetbox, never on the guest's PATH.
@@ -117,6 +139,9 @@ done
 for m in ${GUEST_MODULES.map((m) => m.name).join(' ')}; do
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
+# This root is the member's own root unless another is served: start the agent now.
+AGENT=qemu-ga
+[ -z "$ROOT" ] && start_agent
 
 hostname "$NAME"
 printf '127.0.0.1 localhost\\n%s %s\\n' "\${IP%/*}" "$NAME" > /etc/hosts
@@ -213,26 +238,10 @@ else
   mount_shares
 fi
 [ -n "$NEW" ] && exec switch_root $NEW /run/fleetbox/bin/busybox sh /run/fleetbox/init stage2
-DROPBEAR=dropbear AGENT=qemu-ga HOSTKEY=${GUEST_HOST_KEY}
+DROPBEAR=dropbear HOSTKEY=${GUEST_HOST_KEY}
 fi
 
-# The guest agent on its virtio-serial port: the holder's way in for exec, copy and health,
-# with or without a network. It runs in root's home, where commands start as they do over SSH.
-PORT=
-i=0
-while [ -z "$PORT" ] && [ $i -lt 300 ]; do
-  for p in /sys/class/virtio-ports/*; do
-    [ "$(cat $p/name 2>/dev/null)" = ${AGENT_PORT} ] && PORT=/dev/\${p##*/}
-  done
-  [ -z "$PORT" ] && usleep 10000 && i=$((i+1))
-done
-if [ -n "$PORT" ]; then
-  mkdir -p /root
-  ( cd /root && exec $AGENT -m virtio-serial -p $PORT -t /run ) 2>>/run/qemu-ga.log &
-  echo $! > /run/qemu-ga.pid
-else
-  fail "agent: no virtio-serial port named ${AGENT_PORT}"
-fi
+[ -n "$AGENT_STARTED" ] || start_agent
 
 # QMP system_powerdown presses the ACPI power button: flush the disk, then power off, so QEMU
 # exits on its own and the member's disk is consistent.

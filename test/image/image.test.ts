@@ -52,11 +52,11 @@ describe.skipIf(skip)('guest image', () => {
     }
     expect(readFileSync(first.kernel).subarray(0, 4).toString('latin1')).toBe('\x7fELF');
     expect(first.manifest.kernel.package).toMatch(/^linux-image-.*-cloud-amd64$/);
-    const listing = execFileSync('sh', ['-c', `zcat '${first.initrd}' | cpio -t --quiet`], { encoding: 'utf8' }).split('\n');
-    for (const path of ['init', 'bin/busybox', 'bin/dropbear', 'lib/modules/virtio_net.ko', 'root/.ssh/authorized_keys', 'lib64/ld-linux-x86-64.so.2']) {
+    const listing = execFileSync('sh', ['-c', `lz4 -dc '${first.initrd}' | cpio -t --quiet`], { encoding: 'utf8' }).split('\n');
+    for (const path of ['init', 'bin/busybox', 'bin/dropbear', 'bin/qemu-ga', 'lib/modules/virtio_console.ko', 'lib/modules/virtio_net.ko', 'root/.ssh/authorized_keys', 'lib64/ld-linux-x86-64.so.2']) {
       expect(listing).toContain(path);
     }
-    const init = execFileSync('sh', ['-c', `zcat '${first.initrd}' | cpio -i --to-stdout --quiet init`], { encoding: 'utf8' });
+    const init = execFileSync('sh', ['-c', `lz4 -dc '${first.initrd}' | cpio -i --to-stdout --quiet init`], { encoding: 'utf8' });
     expect(init).toBe(GUEST_INIT);
   });
 
@@ -74,9 +74,9 @@ describe.skipIf(skip)('guest image', () => {
     truncateSync(first.initrd, 1000);
     const seen: string[] = [];
     const rebuilt = await ensureImage(store, { onProgress: (m) => seen.push(m) });
-    expect(seen.join('\n')).toMatch(/initrd\.cpio\.gz does not match its sha256/);
+    expect(seen.join('\n')).toMatch(/initrd\.cpio\.lz4 does not match its sha256/);
     expect(rebuilt.dir).toBe(first.dir);
-    expect(await sha256File(rebuilt.initrd)).toBe(rebuilt.manifest.files['initrd.cpio.gz']);
+    expect(await sha256File(rebuilt.initrd)).toBe(rebuilt.manifest.files['initrd.cpio.lz4']);
     expect(statSync(rebuilt.initrd).size).toBeGreaterThan(1000);
   });
 
