@@ -9,5 +9,5 @@ export { buildImage, listImages, removeImage, type BuildImageOptions, type Image
 export type { ExecOptions, ExecResult } from './lib/exec.js';
 export type { CopyOptions } from './lib/copy.js';
 export { FleetboxError, ERROR_CODES, isFleetboxError, type ErrorCode } from './protocol/errors.js';
-export type { MemberState, MemberStatus } from './protocol/schemas.js';
+export type { Fault, MemberState, MemberStatus } from './protocol/schemas.js';
 export type { MemberView } from './control/status.js';

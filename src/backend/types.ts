@@ -79,6 +79,12 @@ export interface Backend {
   writeFile(ctx: BackendContext, path: string, data: Buffer, append: boolean): Promise<void>;
   /** Up to `count` bytes of a file in a running member from `offset`; `eof` once there are no more. */
   readFile(ctx: BackendContext, path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean }>;
+  /**
+   * Freezes a running member (its clock, processes and network stop; memory is kept) and
+   * resolves once the backend reports it frozen; `resume` lets it run on where it stopped.
+   */
+  pause(ctx: BackendContext, handle: MemberHandle): Promise<void>;
+  resume(ctx: BackendContext, handle: MemberHandle): Promise<void>;
   /** Checks of what runs inside a member (e.g. its agent and SSH server); may be empty. */
   readonly healthChecks: readonly MemberHealthCheck[];
 }

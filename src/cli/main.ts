@@ -7,6 +7,7 @@ import { dashboardCommand } from './commands/dashboard.js';
 import { execCommand } from './commands/exec.js';
 import { sshCommand } from './commands/ssh.js';
 import { forwardCommand } from './commands/forward.js';
+import { faultCommand } from './commands/fault.js';
 import { logsCommand } from './commands/logs.js';
 import { lsCommand } from './commands/ls.js';
 import { rmCommand } from './commands/rm.js';
@@ -39,7 +40,7 @@ Examples:
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 not found.
 State lives in $FLEETBOX_HOME (default ~/.fleetbox).`,
     );
-  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand(), forwardCommand(), execCommand(), sshCommand(), cpCommand(), imageCommand(), dashboardCommand(), setupCommand(), doctorCommand()]) {
+  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand(), forwardCommand(), faultCommand(), execCommand(), sshCommand(), cpCommand(), imageCommand(), dashboardCommand(), setupCommand(), doctorCommand()]) {
     program.addCommand(command);
   }
   // Commander's own errors (unknown option, missing argument) become our usage exit code.

@@ -56,6 +56,8 @@ function checkAction(check: CheckResult, name: string): string {
     case 'hypervisor':
     case 'agent':
       return `fleetbox logs ${name}, then fleetbox down ${name} && fleetbox up ${name}`;
+    case 'fault':
+      return `a test injected this on purpose; to end it: fleetbox fault heal ${name}`;
     case 'ssh':
       return `fleetbox down ${name} && fleetbox up ${name} (starts its SSH server again); exec and cp work meanwhile`;
     default:

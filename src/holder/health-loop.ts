@@ -8,6 +8,7 @@ import type { Store } from '../store/layout.js';
 import { processStartTime } from '../host/proc.js';
 import { defaultCheckers, runCheck, type HolderChecker, type MemberChecker, type MemberTarget } from './checkers/index.js';
 import type { Holder } from './holder.js';
+import { describeFault, healCommand } from './faults.js';
 
 export interface HealthLoop {
   stop(): void;
@@ -152,7 +153,10 @@ export class HealthMonitor implements HealthLoop {
         const i = next++;
         const member = targets[i] as MemberTarget;
         const inside: MemberChecker[] = member.inside.map((c) => ({ name: c.name, check: ({ signal }) => c.check(signal) }));
-        memberChecks[i] = await Promise.all([...this.init.checkers.member, ...inside].map((checker) => runCheck(checker, (s) => ({ store, signal: s, member }), options)));
+        const injected: MemberChecker[] = member.faults.map((detail) => ({ name: 'fault', check: () => Promise.resolve({ status: 'warn', detail: `fault injected: ${detail}` }) }));
+        // A paused member is frozen on purpose: every other check would call it dead or hung.
+        const checkers = member.paused ? [] : [...this.init.checkers.member, ...inside];
+        memberChecks[i] = await Promise.all([...checkers, ...injected].map((checker) => runCheck(checker, (s) => ({ store, signal: s, member }), options)));
       }
     };
     await Promise.all(Array.from({ length: Math.min(ROUND_CONCURRENCY, targets.length) }, worker));
@@ -240,6 +244,8 @@ function targetsOf(holder: Holder): MemberTarget[] {
     port: runtime.config.port,
     process: runtime.handle ? { pid: runtime.handle.pid, startTime: runtime.handle.startTime } : null,
     inside: runtime.healthChecks(),
+    faults: (holder.faults?.of(runtime.name) ?? []).map((f) => `${describeFault(f)} (heal: ${healCommand(f)})`),
+    paused: holder.faults?.paused(runtime.name) ?? false,
   }));
 }
 

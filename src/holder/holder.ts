@@ -21,6 +21,8 @@ import { serveControlSocket } from './control-socket.js';
 import { Forwards } from './forwards.js';
 import { startHealthLoop, type HealthLoop } from './health-loop.js';
 import { MemberRuntime } from './member-runtime.js';
+import { Faults } from './faults.js';
+import type { Fault } from '../protocol/schemas.js';
 import { serveMemberSocket } from './member-socket.js';
 import { closeUnix } from './socket-server.js';
 
@@ -48,6 +50,7 @@ export class Holder {
   private started = false;
   private controlServer: Server | undefined;
   private network: ClusterNetwork | undefined;
+  private faultSet: Faults | undefined;
   private shuttingDown: Promise<void> | undefined;
   private health: HealthLoop | undefined;
   private forwards: Forwards | undefined;
@@ -81,6 +84,7 @@ export class Holder {
     this.controlServer = await serveControlSocket(this);
     crashPoint('holder-after-control-listen');
     this.network = await this.init.backend.openNetwork(store, cluster, log);
+    this.faultSet = new Faults(store, cluster, this.network, this.runtimes, log);
     crashPoint('holder-after-network-open');
     for (const name of members) await this.adopt(name);
     crashPoint('holder-after-pidfile');
@@ -229,11 +233,47 @@ export class Holder {
     }
   }
 
+  /** The faults in force in this cluster (what `fault ls` and health show). */
+  get faults(): Faults | undefined {
+    return this.faultSet;
+  }
+
+  /** Injects, heals or lists faults; `member` is the one whose socket took the request. */
+  async fault(member: string, request: { op: string; sides?: string[][]; members?: string[] }): Promise<{ faults: Fault[]; healed?: Fault[] }> {
+    const faults = this.faultSet;
+    if (!faults) throw new FleetboxError('busy', `holder of ${this.cluster} is still starting; retry`);
+    const targets = request.members && request.members.length > 0 ? request.members : [member];
+    for (const name of [...targets, ...(request.sides?.flat() ?? [])]) {
+      if (clusterOf(name) !== this.cluster) throw new FleetboxError('usage', `${name} is not a member of cluster ${this.cluster}`);
+    }
+    switch (request.op) {
+      case 'partition':
+        if (!request.sides) throw new FleetboxError('bad_request', 'partition needs sides');
+        return { faults: await faults.partition(request.sides) };
+      case 'isolate':
+        for (const name of targets) await faults.isolate(name);
+        return { faults: faults.list() };
+      case 'pause':
+        for (const name of targets) await faults.pause(name);
+        return { faults: faults.list() };
+      case 'resume':
+        for (const name of targets) await faults.resume(name);
+        return { faults: faults.list() };
+      case 'heal':
+        return faults.heal(request.members);
+      default:
+        return { faults: faults.list() };
+    }
+  }
+
   /** Stops one member and lets go of it: its socket and pidfile disappear. */
   async stopMember(name: string, timeoutMs = this.options.stopTimeoutMs): Promise<MemberStatus> {
     const runtime = this.runtimes.get(name);
     if (!runtime) throw new FleetboxError('unknown_member', `member ${name} is not held here`);
     crashPoint('holder-mid-stop');
+    // Faults go first: a paused VM cannot hear the power button, and a stopped member's rules
+    // would apply to whoever gets its address next.
+    await this.faultSet?.memberStopped(name);
     await runtime.stop(timeoutMs);
     const status = runtime.status();
     this.release(name);

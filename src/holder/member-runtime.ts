@@ -157,6 +157,17 @@ export class MemberRuntime {
     return this.backend.readFile(this.ctx, path, offset, count);
   }
 
+  /** Freezes the running member (fault injection); verified by the backend. */
+  pause(): Promise<void> {
+    if (this.state !== 'running' || !this.ctx || !this.handle) return Promise.reject(this.notRunning());
+    return this.backend.pause(this.ctx, this.handle);
+  }
+
+  resume(): Promise<void> {
+    if (this.state !== 'running' || !this.ctx || !this.handle) return Promise.reject(this.notRunning());
+    return this.backend.resume(this.ctx, this.handle);
+  }
+
   private notRunning(): FleetboxError {
     return new FleetboxError('not_running', `${this.name} is ${this.state}; start it first ('fleetbox up ${this.name}')`);
   }

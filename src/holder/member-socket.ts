@@ -44,6 +44,8 @@ async function handle(holder: Holder, member: string, request: MemberRequest) {
       return { ok: true, forward: await holder.forward(member, request.port) };
     case 'exec':
       throw new FleetboxError('internal', 'exec is streamed, not answered in one reply');
+    case 'fault':
+      return { ok: true, ...(await holder.fault(member, request)) };
     case 'write':
       await holder.writeFile(member, request.path, Buffer.from(request.data, 'base64'), request.append);
       return { ok: true };

@@ -13,6 +13,8 @@ import { listMembers } from '../store/members.js';
 import { clusterOf, validateName } from '../store/names.js';
 import type { ExecOptions, ExecResult } from './exec.js';
 import { Member } from './member.js';
+import { checkFaultOrder, sendFaultOrder } from '../control/faults.js';
+import type { Fault } from '../protocol/schemas.js';
 
 export interface StartClusterOptions {
   /** Cluster name; members are `<name>-1 … <name>-<members>`. */
@@ -106,6 +108,31 @@ export class Cluster {
   }
 
   /** Stops every member (state kept on disk); for a bound cluster the holder exits too. */
+  /**
+   * Splits the cluster: traffic between members of different sides is dropped (both ways) on
+   * the cluster's bridge. Sides are member names or Members; resolves once the rules are in force.
+   */
+  async partition(...sides: (string | Member)[][]): Promise<Fault[]> {
+    const names = sides.map((side) => side.map((m) => (typeof m === 'string' ? m : m.name)));
+    const order = { op: 'partition' as const, sides: names };
+    checkFaultOrder(order);
+    return (await sendFaultOrder(this.store, names[0]?.[0] ?? '', order)).faults;
+  }
+
+  /** Ends every fault in the cluster (partitions, isolations, pauses); returns what it healed. */
+  async heal(): Promise<Fault[]> {
+    const via = this.members[0]?.name;
+    if (!via) return [];
+    return (await sendFaultOrder(this.store, via, { op: 'heal' })).healed ?? [];
+  }
+
+  /** The faults in force. */
+  async faults(): Promise<Fault[]> {
+    const via = this.members[0]?.name;
+    if (!via) return [];
+    return (await sendFaultOrder(this.store, via, { op: 'list' })).faults;
+  }
+
   async stop(): Promise<void> {
     await stopMembersLocked(this.store, listMembers(this.store, this.name));
     await this.session?.close();

@@ -9,6 +9,8 @@ import type { MemberState } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
 import { execTarget } from './target.js';
+import { checkFaultOrder, sendFaultOrder, type FaultOrder } from '../control/faults.js';
+import type { Fault } from '../protocol/schemas.js';
 import { copyFromMember, copyToMember, type CopyOptions } from './copy.js';
 import { execOn, type ExecOptions, type ExecResult } from './exec.js';
 
@@ -88,6 +90,30 @@ export class Member {
   }
 
   /** Graceful stop; the member keeps its address and disk for a later start(). */
+  /** Cuts this member off from every other member of its cluster; resolves once in force. */
+  async isolate(): Promise<Fault[]> {
+    return (await this.fault({ op: 'isolate', members: [this.name] })).faults;
+  }
+
+  /** Freezes the member (QMP stop): no clock, no processes, no network; memory and uptime kept. */
+  async pause(): Promise<Fault[]> {
+    return (await this.fault({ op: 'pause', members: [this.name] })).faults;
+  }
+
+  async resume(): Promise<Fault[]> {
+    return (await this.fault({ op: 'resume', members: [this.name] })).faults;
+  }
+
+  /** Ends every fault touching this member. */
+  async heal(): Promise<Fault[]> {
+    return (await this.fault({ op: 'heal', members: [this.name] })).healed ?? [];
+  }
+
+  private async fault(order: FaultOrder): Promise<{ faults: Fault[]; healed?: Fault[] }> {
+    checkFaultOrder(order);
+    return sendFaultOrder(this.store, this.name, order);
+  }
+
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
     await stopMember(this.store, this.ref, options);
     await this.refresh();

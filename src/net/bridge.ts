@@ -10,6 +10,7 @@ import { assignAddress, macFor, pickSubnet, readNetworkRecord, subnetsInUse, wri
 import { hostRoutes, overlappingRoute } from './host-routes.js';
 import { startClusterDns, type ClusterDns } from './dns.js';
 import { ip, IpError } from './ip-command.js';
+import { applyBlocks, type Block } from './blocks.js';
 
 const BRIDGE = 'br0';
 const PREFIX = 24;
@@ -194,6 +195,10 @@ class BridgeNetwork implements ClusterNetwork {
         if (!(error instanceof IpError) || !/cannot find|does not exist/i.test(error.said)) throw error;
       }
     });
+  }
+
+  block(blocks: readonly Block[]): Promise<void> {
+    return this.serial(() => applyBlocks(this.namespace, blocks));
   }
 
   close(): Promise<void> {

@@ -1,3 +1,4 @@
+import { FleetboxError } from '../protocol/errors.js';
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork, MemberNetwork } from './types.js';
 import { withLock } from '../store/lock.js';
@@ -66,6 +67,10 @@ export async function openLoopbackNetwork(store: Store, cluster: string, log: Lo
       return { ip, prefix: 8, gateway: null, namespace: null, tap: null, mac: macFor(member) };
     },
     async detach(): Promise<void> {},
+    block(blocks): Promise<void> {
+      if (blocks.length === 0) return Promise.resolve();
+      return Promise.reject(new FleetboxError('usage', `network faults need a cluster of VMs (--backend qemu): ${cluster} shares the host's loopback`));
+    },
     async close(): Promise<void> {
       record.owner = null;
       writeNetworkRecord(store, record);

@@ -1,3 +1,5 @@
+import type { Block } from './blocks.js';
+
 /** Where one member sits on its cluster's network. */
 export interface MemberNetwork {
   ip: string;
@@ -20,4 +22,9 @@ export interface ClusterNetwork {
   detach(member: string): Promise<void>;
   /** Tears the whole network down and removes its record once the teardown is verified. */
   close(): Promise<void>;
+  /**
+   * Drops exactly these directions of member traffic (fault injection), replacing what was
+   * dropped before; resolves once in force. Networks that cannot filter throw `usage`.
+   */
+  block(blocks: readonly Block[]): Promise<void>;
 }

@@ -60,6 +60,24 @@ export const WriteRequestSchema = z
 export const ReadRequestSchema = z
   .object({ cmd: z.literal('read'), path: guestPath, offset: z.number().int().min(0), count: z.number().int().min(1).max(MAX_FILE_PIECE), expiresAt })
   .strict();
+/** A fault in force in a cluster (fault injection for testing distributed systems). */
+export const FaultSchema = z.discriminatedUnion('kind', [
+  z.object({ id: z.string(), kind: z.literal('partition'), sides: z.array(z.array(z.string())), since: z.string() }),
+  z.object({ id: z.string(), kind: z.literal('isolate'), member: z.string(), since: z.string() }),
+  z.object({ id: z.string(), kind: z.literal('pause'), member: z.string(), since: z.string() }),
+]);
+export type Fault = z.infer<typeof FaultSchema>;
+export const FaultRequestSchema = z
+  .object({
+    cmd: z.literal('fault'),
+    op: z.enum(['partition', 'isolate', 'pause', 'resume', 'heal', 'list']),
+    /** partition: the sides, each a list of member names. */
+    sides: z.array(z.array(z.string()).min(1).max(253)).min(2).max(16).optional(),
+    /** isolate, pause, resume: the member; heal: only faults touching these (none: all). */
+    members: z.array(z.string()).max(253).optional(),
+    expiresAt,
+  })
+  .strict();
 export const BindRequestSchema = z.object({ cmd: z.literal('bind'), version: z.string() }).strict();
 export const AckRequestSchema = z.object({ cmd: z.literal('ack') }).strict();
 
@@ -71,9 +89,10 @@ export const MemberRequestSchema = z.discriminatedUnion('cmd', [
   ExecRequestSchema,
   WriteRequestSchema,
   ReadRequestSchema,
+  FaultRequestSchema,
 ]);
 export type MemberRequest = z.infer<typeof MemberRequestSchema>;
-export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward', 'exec', 'write', 'read'] as const;
+export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward', 'exec', 'write', 'read', 'fault'] as const;
 
 export const ControlRequestSchema = z.discriminatedUnion('cmd', [BindRequestSchema, AckRequestSchema]);
 export type ControlRequest = z.infer<typeof ControlRequestSchema>;
@@ -106,6 +125,8 @@ export const ExecReplySchema = z.object({
   ok: z.literal(true),
   exec: z.object({ exitCode: z.number().int(), truncated: z.boolean() }),
 });
+/** The faults in force after the request (heal: also those it healed). */
+export const FaultReplySchema = z.object({ ok: z.literal(true), faults: z.array(FaultSchema), healed: z.array(FaultSchema).optional() });
 export const WriteReplySchema = z.object({ ok: z.literal(true) });
 export const ReadReplySchema = z.object({ ok: z.literal(true), read: z.object({ data: z.string(), eof: z.boolean() }) });
 export const BindReplySchema = z.object({

@@ -6,6 +6,7 @@ import type { Store } from './layout.js';
 import { listMembers, readMemberState, writeMemberState, type MemberStateFile } from './members.js';
 import { liveHolder, readPidfile } from './pidfile.js';
 import { destroyCgroupSync, memberCgroupPath } from '../host/cgroup.js';
+import { writeFaults } from './faults-record.js';
 import { isSameProcess, processGroup, processStartTime } from '../host/proc.js';
 
 /**
@@ -106,6 +107,8 @@ export function reconcileNetwork(store: Store, cluster: string): 'none' | 'relea
   }
   if (!record?.owner) return 'none';
   if (isSameProcess(record.owner.pid, record.owner.startTime)) return 'none';
+  // Its faults (bridge rules, paused VMs) went with its namespace and VMs: so goes their record.
+  writeFaults(store, cluster, []);
   if (record.namespace && namespaceExists(record.namespace)) {
     try {
       execFileSync('ip', ['netns', 'delete', record.namespace], { stdio: 'ignore', timeout: 10_000 });

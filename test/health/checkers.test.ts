@@ -29,6 +29,8 @@ function target(overrides: Partial<MemberTarget> = {}): MemberTarget {
     port: 1,
     process: { pid: process.pid, startTime: processStartTime(process.pid) ?? '0' },
     inside: [],
+    faults: [],
+    paused: false,
     ...overrides,
   };
 }

@@ -51,6 +51,15 @@ function memberEnv({ store, config, network }: BackendContext): Record<string, s
   };
 }
 
+/** Signals the member's whole process group (what it started stays in it unless it used setsid). */
+function signalMemberGroup(ctx: BackendContext, handle: MemberHandle, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-handle.pid, signal);
+  } catch (error) {
+    throw new FleetboxError('not_running', `${ctx.config.name}'s process is gone (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`);
+  }
+}
+
 /**
  * A command "on" a process member runs on the host, beside the member, with its environment.
  * Its own process group, so a timeout ends the command and everything it started: killing only
@@ -169,6 +178,14 @@ export function createProcessBackend(): Backend {
       } finally {
         await file.close();
       }
+    },
+
+    async pause(ctx, handle) {
+      signalMemberGroup(ctx, handle, 'SIGSTOP');
+    },
+
+    async resume(ctx, handle) {
+      signalMemberGroup(ctx, handle, 'SIGCONT');
     },
 
     // Its port checker and liveness are the holder's generic ones; nothing runs "inside".

@@ -54,7 +54,17 @@ const killTree = (pid: number) =>
 /** Runs `command` with /bin/sh -c in the guest through its agent and collects its output. */
 export async function agentExec(agent: GuestAgent, member: string, command: string, options: AgentExecOptions): Promise<AgentExecResult> {
   const deadline = Date.now() + options.timeoutMs;
-  const started = await agent.call<{ pid: number }>('guest-exec', {
+  const timedOut = () => new FleetboxError('exec_timeout', `command on ${member} did not finish within ${options.timeoutMs} ms: ${command.slice(0, 80)}`);
+  // No agent call may outlive the command's own budget (a frozen guest answers nothing).
+  const call = async <T>(name: string, args: Record<string, unknown>): Promise<T> => {
+    try {
+      return await agent.call<T>(name, args, Math.max(1, Math.min(10_000, deadline - Date.now())));
+    } catch (error) {
+      if (Date.now() >= deadline) throw timedOut();
+      throw error;
+    }
+  };
+  const started = await call<{ pid: number }>('guest-exec', {
     path: '/bin/sh',
     arg: ['-c', command],
     env: GUEST_ENV,
@@ -66,7 +76,7 @@ export async function agentExec(agent: GuestAgent, member: string, command: stri
     const left = deadline - Date.now();
     if (left <= 0) break;
     await sleep(Math.min(delay, left));
-    const status = await agent.call<ExecStatus>('guest-exec-status', { pid });
+    const status = await call<ExecStatus>('guest-exec-status', { pid });
     if (!status.exited) continue;
     const exitCode = status.exitcode ?? (status.signal !== undefined ? 128 + status.signal : 255);
     return {
@@ -84,5 +94,5 @@ export async function agentExec(agent: GuestAgent, member: string, command: stri
   } catch {
     // the timeout is what the caller needs to hear about
   }
-  throw new FleetboxError('exec_timeout', `command on ${member} did not finish within ${options.timeoutMs} ms: ${command.slice(0, 80)}`);
+  throw timedOut();
 }

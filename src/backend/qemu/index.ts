@@ -80,6 +80,18 @@ function memberPaths(ctx: BackendContext) {
   };
 }
 
+/** Sends `command` over QMP and checks that the VM then reports `expected` (verified, not assumed). */
+async function runStatus(qmpSocket: string, command: 'stop' | 'cont', expected: string, member: string): Promise<void> {
+  const client = await QmpClient.connect(qmpSocket, 5_000);
+  try {
+    await client.execute(command);
+    const status = (await client.execute('query-status')) as { status?: string };
+    if (status.status !== expected) throw new FleetboxError('io', `${member}: QEMU reports ${status.status ?? 'nothing'} after ${command}, not ${expected}`);
+  } finally {
+    client.close();
+  }
+}
+
 /** A member served by a file server: its root is the host's or an image's, or it has shares. */
 function needsFileServer(ctx: BackendContext): boolean {
   return ctx.config.rootfs !== 'initramfs' || ctx.config.shares.length > 0;
@@ -241,6 +253,14 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
 
     readFile(ctx, path, offset, count) {
       return agentReadFile(agentOf(ctx), path, offset, count);
+    },
+
+    async pause(ctx) {
+      await runStatus(memberPaths(ctx).qmp, 'stop', 'paused', ctx.config.name);
+    },
+
+    async resume(ctx) {
+      await runStatus(memberPaths(ctx).qmp, 'cont', 'running', ctx.config.name);
     },
 
     healthChecks: agentHealthChecks((ctx) => agentOf(ctx)),

@@ -16,6 +16,10 @@ export interface MemberTarget {
   process: { pid: number; startTime: string } | null;
   /** The backend's checks inside the member (agent, SSH), bound to it; empty unless it runs. */
   inside: { name: string; check(signal: AbortSignal): Promise<CheckOutcome> }[];
+  /** Faults injected into this member, as an operator reads them (with the command that heals each). */
+  faults: string[];
+  /** Frozen by a pause fault: only the fault itself is reported; every other check would fail. */
+  paused: boolean;
 }
 
 export interface HolderCheckContext {

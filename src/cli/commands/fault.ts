@@ -1,0 +1,122 @@
+import { Command } from 'commander';
+import { FleetboxError } from '../../protocol/errors.js';
+import type { Fault } from '../../protocol/schemas.js';
+import { notice, openStore, printJson } from '../output.js';
+
+/** `a-1 a-2 / a-3` → [['a-1', 'a-2'], ['a-3']]; a side may also be glued: `a-1,a-2/a-3`. */
+export function parseSides(words: readonly string[]): string[][] {
+  const sides: string[][] = [[]];
+  for (const word of words.flatMap((w) => w.split(/(\/)/)).flatMap((w) => (w === '/' ? [w] : w.split(',')))) {
+    if (word === '/') sides.push([]);
+    else if (word !== '') sides[sides.length - 1]?.push(word);
+  }
+  return sides;
+}
+
+function describe(fault: Fault): string {
+  switch (fault.kind) {
+    case 'partition':
+      return `partition  ${fault.sides.map((side) => side.join(' ')).join(' / ')}`;
+    case 'isolate':
+      return `isolate    ${fault.member}`;
+    case 'pause':
+      return `pause      ${fault.member}`;
+  }
+}
+
+function print(faults: Fault[], json: boolean, empty: string): void {
+  if (json) {
+    printJson(faults);
+    return;
+  }
+  if (faults.length === 0) notice(empty);
+  for (const fault of faults) process.stdout.write(`${describe(fault)}   (since ${fault.since})\n`);
+}
+
+async function order(op: 'partition' | 'isolate' | 'pause' | 'resume', words: string[], json: boolean): Promise<void> {
+  const { checkFaultOrder, sendFaultOrder } = await import('../../control/faults.js');
+  const spec = op === 'partition' ? { op, sides: parseSides(words) } : { op, members: words };
+  checkFaultOrder(spec);
+  const via = (spec.sides?.flat() ?? spec.members ?? [])[0] ?? '';
+  const reply = await sendFaultOrder(openStore(), via, spec);
+  print(reply.faults, json, 'no fault in force');
+}
+
+export function faultCommand(): Command {
+  const fault = new Command('fault')
+    .description('break a running cluster on purpose (partition, isolate, pause) and heal it; each returns once in force')
+    .addHelpText(
+      'after',
+      `
+Faults are recorded (clusters/<cluster>/faults.json), shown amber by status and the dashboard as
+"fault injected", and healed by heal, down, rm and a holder's exit. qemu clusters only.
+
+Examples:
+  $ fleetbox fault partition db-1 db-2 / db-3   traffic between the sides is dropped
+  $ fleetbox fault isolate db-3                 db-3 is cut off from every other member
+  $ fleetbox fault pause db-1                   the VM is frozen (clock, processes, network)
+  $ fleetbox fault resume db-1
+  $ fleetbox fault ls
+  partition  db-1 db-2 / db-3   (since 2026-11-26T22:40:03.120Z)
+  $ fleetbox fault heal db                      every fault of cluster db (or name members, or --all)`,
+    );
+  const json = { flag: '--json', text: 'print the faults in force as JSON' };
+  fault
+    .command('partition')
+    .description('split members into sides separated by /; traffic between sides is dropped')
+    .argument('<members...>', 'members of one cluster, sides separated by /')
+    .option(json.flag, json.text)
+    .action((words: string[], opts: { json?: boolean }) => order('partition', words, opts.json ?? false));
+  for (const [op, text] of [
+    ['isolate', 'cut a member off from every other member'],
+    ['pause', 'freeze a member (QMP stop): it keeps its memory and uptime'],
+    ['resume', 'let a paused member run on'],
+  ] as const) {
+    fault
+      .command(op)
+      .description(text)
+      .argument('<members...>', 'members of one cluster')
+      .option(json.flag, json.text)
+      .action((words: string[], opts: { json?: boolean }) => order(op, words, opts.json ?? false));
+  }
+  fault
+    .command('heal')
+    .description('end faults: of the named members or clusters, or with --all every fault')
+    .argument('[names...]', 'members or clusters')
+    .option('--all', 'every cluster')
+    .option(json.flag, 'print the faults healed as JSON')
+    .action(async (names: string[], opts: { all?: boolean; json?: boolean }) => {
+      const { checkFaultOrder, sendFaultOrder } = await import('../../control/faults.js');
+      const { listClusters, listMembers } = await import('../../store/listing.js');
+      const { readFaults } = await import('../../store/faults-record.js');
+      const { clusterOf } = await import('../../store/names.js');
+      if (names.length === 0 && !opts.all) throw new FleetboxError('usage', 'name members or clusters to heal, or pass --all');
+      if (names.length > 0 && opts.all) throw new FleetboxError('usage', 'either names or --all, not both');
+      const store = openStore();
+      const clusters = opts.all ? listClusters(store) : [...new Set(names.map((n) => clusterOf(n)))];
+      const healed: Fault[] = [];
+      for (const cluster of clusters) {
+        if (readFaults(store, cluster).length === 0) continue;
+        const members = names.filter((n) => n !== cluster && clusterOf(n) === cluster);
+        if (members.length > 0) checkFaultOrder({ op: 'heal', members });
+        const via = members[0] ?? listMembers(store, cluster)[0]?.name;
+        if (!via) continue;
+        const reply = await sendFaultOrder(store, via, { op: 'heal', ...(members.length > 0 && { members }) });
+        healed.push(...(reply.healed ?? []));
+      }
+      if (opts.json) printJson(healed);
+      else if (healed.length === 0) notice('nothing to heal');
+      else for (const f of healed) process.stdout.write(`healed ${describe(f)}\n`);
+    });
+  fault
+    .command('ls')
+    .description('the faults in force, per cluster')
+    .option(json.flag, json.text)
+    .action(async (opts: { json?: boolean }) => {
+      const { listClusters } = await import('../../store/listing.js');
+      const { readFaults } = await import('../../store/faults-record.js');
+      const store = openStore();
+      print(listClusters(store).flatMap((c) => readFaults(store, c)), opts.json ?? false, 'no fault in force');
+    });
+  return fault;
+}

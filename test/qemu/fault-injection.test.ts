@@ -1,0 +1,106 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attach, type Cluster, type Member } from '../../dist/index.js';
+import { readNetworkRecord } from '../../dist/net/address-book.js';
+import { faultsPath } from '../../dist/store/faults-record.js';
+import { Store } from '../../dist/store/layout.js';
+import { CLI, alive, destroyStore } from '../helpers.js';
+import { cannotBootVms, namespaceExists, reportSkip, vmStore } from './harness.js';
+
+const run = promisify(execFile);
+const skip = reportSkip('fault injection on real VMs', cannotBootVms());
+let store: Store;
+let cluster: Cluster;
+let m: Record<string, Member>;
+
+function cli(args: string[]) {
+  return run(CLI, args, { env: { ...process.env, FLEETBOX_HOME: store.home, FLEETBOX_HEALTH_POLL_MS: '500' }, timeout: 120_000 }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+}
+
+/** 0 when `from` reaches `to` by ping within a second, else ping's exit code. */
+async function ping(from: string, to: string): Promise<number> {
+  const r = await m[from]?.exec(`ping -c1 -W1 ${to} >/dev/null 2>&1; echo $?`, { timeoutMs: 10_000 });
+  return Number(r?.stdout.trim());
+}
+
+const uptime = async (name: string) => Number((await m[name]?.exec('cut -d" " -f1 /proc/uptime'))?.stdout.trim());
+
+describe.skipIf(skip)('fault injection on real VMs', () => {
+  beforeAll(async () => {
+    store = new Store(vmStore().home).ensure();
+    const up = await cli(['up', 'fi', '-n', '3']);
+    expect(up.code, up.stderr).toBe(0);
+    cluster = await attach('fi', { home: store.home });
+    m = Object.fromEntries(cluster.members.map((x) => [x.name, x]));
+  }, 300_000);
+
+  afterAll(async () => {
+    if (store) await destroyStore(store);
+  });
+
+  it('partition: the sides cannot reach each other, each side still can, status is amber with the heal command; heal restores', async () => {
+    expect(await ping('fi-1', 'fi-3')).toBe(0);
+    const faults = await cluster.partition(['fi-1', 'fi-2'], [m['fi-3'] as Member]);
+    expect(faults).toMatchObject([{ kind: 'partition', sides: [['fi-1', 'fi-2'], ['fi-3']] }]);
+    expect(await ping('fi-1', 'fi-3')).not.toBe(0);
+    expect(await ping('fi-3', 'fi-2')).not.toBe(0);
+    expect(await ping('fi-1', 'fi-2')).toBe(0);
+    // The agent needs no network: the cut-off side still answers.
+    expect((await m['fi-3']?.exec('hostname'))?.stdout).toBe('fi-3\n');
+    expect((await cli(['fault', 'ls'])).stdout).toMatch(/^partition +fi-1 fi-2 \/ fi-3 /);
+    await expect
+      .poll(async () => JSON.parse((await cli(['status', 'fi-3', '--json'])).stdout) as { status: string; problem: string; action: string }, { timeout: 10_000, interval: 250 })
+      .toMatchObject({ status: 'amber', problem: expect.stringContaining('fault injected: partition fi-1 fi-2 / fi-3'), action: expect.stringContaining('fleetbox fault heal') });
+    expect(await cluster.heal()).toHaveLength(1);
+    expect(await ping('fi-1', 'fi-3')).toBe(0);
+    expect(existsSync(faultsPath(store, 'fi'))).toBe(false);
+  }, 120_000);
+
+  it('isolate from the CLI cuts one member off from all others; heal of that member ends it', async () => {
+    expect((await cli(['fault', 'isolate', 'fi-2'])).code).toBe(0);
+    expect(await ping('fi-1', 'fi-2')).not.toBe(0);
+    expect(await ping('fi-3', 'fi-2')).not.toBe(0);
+    expect(await ping('fi-1', 'fi-3')).toBe(0);
+    expect((await cli(['fault', 'heal', 'fi-2'])).stdout).toMatch(/^healed isolate +fi-2/);
+    expect(await ping('fi-1', 'fi-2')).toBe(0);
+  }, 120_000);
+
+  it('pause freezes the VM (exec cannot run, its clock stops); resume brings it back with its uptime intact', async () => {
+    const before = await uptime('fi-2');
+    await m['fi-2']?.pause();
+    const t0 = Date.now();
+    await expect(m['fi-2']?.exec('true', { timeoutMs: 2_000 })).rejects.toMatchObject({ code: 'exec_timeout' });
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const frozenMs = Date.now() - t0;
+    await m['fi-2']?.resume();
+    const after = await uptime('fi-2');
+    // Its clock stood still while paused: far less than the 5 s that passed outside.
+    expect(after - before).toBeLessThan(frozenMs / 1000 - 2);
+    expect(after).toBeGreaterThan(before);
+  }, 120_000);
+
+  it('down of a member with faults heals them; the member comes back with up', async () => {
+    await m['fi-3']?.isolate();
+    expect((await cli(['down', 'fi-3'])).code).toBe(0);
+    expect((await cli(['fault', 'ls', '--json'])).stdout).toBe('[]\n');
+    expect((await cli(['up', 'fi-3'])).code).toBe(0);
+    // The others may still hold a failed neighbour entry for its address from the isolation.
+    await expect.poll(() => ping('fi-1', 'fi-3'), { timeout: 15_000, interval: 500 }).toBe(0);
+  }, 180_000);
+
+  it('a holder killed with faults in force leaves nothing: the namespace and the record go at the next command', async () => {
+    await cluster.partition(['fi-1'], ['fi-2']);
+    const holder = (JSON.parse((await cli(['status', 'fi-1', '--json'])).stdout) as { holderPid: number }).holderPid;
+    const namespace = readNetworkRecord(store, 'fi')?.namespace ?? '';
+    process.kill(holder, 'SIGKILL');
+    await expect.poll(() => alive([holder]).length, { timeout: 5_000 }).toBe(0);
+    expect((await cli(['rm', 'fi', '--yes'])).code).toBe(0);
+    expect(namespaceExists(namespace)).toBe(false);
+    expect(existsSync(faultsPath(store, 'fi'))).toBe(false);
+  }, 120_000);
+});
