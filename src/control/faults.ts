@@ -4,7 +4,7 @@ import type { Store } from '../store/layout.js';
 import { clusterOf, validateName } from '../store/names.js';
 import { request } from './client.js';
 
-export type FaultOp = 'partition' | 'isolate' | 'pause' | 'resume' | 'heal' | 'list';
+export type FaultOp = 'partition' | 'isolate' | 'pause' | 'resume' | 'crash' | 'heal' | 'list';
 
 export interface FaultOrder {
   op: FaultOp;

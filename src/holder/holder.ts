@@ -261,9 +261,22 @@ export class Holder {
         return { faults: faults.list() };
       case 'heal':
         return faults.heal(request.members);
+      case 'crash':
+        for (const name of targets) await this.crashMember(name);
+        return { faults: faults.list() };
       default:
         return { faults: faults.list() };
     }
+  }
+
+  /** A power cut of one member (fault injection); it ends stopped and its socket goes. */
+  private async crashMember(name: string): Promise<void> {
+    const runtime = this.runtimes.get(name);
+    if (!runtime) throw new FleetboxError('unknown_member', `member ${name} is not held here`);
+    await this.faultSet?.memberStopped(name);
+    await runtime.crash();
+    this.release(name);
+    this.exitIfIdle();
   }
 
   /** Stops one member and lets go of it: its socket and pidfile disappear. */

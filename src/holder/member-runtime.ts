@@ -4,6 +4,7 @@ import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork } from '../net/types.js';
 import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
+import { signalRecorded } from '../host/proc.js';
 import type { MemberState, MemberStatus } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
 import type { MemberConfig } from '../store/member-config.js';
@@ -199,6 +200,20 @@ export class MemberRuntime {
    */
   stop(timeoutMs: number, keepError = false): Promise<void> {
     this.stopping ??= this.runStop(timeoutMs, keepError);
+    return this.stopping;
+  }
+
+  /**
+   * A power cut (fault injection): the member's process is killed at once, with no shutdown in
+   * the guest; what its disk holds is what the guest had written. The member ends `stopped`, so
+   * `up` starts it again like any stopped member.
+   */
+  crash(): Promise<void> {
+    if (this.state !== 'running' || !this.handle) return Promise.reject(this.notRunning());
+    const handle = this.handle;
+    this.log.warn('member_crash_injected', { member: this.name, pid: handle.pid });
+    signalRecorded(handle.pid, handle.startTime, 'SIGKILL');
+    this.stopping ??= handle.exited.then(() => this.runStop(1_000, false));
     return this.stopping;
   }
 

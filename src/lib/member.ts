@@ -104,6 +104,14 @@ export class Member {
     return (await this.fault({ op: 'resume', members: [this.name] })).faults;
   }
 
+  /**
+   * A power cut: the member is killed with no shutdown in the guest and ends stopped; its disk
+   * keeps what the guest had written. `start()` (or `fleetbox up`) boots it again.
+   */
+  async crash(): Promise<void> {
+    await this.fault({ op: 'crash', members: [this.name] });
+  }
+
   /** Ends every fault touching this member. */
   async heal(): Promise<Fault[]> {
     return (await this.fault({ op: 'heal', members: [this.name] })).healed ?? [];

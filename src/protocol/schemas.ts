@@ -70,7 +70,7 @@ export type Fault = z.infer<typeof FaultSchema>;
 export const FaultRequestSchema = z
   .object({
     cmd: z.literal('fault'),
-    op: z.enum(['partition', 'isolate', 'pause', 'resume', 'heal', 'list']),
+    op: z.enum(['partition', 'isolate', 'pause', 'resume', 'crash', 'heal', 'list']),
     /** partition: the sides, each a list of member names. */
     sides: z.array(z.array(z.string()).min(1).max(253)).min(2).max(16).optional(),
     /** isolate, pause, resume: the member; heal: only faults touching these (none: all). */

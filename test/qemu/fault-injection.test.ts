@@ -93,6 +93,18 @@ describe.skipIf(skip)('fault injection on real VMs', () => {
     await expect.poll(() => ping('fi-1', 'fi-3'), { timeout: 15_000, interval: 500 }).toBe(0);
   }, 180_000);
 
+  it('crash is a power cut: no shutdown in the guest, the member ends stopped (not failed), up boots it again', async () => {
+    const pid = m['fi-2']?.pid;
+    await m['fi-2']?.crash();
+    expect(alive([pid ?? 0])).toEqual([]);
+    const view = JSON.parse((await cli(['status', 'fi-2', '--json'])).stdout) as { state: string };
+    expect(view.state).toBe('stopped');
+    const serial = (await cli(['logs', 'fi-2'])).stdout;
+    expect(serial).not.toContain('FLEETBOX_POWERDOWN');
+    expect((await cli(['up', 'fi-2'])).code).toBe(0);
+    await expect.poll(() => ping('fi-1', 'fi-2'), { timeout: 15_000, interval: 500 }).toBe(0);
+  }, 180_000);
+
   it('a holder killed with faults in force leaves nothing: the namespace and the record go at the next command', async () => {
     await cluster.partition(['fi-1'], ['fi-2']);
     const holder = (JSON.parse((await cli(['status', 'fi-1', '--json'])).stdout) as { holderPid: number }).holderPid;

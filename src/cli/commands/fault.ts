@@ -33,7 +33,7 @@ function print(faults: Fault[], json: boolean, empty: string): void {
   for (const fault of faults) process.stdout.write(`${describe(fault)}   (since ${fault.since})\n`);
 }
 
-async function order(op: 'partition' | 'isolate' | 'pause' | 'resume', words: string[], json: boolean): Promise<void> {
+async function order(op: 'partition' | 'isolate' | 'pause' | 'resume' | 'crash', words: string[], json: boolean): Promise<void> {
   const { checkFaultOrder, sendFaultOrder } = await import('../../control/faults.js');
   const spec = op === 'partition' ? { op, sides: parseSides(words) } : { op, members: words };
   checkFaultOrder(spec);
@@ -56,6 +56,7 @@ Examples:
   $ fleetbox fault isolate db-3                 db-3 is cut off from every other member
   $ fleetbox fault pause db-1                   the VM is frozen (clock, processes, network)
   $ fleetbox fault resume db-1
+  $ fleetbox fault crash db-2                   power cut; 'fleetbox up db-2' boots it again
   $ fleetbox fault ls
   partition  db-1 db-2 / db-3   (since 2026-11-26T22:40:03.120Z)
   $ fleetbox fault heal db                      every fault of cluster db (or name members, or --all)`,
@@ -71,6 +72,7 @@ Examples:
     ['isolate', 'cut a member off from every other member'],
     ['pause', 'freeze a member (QMP stop): it keeps its memory and uptime'],
     ['resume', 'let a paused member run on'],
+    ['crash', 'a power cut: the VM is killed with no shutdown; it ends stopped, its disk as the cut left it (fleetbox up starts it again)'],
   ] as const) {
     fault
       .command(op)
