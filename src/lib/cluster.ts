@@ -13,6 +13,8 @@ import { listMembers } from '../store/members.js';
 import { clusterOf, validateName } from '../store/names.js';
 import type { ExecOptions, ExecResult } from './exec.js';
 import { Member } from './member.js';
+import { DEFAULT_BACKEND } from '../store/backend-kinds.js';
+import type { BackendKind } from '../store/member-config.js';
 import { checkFaultOrder, sendFaultOrder } from '../control/faults.js';
 import type { Fault } from '../protocol/schemas.js';
 
@@ -22,7 +24,7 @@ export interface StartClusterOptions {
   /** How many members (default 1). */
   members?: number;
   /** 'qemu' (real VMs, default) or 'process' (plain processes on loopback addresses). */
-  backend?: 'qemu' | 'process';
+  backend?: BackendKind;
   cpus?: number;
   memoryMiB?: number;
   /** Size of a persistent disk mounted at /data in each guest (0 = none). */
@@ -155,7 +157,7 @@ export class Cluster {
 
 function specOf(options: StartClusterOptions): MemberSpecInput {
   return {
-    backend: options.backend ?? 'qemu',
+    backend: options.backend ?? DEFAULT_BACKEND,
     ...(options.cpus !== undefined && { cpus: options.cpus }),
     ...(options.memoryMiB !== undefined && { memoryMiB: options.memoryMiB }),
     ...(options.diskMiB !== undefined && { diskMiB: options.diskMiB }),

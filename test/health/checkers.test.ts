@@ -1,13 +1,10 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createServer as createNetServer, type Server } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Logger } from '../../dist/host/logger.js';
 import { HeartbeatFileSchema, type HeartbeatFile } from '../../dist/protocol/health.js';
 import { heartbeatPath } from '../../dist/store/heartbeat.js';
 import { diskSpaceChecker } from '../../dist/holder/checkers/disk-space.js';
-import { portChecker } from '../../dist/holder/checkers/port.js';
 import { processAliveChecker } from '../../dist/holder/checkers/process-alive.js';
-import { qmpChecker } from '../../dist/holder/checkers/qmp.js';
 import { runCheck } from '../../dist/holder/checkers/run.js';
 import type { MemberChecker, MemberTarget } from '../../dist/holder/checkers/types.js';
 import { HealthMonitor, healthSettings } from '../../dist/holder/health-loop.js';
@@ -43,19 +40,6 @@ function memoryLog(): Logger & { lines: { level: string; event: string; fields?:
     warn: (event, fields) => lines.push({ level: 'warn', event, ...(fields && { fields }) }),
     error: (event, fields) => lines.push({ level: 'error', event, ...(fields && { fields }) }),
   };
-}
-
-const servers: Server[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
-});
-
-function listen(server: Server, where: number | string): Promise<Server> {
-  servers.push(server);
-  return new Promise((resolve) => {
-    if (typeof where === 'string') server.listen(where, () => resolve(server));
-    else server.listen(where, '127.0.0.1', () => resolve(server));
-  });
 }
 
 describe('runCheck', () => {
@@ -97,52 +81,12 @@ describe('shipped checkers', () => {
     expect((await check(target({ process: null, state: 'starting' }))).status).toBe('skip');
   });
 
-  it('port: passes when the member port accepts, fails when refused, skips other backends', async () => {
-    const server = await listen(createNetServer((socket) => socket.destroy()), 0);
-    const port = (server.address() as { port: number }).port;
-    const check = (member: MemberTarget) => portChecker.check({ store: s, signal: never, member });
-    expect((await check(target({ port }))).status).toBe('pass');
-    await new Promise((resolve) => server.close(resolve));
-    expect(await check(target({ port }))).toMatchObject({ status: 'fail', detail: expect.stringContaining('ECONNREFUSED') });
-    expect((await check(target({ backend: 'qemu' }))).status).toBe('skip');
-  });
-
   it('disk-space: pass, warn and fail by thresholds', async () => {
     const ctx = { store: s, signal: never };
     expect((await diskSpaceChecker().check(ctx)).status).toBe('pass');
     const huge = Number.MAX_SAFE_INTEGER;
     expect((await diskSpaceChecker({ failBytes: 0, failFraction: 0, warnBytes: huge, warnFraction: 0 }).check(ctx)).status).toBe('warn');
     expect((await diskSpaceChecker({ failBytes: huge, failFraction: 0, warnBytes: 0, warnFraction: 0 }).check(ctx)).status).toBe('fail');
-  });
-
-  it('hypervisor: speaks QMP (greeting, capabilities, query-status) and reads the VM state', async () => {
-    const path = `${s.runDir}/qmp-test.sock`;
-    let vm = 'running';
-    await listen(
-      createNetServer((socket) => {
-        socket.write('{"QMP":{"version":{},"capabilities":[]}}\r\n');
-        socket.on('data', (data) => {
-          const text = data.toString();
-          if (text.includes('qmp_capabilities')) socket.write('{"return":{}}\r\n{"event":"NOISE","data":{}}\r\n');
-          if (text.includes('query-status')) socket.write(`{"return":{"status":"${vm}","running":${vm === 'running'}}}\r\n`);
-        });
-      }),
-      path,
-    );
-    const checker = qmpChecker(() => path);
-    const ctx = { store: s, signal: never, member: target({ backend: 'qemu' }) };
-    expect(await checker.check(ctx)).toMatchObject({ status: 'pass' });
-    vm = 'paused';
-    expect(await checker.check(ctx)).toMatchObject({ status: 'fail', detail: 'hypervisor answers but the VM is paused' });
-    expect((await qmpChecker(() => undefined).check(ctx)).status).toBe('skip');
-    expect((await checker.check({ ...ctx, member: target() })).status).toBe('skip');
-  });
-
-  it('hypervisor: a QMP socket that never greets fails at the deadline', async () => {
-    const path = `${s.runDir}/qmp-mute.sock`;
-    await listen(createNetServer(() => {}), path);
-    const result = await runCheck(qmpChecker(() => path), (signal) => ({ store: s, signal, member: target({ backend: 'qemu' }) }), { timeoutMs: 150, signal: never });
-    expect(result.status).toBe('fail');
   });
 });
 

@@ -9,6 +9,7 @@ import { endCgroup, enterCgroup, enteredCgroup } from '../../host/cgroup.js';
 import { openAppendNoFollow } from '../../store/no-follow.js';
 import { processStartTime } from '../../host/proc.js';
 import { memberOwnsListener } from './listener.js';
+import { portCheck } from './port-check.js';
 import type { Backend, BackendContext, ExitInfo, MemberExecOptions, MemberExecResult, MemberHandle } from '../types.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./tcp-server.js', import.meta.url));
@@ -188,7 +189,7 @@ export function createProcessBackend(): Backend {
       signalMemberGroup(ctx, handle, 'SIGCONT');
     },
 
-    // Its port checker and liveness are the holder's generic ones; nothing runs "inside".
-    healthChecks: [],
+    // Liveness is the holder's generic check; this one asks the member's own service.
+    healthChecks: [portCheck],
   };
 }

@@ -55,10 +55,12 @@ const killTree = (pid: number) =>
 export async function agentExec(agent: GuestAgent, member: string, command: string, options: AgentExecOptions): Promise<AgentExecResult> {
   const deadline = Date.now() + options.timeoutMs;
   const timedOut = () => new FleetboxError('exec_timeout', `command on ${member} did not finish within ${options.timeoutMs} ms: ${command.slice(0, 80)}`);
-  // No agent call may outlive the command's own budget (a frozen guest answers nothing).
+  // An agent call that times out drops the channel (and every other call on it), so calls get
+  // budgets of their own: a busy guest under emulation may take a second to answer one. Only a
+  // guest that answers nothing for that long (frozen, agent gone) ends the command early.
   const call = async <T>(name: string, args: Record<string, unknown>): Promise<T> => {
     try {
-      return await agent.call<T>(name, args, Math.max(1, Math.min(10_000, deadline - Date.now())));
+      return await agent.call<T>(name, args, Math.min(10_000, Math.max(5_000, deadline - Date.now())));
     } catch (error) {
       if (Date.now() >= deadline) throw timedOut();
       throw error;

@@ -15,6 +15,7 @@ import { ensureDisk } from './disk.js';
 import { GuestAgent } from './agent.js';
 import { agentExec } from './agent-exec.js';
 import { agentHealthChecks } from './agent-health.js';
+import { hypervisorCheck } from './hypervisor-check.js';
 import { agentReadFile, agentWriteFile } from './agent-files.js';
 import { hostCpuKhz } from './host-cpu.js';
 import { chooseAccelerator } from './kvm-probe.js';
@@ -263,7 +264,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       await runStatus(memberPaths(ctx).qmp, 'cont', 'running', ctx.config.name);
     },
 
-    healthChecks: agentHealthChecks((ctx) => agentOf(ctx)),
+    healthChecks: [hypervisorCheck((ctx) => memberPaths(ctx).qmp), ...agentHealthChecks((ctx) => agentOf(ctx))],
 
     async stop(ctx, handle, timeoutMs): Promise<void> {
       const key = `${ctx.config.cluster}/${ctx.config.name}`;

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BACKENDS, INIT_KINDS, ROOTFS_KINDS } from '../../store/backend-kinds.js';
+import { BACKENDS, DEFAULT_BACKEND, INIT_KINDS, ROOTFS_KINDS } from '../../store/backend-kinds.js';
 import type { BackendKind } from '../../store/member-config.js';
 import { bootProgress } from '../boot-progress.js';
 import { notice, openStore, parseCount, printJson, printTable } from '../output.js';
@@ -18,7 +18,7 @@ export function upCommand(): Command {
     .argument('<name...>', 'cluster name (web) or member name (web-2)')
     // No upper bound here: how many members a cluster has addresses for is up's rule (planMembers).
     .option('-n, --count <n>', 'with a cluster name: members <cluster>-1 … -<n>', parseCount)
-    .addOption(new Option('--backend <kind>', 'what a member is: a real VM or a plain process').choices(BACKENDS).default('qemu'))
+    .addOption(new Option('--backend <kind>', 'what a member is: a real VM or a plain process').choices(BACKENDS).default(DEFAULT_BACKEND))
     .option('--cmd <command>', "process backend: shell command a member runs (gets FLEETBOX_IP, FLEETBOX_PORT, FLEETBOX_NAME); default: a built-in TCP server")
     .option('--port <port>', 'process backend: port the member listens on', whole(1, 65535))
     .option('--cpus <n>', 'qemu: virtual CPUs per member', whole(1, 64))
