@@ -86,9 +86,11 @@ export class GuestAgent {
 
   private connected(timeoutMs: number): Promise<void> {
     if (!this.ready) {
-      this.ready = this.open(Math.min(timeoutMs, 5_000));
-      this.ready.catch(() => {
-        this.ready = undefined;
+      const opening = this.open(Math.min(timeoutMs, 5_000));
+      this.ready = opening;
+      // Only this attempt's failure clears it: a newer attempt may already be under way.
+      opening.catch(() => {
+        if (this.ready === opening) this.ready = undefined;
       });
     }
     return this.ready;
