@@ -23,7 +23,7 @@ export interface StartClusterOptions {
   name: string;
   /** How many members (default 1). */
   members?: number;
-  /** 'qemu' (real VMs, default) or 'process' (plain processes on loopback addresses). */
+  /** What a member is (see BACKENDS): a real VM by default, or a plain process on a loopback address. */
   backend?: BackendKind;
   cpus?: number;
   memoryMiB?: number;

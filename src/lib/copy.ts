@@ -3,22 +3,20 @@ import {
   closeSync,
   openSync,
   writeSync,
-  copyFileSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
-  readlinkSync,
   realpathSync,
   renameSync,
   rmSync,
   statSync,
-  symlinkSync,
   type Stats,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { findBinary } from '../host/binaries.js';
+import { MACHINE_BACKENDS } from '../store/backend-kinds.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
@@ -56,17 +54,15 @@ const needsRecursive = (what: string) => new FleetboxError('usage', `${what} is 
 
 /**
  * Copies a host file, or with `recursive` a directory tree, onto a member. The guest has no
- * sftp server, so a tar stream travels as the input of a command (through the guest agent); a process member's
- * "disk" is the host's, so it is copied with node:fs.
+ * sftp server, so a tar stream travels as the input of a command, through the member's holder
+ * (for a VM: its guest agent); every backend unpacks it with the same script.
  */
 export async function copyToMember(store: Store, ref: MemberRef, localPath: string, remotePath: string, options: CopyOptions = {}): Promise<void> {
   const target = await execTarget(store, ref);
   const where = `${ref.name}:${remotePath}`;
-  if (target.config.backend === 'process') {
-    copyOnHost({ path: localPath, label: localPath }, { path: remotePath, label: where }, options.recursive === true);
-    return;
-  }
   const source = readSource(localPath, localPath, options.recursive === true);
+  // A member that is not a machine of its own writes into the host's tree: never into the source.
+  if (source.isDirectory && !MACHINE_BACKENDS.has(target.config.backend)) refuseIntoItself(source, remotePath, where, localPath);
   const archive = await hostTar(['-c', '-f', '-', '-C', dirname(source.path), `./${basename(source.path)}`], undefined, `cannot pack ${localPath}`);
   const script = copyInScript(guestPath(remotePath, where), source.name, basename(source.path), source.isDirectory);
   const result = await execOn(target, script, { timeoutMs: options.timeoutMs, input: archive });
@@ -77,10 +73,6 @@ export async function copyToMember(store: Store, ref: MemberRef, localPath: stri
 export async function copyFromMember(store: Store, ref: MemberRef, remotePath: string, localPath: string, options: CopyOptions = {}): Promise<void> {
   const target = await execTarget(store, ref);
   const where = `${ref.name}:${remotePath}`;
-  if (target.config.backend === 'process') {
-    copyOnHost({ path: remotePath, label: where }, { path: localPath, label: localPath }, options.recursive === true);
-    return;
-  }
   const remote = guestPath(remotePath, where);
   const destination = hostDestination(localPath, localPath);
   // The guest packs into a file of its own; the host reads it piece by piece into a file of its
@@ -116,13 +108,7 @@ export async function copyFromMember(store: Store, ref: MemberRef, remotePath: s
 }
 
 // ---------------------------------------------------------------------------------------------
-// host side: process members, and the host end of qemu copies
-
-interface Endpoint {
-  path: string;
-  /** How errors name it: a local path, or `<member>:<path>`. */
-  label: string;
-}
+// the host's end of a copy
 
 interface Source {
   /** The real path: a symlink given as the source is followed (only links inside a tree are kept). */
@@ -160,32 +146,18 @@ function hostDestination(path: string, label: string): { parent: string; final: 
   return { parent, final: () => path };
 }
 
-function copyOnHost(from: Endpoint, to: Endpoint, recursive: boolean): void {
-  const source = readSource(from.path, from.label, recursive);
-  const destination = hostDestination(to.path, to.label);
-  // The staging directory would sit inside the tree being copied, which would then copy itself.
-  const into = realpathSync(destination.parent);
-  if (source.isDirectory && (into === source.path || into.startsWith(`${source.path}/`))) {
-    throw new FleetboxError('usage', `cannot copy ${from.label} into itself (${to.label})`);
+/** `cp -r` refuses to copy a directory into itself; so does a copy onto a member that shares the host's files. */
+function refuseIntoItself(source: Source, destinationPath: string, label: string, sourceLabel: string): void {
+  let into: string;
+  try {
+    into = realpathSync(statOrUndefined(destinationPath)?.isDirectory() ? destinationPath : dirname(resolve(destinationPath)));
+  } catch {
+    return; // a missing destination directory is the copy script's to report
   }
-  const final = destination.final(source.name);
-  withStageSync(destination.parent, (stage) => {
-    const staged = join(stage, 'copy');
-    copyTree(source.path, staged);
-    placeOnHost(staged, final);
-  });
+  if (into === source.path || into.startsWith(`${source.path}/`)) throw new FleetboxError('usage', `cannot copy ${sourceLabel} into itself (${label})`);
 }
 
 /** A staging directory in `parent` that is removed whatever happens, so a failed copy leaves nothing behind. */
-function withStageSync(parent: string, use: (stage: string) => void): void {
-  const stage = makeStage(parent);
-  try {
-    use(stage);
-  } finally {
-    rmSync(stage, { recursive: true, force: true });
-  }
-}
-
 async function withStage(parent: string, use: (stage: string) => Promise<void>): Promise<void> {
   const stage = makeStage(parent);
   try {
@@ -200,24 +172,6 @@ function makeStage(parent: string): string {
     return mkdtempSync(join(parent, STAGE_PREFIX));
   } catch (error) {
     throw new FleetboxError('io', `cannot write in ${parent}: ${(error as NodeJS.ErrnoException).code}`, { cause: error });
-  }
-}
-
-/** Copies a tree keeping modes (umask does not apply) and symlinks as links with their text unchanged. */
-function copyTree(from: string, to: string): void {
-  const stats = lstatSync(from);
-  if (stats.isSymbolicLink()) {
-    symlinkSync(readlinkSync(from), to);
-  } else if (stats.isDirectory()) {
-    mkdirSync(to, { mode: 0o700 });
-    for (const entry of readdirSync(from)) copyTree(join(from, entry), join(to, entry));
-    // Last, so that a read-only directory can still be filled.
-    chmodSync(to, stats.mode & 0o7777);
-  } else if (stats.isFile()) {
-    copyFileSync(from, to);
-    chmodSync(to, stats.mode & 0o7777);
-  } else {
-    throw new FleetboxError('io', `cannot copy ${from}: not a regular file, directory or symlink`);
   }
 }
 
@@ -335,6 +289,8 @@ ${conflict}
 s=$(mktemp -d "$p/${STAGE_PREFIX}XXXXXX") || exit 5
 trap 'rm -rf "$s"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
+# Modes exactly as packed, whoever unpacks (tar applies the umask for users other than root).
+umask 0
 tar -x -o -f - -C "$s" || exit 5
 i="$s"/${quote(entry)}
 ${place}`;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { terminalCommand, type TerminalCommand } from '../backend/terminal.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { MemberConfig } from '../store/member-config.js';
@@ -24,44 +25,9 @@ export interface ExecTarget {
   network: NetworkRecord | undefined;
 }
 
-export interface MemberCommand {
-  file: string;
-  args: string[];
-  env: Record<string, string>;
-}
-
-/** The SSH module is loaded only for qemu members: process clusters never pay for it. */
-const loadSsh = () => import('../backend/qemu/ssh.js');
-
-/**
- * The host command that runs `shellCommand` "on" a member. A process member has no machine of
- * its own, so it runs on the host with the member's identity in the environment; a qemu
- * member's runs in the guest over SSH through the cluster's network namespace. Without a
- * command, a qemu member gets an interactive login shell.
- */
-export async function memberCommand(target: ExecTarget, shellCommand: string | undefined, options: { tty: boolean }): Promise<MemberCommand> {
-  const env = {
-    FLEETBOX_NAME: target.config.name,
-    FLEETBOX_CLUSTER: target.config.cluster,
-    FLEETBOX_IP: target.ip,
-    FLEETBOX_PORT: String(target.config.port),
-  };
-  if (target.config.backend === 'process') {
-    if (shellCommand === undefined) {
-      throw new FleetboxError('usage', `${target.config.name} is a process member and has no shell; give a command after --`);
-    }
-    return { file: '/bin/sh', args: ['-c', shellCommand], env };
-  }
-  if (!target.network?.namespace) {
-    throw new FleetboxError('not_running', `${target.config.name} has no cluster network; is it running?`);
-  }
-  const ssh = await loadSsh();
-  const remote = shellCommand === undefined ? [] : [shellCommand];
-  const { file, args } = ssh.sshCommand(target.store, { ip: target.ip, namespace: target.network.namespace }, remote, {
-    ...options,
-    member: target.config.name,
-  });
-  return { file, args, env };
+/** The host command that gives the user's terminal to a member (interactive `fleetbox ssh`). */
+export function memberCommand(target: ExecTarget, shellCommand: string | undefined, options: { tty: boolean }): Promise<TerminalCommand> {
+  return terminalCommand({ store: target.store, config: target.config, ip: target.ip, namespace: target.network?.namespace ?? null }, shellCommand, options);
 }
 
 /** What the holder's exec replies say (the request/reply shapes live in src/protocol). */

@@ -47,7 +47,7 @@ function makeTree(parent: string, name = 'tree'): string {
 
 const leftovers = (dir: string) => readdirSync(dir).filter((name) => name.startsWith('.fleetbox-cp.'));
 
-describe('copy on a process member (host paths, node:fs)', () => {
+describe('copy on a process member (host paths)', () => {
   let store: Store;
   let cluster: Cluster;
   const ref = () => ({ cluster: 'cpp', name: 'cpp-1' });
