@@ -39,7 +39,9 @@ interface Inputs {
   busybox: string;
   dropbear: string;
   agent: string;
-  /** What dropbear and the agent load, each library once. */
+  /** iproute2's tc: netem shaping for `fault delay`, in guests whose root has none. */
+  tc: string;
+  /** What dropbear, the agent and tc load, each library once. */
   libraries: SharedLibrary[];
   applets: string[];
   authorizedKey: string;
@@ -64,7 +66,9 @@ async function gatherInputs(store: Store, progress: (message: string) => void): 
   if (!dropbear) throw new FleetboxError('missing_prerequisite', 'dropbear (package dropbear-bin) is needed for guest SSH; run: fleetbox setup --yes');
   const agent = findBinary('qemu-ga');
   if (!agent) throw new FleetboxError('missing_prerequisite', 'qemu-ga (package qemu-guest-agent) is needed for the guest agent; run: fleetbox setup --yes');
-  const libraries = uniqueLibraries([...(await sharedLibrariesOf(dropbear)), ...(await sharedLibrariesOf(agent))]);
+  const tc = findBinary('tc');
+  if (!tc) throw new FleetboxError('missing_prerequisite', 'tc (package iproute2) is needed to shape guest traffic; run: fleetbox setup --yes');
+  const libraries = uniqueLibraries([...(await sharedLibrariesOf(dropbear)), ...(await sharedLibrariesOf(agent)), ...(await sharedLibrariesOf(tc))]);
   const applets = (await hostCommand(busybox, ['--list'])).split('\n').filter(Boolean);
   const key = await ensureSshKey(store);
   const hostKey = await ensureHostKey(store);
@@ -76,11 +80,12 @@ async function gatherInputs(store: Store, progress: (message: string) => void): 
     busybox: await digestOf(busybox),
     dropbear: await digestOf(dropbear),
     agent: await digestOf(agent),
+    tc: await digestOf(tc),
     authorizedKey: sha256Text(key.publicKeyText),
     hostKey: await digestOf(hostKey),
   };
   for (const lib of libraries) digests[`lib:${lib.guestPath}`] = await digestOf(lib.hostPath);
-  return { kernel, busybox, dropbear, agent, libraries, applets, authorizedKey: key.publicKeyText, hostKey, digests };
+  return { kernel, busybox, dropbear, agent, tc, libraries, applets, authorizedKey: key.publicKeyText, hostKey, digests };
 }
 
 function uniqueLibraries(libraries: SharedLibrary[]): SharedLibrary[] {
@@ -106,6 +111,7 @@ async function build(store: Store, inputs: Inputs, hash: string, dir: string): P
         busyboxApplets: inputs.applets,
         dropbear: inputs.dropbear,
         agent: inputs.agent,
+        tc: inputs.tc,
         libraries: inputs.libraries,
         modulesDir: inputs.kernel.modulesDir,
         authorizedKey: inputs.authorizedKey,

@@ -53,8 +53,24 @@ export const FS_MODULES = [
   { name: 'overlay', path: 'fs/overlayfs/overlay.ko' },
 ] as const;
 
+/**
+ * Loaded only when a member's traffic is shaped (fault delay): netem does delay, loss and rate;
+ * prio and u32 send only the traffic to chosen members through it. None has a dependency.
+ */
+export const SHAPING_MODULES = [
+  { name: 'sch_netem', path: 'net/sched/sch_netem.ko' },
+  { name: 'sch_prio', path: 'net/sched/sch_prio.ko' },
+  { name: 'cls_u32', path: 'net/sched/cls_u32.ko' },
+] as const;
+
 /** Every module the kernel cache and the initramfs carry. */
-export const ALL_GUEST_MODULES = [...GUEST_MODULES, ...FS_MODULES] as const;
+export const ALL_GUEST_MODULES = [...GUEST_MODULES, ...FS_MODULES, ...SHAPING_MODULES] as const;
+
+/**
+ * Where a member's own root (host or image) finds fleetbox's tools after the switch: the
+ * initramfs's busybox, dropbear, qemu-ga and tc, their libraries, and the shaping modules.
+ */
+export const GUEST_TOOLS = '/run/fleetbox';
 
 /** The virtio-serial port name the guest agent (qemu-ga) listens on; QEMU's conventional name. */
 export const AGENT_PORT = 'org.qemu.guest_agent.0';
@@ -218,9 +234,12 @@ if [ -n "$ROOT" ]; then
   mkdir -p $F/bin $F/lib
   cp /init $F/init && cp /bin/busybox $F/bin/ && cp ${GUEST_HOST_KEY} $F/host_key ||
     die "rootfs: cannot copy fleetbox's tools into the new root"
-  # A root without its own dropbear or agent gets the initramfs's, with the libraries they need.
-  if [ ! -x $NEW/usr/sbin/dropbear ] || [ ! -x $NEW/usr/sbin/qemu-ga ]; then
-    cp /bin/dropbear /bin/qemu-ga $F/bin/ || die "rootfs: cannot copy dropbear and qemu-ga into the new root"
+  # A root without its own dropbear, agent or tc gets the initramfs's, with the libraries they
+  # need; the shaping modules (loaded when a fault delays the member) go along in any case.
+  mkdir -p $F/modules && cp ${SHAPING_MODULES.map((m) => `/lib/modules/${m.name}.ko`).join(' ')} $F/modules/ ||
+    die "rootfs: cannot copy the shaping modules into the new root"
+  if [ ! -x $NEW/usr/sbin/dropbear ] || [ ! -x $NEW/usr/sbin/qemu-ga ] || [ ! -x $NEW/usr/sbin/tc ]; then
+    cp /bin/dropbear /bin/qemu-ga /bin/tc $F/bin/ || die "rootfs: cannot copy dropbear, qemu-ga and tc into the new root"
     for f in $(find /lib /lib64 -name '*.so*' -type f 2>/dev/null); do cp $f $F/lib/; done
   fi
   printf 'NAME=%s\\nIP=%s\\nINIT=%s\\n' "$NAME" "$IP" "$INIT" > $F/env

@@ -17,7 +17,9 @@ export interface InitramfsInputs {
   dropbear: string;
   /** qemu-ga, the guest agent the holder talks to over virtio-serial. */
   agent: string;
-  /** The shared libraries dropbear and qemu-ga load. */
+  /** iproute2's tc (busybox's cannot set up netem). */
+  tc: string;
+  /** The shared libraries dropbear, qemu-ga and tc load. */
   libraries: SharedLibrary[];
   /** Directory holding <module>.ko for every ALL_GUEST_MODULES entry. */
   modulesDir: string;
@@ -61,9 +63,10 @@ function stage(root: string, inputs: InitramfsInputs): void {
   place(root, 'bin/busybox', inputs.busybox, 0o755);
   place(root, 'bin/dropbear', inputs.dropbear, 0o755);
   place(root, 'bin/qemu-ga', inputs.agent, 0o755);
+  place(root, 'bin/tc', inputs.tc, 0o755);
   // The kernel runs /init with #!/bin/busybox; /bin/sh is what dropbear starts for a session.
   for (const applet of new Set(['sh', ...inputs.busyboxApplets])) {
-    if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
+    if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga', 'tc'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
   }
   for (const lib of inputs.libraries) place(root, lib.guestPath.replace(/^\//, ''), lib.hostPath, 0o755);
   for (const module of ALL_GUEST_MODULES) place(root, `lib/modules/${module.name}.ko`, join(inputs.modulesDir, `${module.name}.ko`), 0o644);

@@ -33,7 +33,7 @@ const TOOLS: readonly { name: string; binaries: readonly string[]; package: stri
   { name: 'dropbear', binaries: ['dropbear', 'dropbearkey'], package: 'dropbear-bin', why: 'SSH server inside guests' },
   { name: 'qemu-guest-agent', binaries: ['qemu-ga'], package: 'qemu-guest-agent', why: 'the agent inside guests: exec, copy, readiness, health' },
   { name: 'openssh-client', binaries: ['ssh', 'ssh-keygen'], package: 'openssh-client', why: 'reaches guests over SSH' },
-  { name: 'iproute2', binaries: ['ip'], package: 'iproute2', why: 'network namespaces, bridges and taps' },
+  { name: 'iproute2', binaries: ['ip', 'tc'], package: 'iproute2', why: 'network namespaces, bridges and taps; tc shapes guest traffic (fault delay)' },
   { name: 'nftables', binaries: ['nft'], package: 'nftables', why: 'network faults: partitions and isolation on a cluster\'s bridge' },
   { name: 'dnsmasq', binaries: ['dnsmasq'], package: 'dnsmasq-base', why: 'members resolve each other by name' },
   { name: 'util-linux', binaries: ['setpriv', 'unshare'], package: 'util-linux', why: 'VMs die with their holder (pdeathsig); private mounts for file servers' },
