@@ -3,6 +3,12 @@ import type { BackendKind, MemberConfig } from '../store/member-config.js';
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork, MemberNetwork } from '../net/types.js';
 import type { CheckStatus } from '../protocol/health-levels.js';
+import type { NetworkShape } from '../protocol/schemas.js';
+
+/** A shape to put in force, with the member addresses it is limited to (none: all traffic). */
+export interface AppliedShape extends NetworkShape {
+  toAddresses?: readonly string[];
+}
 
 export interface BackendContext {
   store: Store;
@@ -85,6 +91,11 @@ export interface Backend {
    */
   pause(ctx: BackendContext, handle: MemberHandle): Promise<void>;
   resume(ctx: BackendContext, handle: MemberHandle): Promise<void>;
+  /**
+   * Delays, drops or slows what a running member sends (only to `toAddresses` when given), or with
+   * `undefined` ends that; resolves once the member reports the change in force.
+   */
+  shapeNetwork(ctx: BackendContext, shape: AppliedShape | undefined): Promise<void>;
   /** Checks of what runs inside a member (e.g. its agent and SSH server); may be empty. */
   readonly healthChecks: readonly MemberHealthCheck[];
 }

@@ -1,4 +1,4 @@
-import type { Backend, BackendContext, MemberExecOptions, MemberExecResult, MemberHandle } from '../backend/types.js';
+import type { AppliedShape, Backend, BackendContext, MemberExecOptions, MemberExecResult, MemberHandle } from '../backend/types.js';
 import type { CheckStatus } from '../protocol/health-levels.js';
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork } from '../net/types.js';
@@ -167,6 +167,12 @@ export class MemberRuntime {
   resume(): Promise<void> {
     if (this.state !== 'running' || !this.ctx || !this.handle) return Promise.reject(this.notRunning());
     return this.backend.resume(this.ctx, this.handle);
+  }
+
+  /** Shapes (or with undefined, stops shaping) what the running member sends; verified by the backend. */
+  shapeNetwork(shape: AppliedShape | undefined): Promise<void> {
+    if (this.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
+    return this.backend.shapeNetwork(this.ctx, shape);
   }
 
   private notRunning(): FleetboxError {

@@ -189,6 +189,12 @@ export function createProcessBackend(): Backend {
       signalMemberGroup(ctx, handle, 'SIGCONT');
     },
 
+    shapeNetwork(ctx) {
+      return Promise.reject(
+        new FleetboxError('usage', `network faults need a cluster of VMs (--backend qemu): ${ctx.config.name} shares the host's network stack`),
+      );
+    },
+
     // Liveness is the holder's generic check; this one asks the member's own service.
     healthChecks: [portCheck],
   };

@@ -14,6 +14,7 @@ import { kernelCommandLine, qemuArguments } from './command-line.js';
 import { ensureDisk } from './disk.js';
 import { GuestAgent } from './agent.js';
 import { agentExec } from './agent-exec.js';
+import { shapeScript, verifyShape } from './net-shape.js';
 import { agentHealthChecks } from './agent-health.js';
 import { hypervisorCheck } from './hypervisor-check.js';
 import { agentReadFile, agentWriteFile } from './agent-files.js';
@@ -262,6 +263,11 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
 
     async resume(ctx) {
       await runStatus(memberPaths(ctx).qmp, 'cont', 'running', ctx.config.name);
+    },
+
+    async shapeNetwork(ctx, shape) {
+      const result = await agentExec(agentOf(ctx), ctx.config.name, shapeScript(shape), { timeoutMs: 15_000 });
+      verifyShape(ctx.config.name, shape, result);
     },
 
     healthChecks: [hypervisorCheck((ctx) => memberPaths(ctx).qmp), ...agentHealthChecks((ctx) => agentOf(ctx))],
