@@ -4,7 +4,7 @@
  *   await using cluster = await startCluster({ name: 'raft', members: 3 });
  */
 export { startCluster, attach, Cluster, uniqueSuffix, type StartClusterOptions } from './lib/cluster.js';
-export { Member } from './lib/member.js';
+export { Member, type DelayOptions } from './lib/member.js';
 export { buildImage, listImages, removeImage, type BuildImageOptions, type ImageInfo } from './lib/image.js';
 export type { ExecOptions, ExecResult } from './lib/exec.js';
 export type { CopyOptions } from './lib/copy.js';

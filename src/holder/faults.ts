@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../host/logger.js';
 import type { Block } from '../net/blocks.js';
 import type { ClusterNetwork } from '../net/types.js';
+import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError } from '../protocol/errors.js';
-import type { Fault } from '../protocol/schemas.js';
+import { describeShape } from '../protocol/fault-text.js';
+import type { Fault, NetworkShape } from '../protocol/schemas.js';
 import { readFaults, writeFaults } from '../store/faults-record.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRuntime } from './member-runtime.js';
@@ -17,15 +19,32 @@ export function describeFault(fault: Fault): string {
       return `${fault.member} isolated from the other members`;
     case 'pause':
       return `${fault.member} paused`;
+    case 'delay':
+      return `${fault.member} sends with ${describeShape(fault.shape)}${fault.to ? ` to ${fault.to.join(' ')}` : ''}`;
   }
 }
 
 export function healCommand(fault: Fault): string {
-  return fault.kind === 'pause' ? `fleetbox fault resume ${fault.member}` : `fleetbox fault heal ${fault.kind === 'isolate' ? fault.member : (fault.sides[0]?.[0] ?? '--all')}`;
+  switch (fault.kind) {
+    case 'pause':
+      return `fleetbox fault resume ${fault.member}`;
+    case 'partition':
+      return `fleetbox fault heal ${fault.sides[0]?.[0] ?? '--all'}`;
+    default:
+      return `fleetbox fault heal ${fault.member}`;
+  }
 }
 
+/** The members a fault touches: healing or stopping any of them ends it. */
 export function faultMembers(fault: Fault): string[] {
-  return fault.kind === 'partition' ? fault.sides.flat() : [fault.member];
+  switch (fault.kind) {
+    case 'partition':
+      return fault.sides.flat();
+    case 'delay':
+      return [fault.member, ...(fault.to ?? [])];
+    default:
+      return [fault.member];
+  }
 }
 
 /**
@@ -86,6 +105,39 @@ export class Faults {
     });
   }
 
+  /**
+   * Shapes what `member` sends (to the `to` members only, when given) with netem in the guest;
+   * a member has one shape at a time, so a new one replaces the one in force.
+   */
+  delay(member: string, shape: NetworkShape, to?: readonly string[]): Promise<Fault[]> {
+    return this.serial(async () => {
+      const runtime = this.running(member);
+      if (this.paused(member)) throw new FleetboxError('not_running', `${member} is paused; resume it first ('fleetbox fault resume ${member}')`);
+      const toAddresses: string[] = [];
+      for (const name of to ?? []) {
+        if (name === member) throw new FleetboxError('usage', `${member} cannot be delayed to itself; name other members after --to`);
+        const ip = this.running(name).ip;
+        if (ip) toAddresses.push(ip.replace(/\/.*/, ''));
+      }
+      const fault: Fault = { id: newId(), kind: 'delay', member, shape, ...(to && to.length > 0 && { to: [...to] }), since: new Date().toISOString() };
+      const next = [...this.faults.filter((f) => !(f.kind === 'delay' && f.member === member)), fault];
+      writeFaults(this.store, this.cluster, next);
+      crashPoint('holder-mid-fault');
+      try {
+        await runtime.shapeNetwork({ ...shape, ...(toAddresses.length > 0 && { toAddresses }) });
+      } catch (error) {
+        // What the script left (a half-built qdisc) goes, and with it any shape there was before.
+        await runtime.shapeNetwork(undefined).catch(() => undefined);
+        this.faults = this.faults.filter((f) => !(f.kind === 'delay' && f.member === member));
+        writeFaults(this.store, this.cluster, this.faults);
+        throw error;
+      }
+      this.faults = next;
+      this.log.info('fault_injected', { kind: 'delay', what: describeFault(fault) });
+      return this.list();
+    });
+  }
+
   pause(member: string): Promise<Fault[]> {
     return this.serial(async () => {
       const runtime = this.running(member);
@@ -117,14 +169,27 @@ export class Faults {
     });
   }
 
-  /** Heals the faults touching any of `members` (all faults when none are named). */
-  heal(members?: readonly string[]): Promise<{ faults: Fault[]; healed: Fault[] }> {
+  /**
+   * Heals the faults touching any of `members` (all faults when none are named). `stopping` is a
+   * member on its way down: what is in force inside it goes with it and is not undone first.
+   */
+  heal(members?: readonly string[], stopping?: string): Promise<{ faults: Fault[]; healed: Fault[] }> {
     return this.serial(async () => {
       const touched = (f: Fault) => !members || members.length === 0 || faultMembers(f).some((m) => members.includes(m));
       const healed = this.faults.filter(touched);
+      const live = (name: string) => name !== stopping && this.runtimes.get(name)?.state === 'running';
+      for (const fault of healed) {
+        if (fault.kind === 'delay' && live(fault.member) && this.paused(fault.member) && !healed.some((f) => f.kind === 'pause' && f.member === fault.member)) {
+          throw new FleetboxError('not_running', `${fault.member} is paused; resume it before its delay can be healed ('fleetbox fault resume ${fault.member}')`);
+        }
+      }
+      // A paused member on its way down is resumed too: a frozen VM cannot hear the power button.
       for (const fault of healed.filter((f) => f.kind === 'pause')) {
         const runtime = this.runtimes.get(fault.member);
         if (runtime?.state === 'running') await runtime.resume();
+      }
+      for (const fault of healed.filter((f) => f.kind === 'delay')) {
+        if (live(fault.member)) await this.runtimes.get(fault.member)?.shapeNetwork(undefined);
       }
       await this.change(this.faults.filter((f) => !touched(f)));
       return { faults: this.list(), healed };
@@ -134,7 +199,7 @@ export class Faults {
   /** A member that stops takes its faults with it: they are not in force for its next boot. */
   memberStopped(member: string): Promise<unknown> {
     if (!this.faults.some((f) => faultMembers(f).includes(member))) return Promise.resolve();
-    return this.heal([member]).catch((error: unknown) => this.log.warn('fault_heal_failed', { member, message: String(error) }));
+    return this.heal([member], member).catch((error: unknown) => this.log.warn('fault_heal_failed', { member, message: String(error) }));
   }
 
   private running(name: string): MemberRuntime {
@@ -147,6 +212,7 @@ export class Faults {
   /** Records `next`, then puts its network part in force; on failure the previous set stays. */
   private async change(next: Fault[]): Promise<void> {
     writeFaults(this.store, this.cluster, next);
+    crashPoint('holder-mid-fault');
     try {
       await this.network.block(this.blocksOf(next));
     } catch (error) {

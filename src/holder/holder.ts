@@ -22,7 +22,7 @@ import { Forwards } from './forwards.js';
 import { startHealthLoop, type HealthLoop } from './health-loop.js';
 import { MemberRuntime } from './member-runtime.js';
 import { Faults } from './faults.js';
-import type { Fault } from '../protocol/schemas.js';
+import type { Fault, NetworkShape } from '../protocol/schemas.js';
 import { serveMemberSocket } from './member-socket.js';
 import { closeUnix } from './socket-server.js';
 
@@ -239,11 +239,14 @@ export class Holder {
   }
 
   /** Injects, heals or lists faults; `member` is the one whose socket took the request. */
-  async fault(member: string, request: { op: string; sides?: string[][]; members?: string[] }): Promise<{ faults: Fault[]; healed?: Fault[] }> {
+  async fault(
+    member: string,
+    request: { op: string; sides?: string[][]; members?: string[]; shape?: NetworkShape; to?: string[] },
+  ): Promise<{ faults: Fault[]; healed?: Fault[] }> {
     const faults = this.faultSet;
     if (!faults) throw new FleetboxError('busy', `holder of ${this.cluster} is still starting; retry`);
     const targets = request.members && request.members.length > 0 ? request.members : [member];
-    for (const name of [...targets, ...(request.sides?.flat() ?? [])]) {
+    for (const name of [...targets, ...(request.sides?.flat() ?? []), ...(request.to ?? [])]) {
       if (clusterOf(name) !== this.cluster) throw new FleetboxError('usage', `${name} is not a member of cluster ${this.cluster}`);
     }
     switch (request.op) {
@@ -252,6 +255,10 @@ export class Holder {
         return { faults: await faults.partition(request.sides) };
       case 'isolate':
         for (const name of targets) await faults.isolate(name);
+        return { faults: faults.list() };
+      case 'delay':
+        if (!request.shape) throw new FleetboxError('bad_request', 'delay needs a shape');
+        for (const name of targets) await faults.delay(name, request.shape, request.to);
         return { faults: faults.list() };
       case 'pause':
         for (const name of targets) await faults.pause(name);

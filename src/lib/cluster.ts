@@ -109,7 +109,6 @@ export class Cluster {
     );
   }
 
-  /** Stops every member (state kept on disk); for a bound cluster the holder exits too. */
   /**
    * Splits the cluster: traffic between members of different sides is dropped (both ways) on
    * the cluster's bridge. Sides are member names or Members; resolves once the rules are in force.
@@ -121,7 +120,7 @@ export class Cluster {
     return (await sendFaultOrder(this.store, names[0]?.[0] ?? '', order)).faults;
   }
 
-  /** Ends every fault in the cluster (partitions, isolations, pauses); returns what it healed. */
+  /** Ends every fault in the cluster (partitions, isolations, delays, pauses); returns what it healed. */
   async heal(): Promise<Fault[]> {
     const via = this.members[0]?.name;
     if (!via) return [];
@@ -135,6 +134,7 @@ export class Cluster {
     return (await sendFaultOrder(this.store, via, { op: 'list' })).faults;
   }
 
+  /** Stops every member (state kept on disk); for a bound cluster the holder exits too. */
   async stop(): Promise<void> {
     await stopMembersLocked(this.store, listMembers(this.store, this.name));
     await this.session?.close();

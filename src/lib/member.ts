@@ -14,6 +14,20 @@ import type { Fault } from '../protocol/schemas.js';
 import { copyFromMember, copyToMember, type CopyOptions } from './copy.js';
 import { execOn, type ExecOptions, type ExecResult } from './exec.js';
 
+/** How `member.delay()` shapes what a member sends. */
+export interface DelayOptions {
+  /** Milliseconds added to every packet. */
+  ms?: number;
+  /** Up to ± this many milliseconds of variation (packets may be reordered). */
+  jitterMs?: number;
+  /** Share of packets dropped, 0–100. */
+  lossPercent?: number;
+  /** Sending rate limit in tc's words: '1mbit', '500kbit', '10mbps'. */
+  rate?: string;
+  /** Only what is sent to these members (default: everything). */
+  to?: (string | Member)[];
+}
+
 /** One machine of a cluster, as a test sees it. */
 export class Member {
   /** Last status this handle saw; `refresh()` asks the holder again. */
@@ -89,10 +103,21 @@ export class Member {
     return { host, port: hostPort };
   }
 
-  /** Graceful stop; the member keeps its address and disk for a later start(). */
   /** Cuts this member off from every other member of its cluster; resolves once in force. */
   async isolate(): Promise<Fault[]> {
     return (await this.fault({ op: 'isolate', members: [this.name] })).faults;
+  }
+
+  /**
+   * Shapes what this member sends, with netem inside the guest: `ms` of delay varied by up to
+   * ± `jitterMs`, `lossPercent` of packets dropped, the sending rate limited to `rate` (e.g.
+   * '1mbit'); with `to`, only what it sends to those members. Replaces the member's previous
+   * delay; resolves once the guest reports it in force. `heal()` ends it.
+   */
+  async delay(options: DelayOptions): Promise<Fault[]> {
+    const to = options.to?.map((m) => (typeof m === 'string' ? m : m.name));
+    const shape = { delayMs: options.ms ?? 0, jitterMs: options.jitterMs ?? 0, lossPercent: options.lossPercent ?? 0, ...(options.rate !== undefined && { rate: options.rate }) };
+    return (await this.fault({ op: 'delay', members: [this.name], shape, ...(to && { to }) })).faults;
   }
 
   /** Freezes the member (QMP stop): no clock, no processes, no network; memory and uptime kept. */
@@ -122,6 +147,7 @@ export class Member {
     return sendFaultOrder(this.store, this.name, order);
   }
 
+  /** Graceful stop; the member keeps its address and disk for a later start(). */
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
     await stopMember(this.store, this.ref, options);
     await this.refresh();

@@ -60,21 +60,45 @@ export const WriteRequestSchema = z
 export const ReadRequestSchema = z
   .object({ cmd: z.literal('read'), path: guestPath, offset: z.number().int().min(0), count: z.number().int().min(1).max(MAX_FILE_PIECE), expiresAt })
   .strict();
+/** Egress shaping of one member (netem in the guest): delay ± jitter, loss, rate. */
+export const RATE_PATTERN = /^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$/i;
+export const MAX_DELAY_MS = 60_000;
+export const NetworkShapeSchema = z
+  .object({
+    delayMs: z.number().min(0).max(MAX_DELAY_MS),
+    jitterMs: z.number().min(0).max(MAX_DELAY_MS),
+    lossPercent: z.number().min(0).max(100),
+    rate: z.string().regex(RATE_PATTERN).optional(),
+  })
+  .strict();
+export type NetworkShape = z.infer<typeof NetworkShapeSchema>;
 /** A fault in force in a cluster (fault injection for testing distributed systems). */
 export const FaultSchema = z.discriminatedUnion('kind', [
   z.object({ id: z.string(), kind: z.literal('partition'), sides: z.array(z.array(z.string())), since: z.string() }),
   z.object({ id: z.string(), kind: z.literal('isolate'), member: z.string(), since: z.string() }),
   z.object({ id: z.string(), kind: z.literal('pause'), member: z.string(), since: z.string() }),
+  z.object({
+    id: z.string(),
+    kind: z.literal('delay'),
+    member: z.string(),
+    shape: NetworkShapeSchema,
+    /** Only what the member sends to these members is shaped (none: everything it sends). */
+    to: z.array(z.string()).optional(),
+    since: z.string(),
+  }),
 ]);
 export type Fault = z.infer<typeof FaultSchema>;
 export const FaultRequestSchema = z
   .object({
     cmd: z.literal('fault'),
-    op: z.enum(['partition', 'isolate', 'pause', 'resume', 'crash', 'heal', 'list']),
+    op: z.enum(['partition', 'isolate', 'delay', 'pause', 'resume', 'crash', 'heal', 'list']),
     /** partition: the sides, each a list of member names. */
     sides: z.array(z.array(z.string()).min(1).max(253)).min(2).max(16).optional(),
     /** isolate, pause, resume: the member; heal: only faults touching these (none: all). */
     members: z.array(z.string()).max(253).optional(),
+    /** delay: how the members' traffic is shaped, and toward whom (none: everyone). */
+    shape: NetworkShapeSchema.optional(),
+    to: z.array(z.string()).max(253).optional(),
     expiresAt,
   })
   .strict();

@@ -44,6 +44,14 @@ describe('fleetbox fault (process members)', () => {
       [['partition', 'fp-1', '/', 'other-1'], /members of one cluster only/],
       [['partition', 'fp-1', '/', 'Bad_Name'], /member name/],
       [['heal'], /name members or clusters to heal, or pass --all/],
+      [['delay', 'fp-1', '--ms', '-5'], /the delay must be between 0 and 60000 ms, not -5/],
+      [['delay', 'fp-1', '--ms', 'soon'], /--ms takes a number of milliseconds, not 'soon'/],
+      [['delay', 'fp-1', '--loss', '101%'], /the loss must be a percentage between 0 and 100, not 101/],
+      [['delay', 'fp-1', '--rate', 'fast'], /'fast' is not a rate/],
+      [['delay', 'fp-1', '--jitter', '5'], /a jitter needs a delay/],
+      [['delay', 'fp-1'], /a delay needs --ms, --loss or --rate/],
+      [['delay', 'fp-1', '--ms', '10', '--to', 'fp-1'], /fp-1 cannot be delayed toward itself/],
+      [['delay', 'fp-1', '--ms', '10', '--to', 'other-1'], /members of one cluster only/],
     ];
     for (const [args, message] of cases) {
       const r = await cli(['fault', ...args]);
@@ -55,9 +63,14 @@ describe('fleetbox fault (process members)', () => {
   });
 
   it('a network fault on members that share the host loopback is refused with a reason, nothing recorded', async () => {
-    const r = await cli(['fault', 'partition', 'fp-1', '/', 'fp-2']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/need a cluster of VMs/);
+    for (const args of [
+      ['partition', 'fp-1', '/', 'fp-2'],
+      ['delay', 'fp-1', '--ms', '100'],
+    ]) {
+      const r = await cli(['fault', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/need a cluster of VMs/);
+    }
     expect((await cli(['fault', 'ls', '--json'])).stdout).toBe('[]\n');
     expect(() => readFileSync(faultsPath(store, 'fp'))).toThrow();
   });

@@ -45,6 +45,15 @@ async function expectReachable(from: string, to: string): Promise<void> {
   expect(reached, reached ? '' : await networkState()).toBe(true);
 }
 
+/** Round trips (ms) of `count` pings from `from` to `to`, as busybox ping sums them up. */
+async function roundTrips(from: string, to: string, count: number): Promise<{ min: number; avg: number; max: number }> {
+  const r = await m[from]?.exec(`ping -c${count} -i0.2 -q ${to} | tail -1`, { timeoutMs: 20_000 });
+  const match = /= ([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(r?.stdout ?? '');
+  expect(match, `ping ${from} → ${to}: ${r?.stdout}${r?.stderr}`).not.toBeNull();
+  const [min, avg, max] = (match ?? []).slice(1).map(Number) as [number, number, number];
+  return { min, avg, max };
+}
+
 const uptime = async (name: string) => Number((await m[name]?.exec('cut -d" " -f1 /proc/uptime'))?.stdout.trim());
 
 describe.skipIf(skip)('fault injection on real VMs', () => {
@@ -85,6 +94,29 @@ describe.skipIf(skip)('fault injection on real VMs', () => {
     expect(await ping('fi-1', 'fi-3')).toBe(0);
     expect((await cli(['fault', 'heal', 'fi-2'])).stdout).toMatch(/^healed isolate +fi-2/);
     expect(await ping('fi-1', 'fi-2')).toBe(0);
+  }, 120_000);
+
+  it('delay: what a member sends to one peer is 200 ms late (round trip ≥ 200 and < 300 ms), to others not; loss replaces it; heal ends it in the guest', async () => {
+    const faults = await m['fi-2']?.delay({ ms: 200, to: [m['fi-1'] as Member] });
+    expect(faults).toMatchObject([{ kind: 'delay', member: 'fi-2', shape: { delayMs: 200, jitterMs: 0, lossPercent: 0 }, to: ['fi-1'] }]);
+    const slow = await roundTrips('fi-1', 'fi-2', 5);
+    expect(slow.min).toBeGreaterThanOrEqual(200);
+    expect(slow.avg).toBeLessThan(300);
+    expect((await roundTrips('fi-3', 'fi-2', 3)).avg).toBeLessThan(100);
+    await expect
+      .poll(async () => JSON.parse((await cli(['status', 'fi-2', '--json'])).stdout) as { status: string; problem: string }, { timeout: 10_000, interval: 250 })
+      .toMatchObject({ status: 'amber', problem: expect.stringContaining('fault injected: fi-2 sends with 200 ms delay to fi-1') });
+
+    // From the CLI, a new delay replaces the member's last one: now nothing reaches fi-1.
+    const lossy = await cli(['fault', 'delay', 'fi-2', '--loss', '100%', '--to', 'fi-1']);
+    expect(lossy.stdout).toMatch(/^delay +fi-2: 100% loss to fi-1 /);
+    expect(lossy.stdout.trim().split('\n')).toHaveLength(1);
+    expect(await ping('fi-1', 'fi-2')).not.toBe(0);
+    expect(await ping('fi-3', 'fi-2')).toBe(0);
+
+    expect((await cli(['fault', 'heal', 'fi-1'])).stdout).toMatch(/^healed delay +fi-2: 100% loss to fi-1/);
+    expect((await m['fi-2']?.exec('/bin/tc qdisc show'))?.stdout).not.toContain('netem');
+    expect((await roundTrips('fi-1', 'fi-2', 3)).avg).toBeLessThan(100);
   }, 120_000);
 
   it('pause freezes the VM (exec cannot run, its clock stops); resume brings it back with its uptime intact', async () => {

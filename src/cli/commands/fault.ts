@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { FleetboxError } from '../../protocol/errors.js';
-import type { Fault } from '../../protocol/schemas.js';
+import { describeShape } from '../../protocol/fault-text.js';
+import type { Fault, NetworkShape } from '../../protocol/schemas.js';
 import { notice, openStore, printJson } from '../output.js';
 
 /** `a-1 a-2 / a-3` → [['a-1', 'a-2'], ['a-3']]; a side may also be glued: `a-1,a-2/a-3`. */
@@ -21,7 +22,36 @@ function describe(fault: Fault): string {
       return `isolate    ${fault.member}`;
     case 'pause':
       return `pause      ${fault.member}`;
+    case 'delay':
+      return `delay      ${fault.member}: ${describeShape(fault.shape)}${fault.to ? ` to ${fault.to.join(' ')}` : ''}`;
   }
+}
+
+/** A number option: `200`, `2.5`; `percent` also takes `10%`. Anything else is a usage error. */
+function parseAmount(flag: string, text: string | undefined, percent = false): number {
+  if (text === undefined) return 0;
+  const trimmed = percent ? text.replace(/%$/, '') : text;
+  const value = /^-?\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : Number.NaN;
+  if (Number.isNaN(value)) throw new FleetboxError('usage', `${flag} takes a number${percent ? ' (10 or 10%)' : ' of milliseconds'}, not '${text}'`);
+  return value;
+}
+
+interface DelayOptions {
+  ms?: string;
+  jitter?: string;
+  loss?: string;
+  rate?: string;
+  to?: string[];
+  json?: boolean;
+}
+
+export function shapeOf(opts: DelayOptions): NetworkShape {
+  return {
+    delayMs: parseAmount('--ms', opts.ms),
+    jitterMs: parseAmount('--jitter', opts.jitter),
+    lossPercent: parseAmount('--loss', opts.loss, true),
+    ...(opts.rate !== undefined && { rate: opts.rate }),
+  };
 }
 
 function print(faults: Fault[], json: boolean, empty: string): void {
@@ -44,7 +74,7 @@ async function order(op: 'partition' | 'isolate' | 'pause' | 'resume' | 'crash',
 
 export function faultCommand(): Command {
   const fault = new Command('fault')
-    .description('break a running cluster on purpose (partition, isolate, pause) and heal it; each returns once in force')
+    .description('break a running cluster on purpose (partition, isolate, delay, pause, crash) and heal it; each returns once in force')
     .addHelpText(
       'after',
       `
@@ -54,6 +84,9 @@ Faults are recorded (clusters/<cluster>/faults.json), shown amber by status and 
 Examples:
   $ fleetbox fault partition db-1 db-2 / db-3   traffic between the sides is dropped
   $ fleetbox fault isolate db-3                 db-3 is cut off from every other member
+  $ fleetbox fault delay db-2 --ms 200 --jitter 50 --to db-1
+                                                what db-2 sends to db-1 is 200±50 ms late
+  $ fleetbox fault delay db-3 --loss 10% --rate 1mbit
   $ fleetbox fault pause db-1                   the VM is frozen (clock, processes, network)
   $ fleetbox fault resume db-1
   $ fleetbox fault crash db-2                   power cut; 'fleetbox up db-2' boots it again
@@ -62,6 +95,24 @@ Examples:
   $ fleetbox fault heal db                      every fault of cluster db (or name members, or --all)`,
     );
   const json = { flag: '--json', text: 'print the faults in force as JSON' };
+  fault
+    .command('delay')
+    .description("shape what members send, with netem in the guest: delay ± jitter, loss, rate (a new delay replaces the member's last)")
+    .argument('<members...>', 'members of one cluster')
+    .option('--ms <n>', 'delay every packet by n milliseconds')
+    .option('--jitter <n>', 'vary the delay by up to ± n milliseconds (packets may be reordered)')
+    .option('--loss <percent>', 'drop this share of packets, e.g. 10%')
+    .option('--rate <rate>', 'limit the sending rate, e.g. 1mbit, 500kbit')
+    .option('--to <members...>', 'only what is sent to these members (default: everything)')
+    .option(json.flag, json.text)
+    .action(async (members: string[], opts: DelayOptions) => {
+      const { checkFaultOrder, sendFaultOrder } = await import('../../control/faults.js');
+      const to = opts.to?.flatMap((t) => t.split(',')).filter(Boolean);
+      const spec = { op: 'delay' as const, members, shape: shapeOf(opts), ...(to && { to }) };
+      checkFaultOrder(spec);
+      const reply = await sendFaultOrder(openStore(), members[0] ?? '', spec);
+      print(reply.faults, opts.json ?? false, 'no fault in force');
+    });
   fault
     .command('partition')
     .description('split members into sides separated by /; traffic between sides is dropped')
@@ -94,10 +145,12 @@ Examples:
       const { clusterOf } = await import('../../store/names.js');
       if (names.length === 0 && !opts.all) throw new FleetboxError('usage', 'name members or clusters to heal, or pass --all');
       if (names.length > 0 && opts.all) throw new FleetboxError('usage', 'either names or --all, not both');
+      const { reconcileCluster } = await import('../../store/reconcile.js');
       const store = openStore();
       const clusters = opts.all ? listClusters(store) : [...new Set(names.map((n) => clusterOf(n)))];
       const healed: Fault[] = [];
       for (const cluster of clusters) {
+        reconcileCluster(store, cluster);
         if (readFaults(store, cluster).length === 0) continue;
         const members = names.filter((n) => n !== cluster && clusterOf(n) === cluster);
         if (members.length > 0) checkFaultOrder({ op: 'heal', members });
@@ -117,7 +170,10 @@ Examples:
     .action(async (opts: { json?: boolean }) => {
       const { listClusters } = await import('../../store/listing.js');
       const { readFaults } = await import('../../store/faults-record.js');
+      const { reconcileCluster } = await import('../../store/reconcile.js');
       const store = openStore();
+      // A record whose holder died lists faults that went with its namespace and VMs.
+      for (const cluster of listClusters(store)) reconcileCluster(store, cluster);
       print(listClusters(store).flatMap((c) => readFaults(store, c)), opts.json ?? false, 'no fault in force');
     });
   return fault;
