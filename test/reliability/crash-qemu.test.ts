@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { faultsPath } from '../../dist/store/faults-record.js';
 import { Store } from '../../dist/store/layout.js';
 import { destroyStore } from '../helpers.js';
 import { cannotBootVms, reportSkip, vmStore } from '../qemu/harness.js';
@@ -27,6 +28,9 @@ const SCENARIOS = [
   { point: 'holder-mid-network-setup', during: '`up cq -n 2` (namespace recorded, taps being made)', setup: [] as string[][], crash: UP },
   { point: 'holder-mid-boot', during: '`up cq -n 2` (QEMU started, guest booting)', setup: [], crash: UP },
   { point: 'holder-mid-stop', during: '`down cq-2` (guest powering off)', setup: [UP], crash: ['down', 'cq-2'] },
+  // A fault recorded (write-ahead) and not yet in force: bridge rules, or netem in the guest.
+  { point: 'holder-mid-fault', during: '`fault partition cq-1 / cq-2` (recorded, rules not yet applied)', setup: [UP], crash: ['fault', 'partition', 'cq-1', '/', 'cq-2'] },
+  { point: 'holder-mid-fault', during: '`fault delay cq-1 --ms 100` (recorded, netem not yet set)', setup: [UP], crash: ['fault', 'delay', 'cq-1', '--ms', '100'] },
   { point: 'client-mid-up', during: '`up cq -n 2` (configs written, cluster lock held)', setup: [], crash: UP },
   // Members on the host root: a virtiofsd per member beside QEMU.
   { point: 'holder-after-file-server', during: '`up cq -n 2 --rootfs host` (virtiofsd serving, QEMU not started)', setup: [], crash: [...UP, '--rootfs', 'host'] },
@@ -48,6 +52,13 @@ describe.skipIf(skip)('kill -9 at named points with real VMs', () => {
       noteNetworks(s);
       if (scenario.point.startsWith('client-')) expect(crashed.signal, crashed.stderr).toBe('SIGKILL');
       else if (scenario.crash[0] === 'up') expect(crashed.code, crashed.stdout).toBe(1);
+      if (scenario.crash[0] === 'fault') {
+        expect(crashed.code, crashed.stdout).not.toBe(0);
+        // The record outlived its holder; the next look at the faults clears it, with the namespace.
+        const listed = await cli(s, ['fault', 'ls', '--json'], {}, 60_000);
+        expect(listed.stdout).toBe('[]\n');
+        expect(existsSync(faultsPath(s, 'cq'))).toBe(false);
+      }
       await expectRecovery(s, 'cq', 2, true, 'qemu');
       report.cover(scenario.point);
       report.count('crash injections');
