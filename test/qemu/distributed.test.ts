@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attach } from '../../dist/index.js';
 import { buildImage } from '../../dist/lib/image.js';
 import { Store } from '../../dist/store/layout.js';
 import { CLI, destroyStore } from '../helpers.js';
@@ -17,6 +18,7 @@ import { cannotBootVms, reportSkip, vmStore } from './harness.js';
 
 const run = promisify(execFile);
 const hostRedis = existsSync('/usr/bin/redis-server') ? undefined : 'redis-server is not installed on the host (.ci/run installs it)';
+const hostEtcd = existsSync('/usr/bin/etcd') && existsSync('/usr/bin/etcdctl') ? undefined : 'etcd is not installed on the host (.ci/run installs etcd-server and etcd-client)';
 const skip = reportSkip('distributed-system VM tests', cannotBootVms());
 let store: Store;
 
@@ -69,6 +71,24 @@ async function replicationScenario(cluster: string): Promise<void> {
   expect(await awaitKey(stopped, 'during')).toBe('taken while a replica was down\n');
 }
 
+/** etcd v3's client on a member, talking to the member's own etcd; a command gets `timeoutS`. */
+const etcdctl = (args: string, timeoutS = 4) => `ETCDCTL_API=3 etcdctl --command-timeout=${timeoutS}s ${args}`;
+
+/** One etcd per member of a 3-member cluster, static bootstrap; heartbeats slowed for emulated CPUs. */
+async function startEtcd(cluster: string, ips: string[]): Promise<void> {
+  const peers = ips.map((ip, i) => `${cluster}-${i + 1}=http://${ip}:2380`).join(',');
+  for (const [i, ip] of ips.entries()) {
+    await sh(
+      `${cluster}-${i + 1}`,
+      `mkdir -p /data/etcd && (etcd --name ${cluster}-${i + 1} --data-dir /data/etcd/member --listen-peer-urls http://${ip}:2380 ` +
+        `--initial-advertise-peer-urls http://${ip}:2380 --listen-client-urls http://${ip}:2379,http://127.0.0.1:2379 ` +
+        `--advertise-client-urls http://${ip}:2379 --initial-cluster ${peers} --initial-cluster-state new ` +
+        `--heartbeat-interval 200 --election-timeout 2000 >/data/etcd/log 2>&1 &)`,
+    );
+  }
+  for (const i of ips.keys()) await sh(`${cluster}-${i + 1}`, `for i in $(seq 150); do ${etcdctl('endpoint health')} >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1`);
+}
+
 beforeAll(() => {
   if (!skip) store = new Store(vmStore().home).ensure();
 });
@@ -84,6 +104,32 @@ describe.skipIf(skip)('Redis with replicas, from Debian packages', () => {
     expect((await cli(['rm', 'rh', '--yes'])).code).toBe(0);
   }, 240_000);
 
+  it.skipIf(reportSkip('etcd on the host root', hostEtcd))('etcd (Raft) split by a partition: the minority cannot commit a write, the majority can; after heal the minority catches up', async () => {
+    const up = await cli(['up', 'et', '-n', '3', '--rootfs', 'host', '--mem', '384']);
+    expect(up.code, up.stderr).toBe(0);
+    const cluster = await attach('et', { home: store.home });
+    await startEtcd('et', cluster.members.map((m) => m.ip));
+    expect(await sh('et-1', etcdctl('put k "written by all three"'))).toBe('OK\n');
+
+    await cluster.partition(['et-1'], ['et-2', 'et-3']);
+    // The minority has no quorum: its write times out and is never committed.
+    const minority = await cli(['ssh', 'et-1', '--', etcdctl('put k "minority"')]);
+    expect(minority.code, minority.stdout).not.toBe(0);
+    expect(minority.stdout + minority.stderr).toMatch(/deadline exceeded|timed out/);
+    // The majority commits, once it has a leader on its side (an election when et-1 led).
+    expect(await sh('et-2', `for i in $(seq 20); do ${etcdctl('put k "majority"', 3)} 2>/dev/null && exit 0; sleep 0.5; done; exit 1`)).toBe('OK\n');
+    expect(await sh('et-3', etcdctl('get k --print-value-only'))).toBe('majority\n');
+    // What the minority serves from its own copy is the last value it saw committed.
+    expect(await sh('et-1', etcdctl('get k --consistency=s --print-value-only'))).toBe('written by all three\n');
+
+    expect(await cluster.heal()).toMatchObject([{ kind: 'partition' }]);
+    const caughtUp = `for i in $(seq 150); do v=$(${etcdctl('get k --consistency=s --print-value-only')}); [ "$v" = majority ] && echo "$v" && exit 0; sleep 0.2; done; exit 1`;
+    expect(await sh('et-1', caughtUp)).toBe('majority\n');
+    // And it takes part again: a write through it commits.
+    expect(await sh('et-1', `for i in $(seq 20); do ${etcdctl('put k2 "after heal"', 3)} 2>/dev/null && exit 0; sleep 0.5; done; exit 1`)).toBe('OK\n');
+    expect((await cli(['rm', 'et', '--yes'])).code).toBe(0);
+  }, 300_000);
+
   it('on a built image: the same, and the image is cached, listed, and kept while members use it', async () => {
     const build = await cli(['image', 'build', 'redis', '--packages', 'redis-server', '--json'], 900_000);
     expect(build.code, build.stderr).toBe(0);
@@ -98,6 +144,12 @@ describe.skipIf(skip)('Redis with replicas, from Debian packages', () => {
     expect(up.code, up.stderr).toBe(0);
     expect(await sh('ri-1', '. /etc/os-release; echo $ID; command -v redis-server')).toBe('debian\n/usr/bin/redis-server\n');
     await replicationScenario('ri');
+    // The image has no iproute2: a delay runs the tc that fleetbox copied in. A redis round trip
+    // (TCP handshake, then PING) from the delayed member takes two delays at least.
+    expect((await cli(['fault', 'delay', 'ri-2', '--ms', '200'])).code).toBe(0);
+    const ms = Number(await sh('ri-2', 't=$(date +%s%N); redis-cli -h ri-1 ping >/dev/null; echo $(( ($(date +%s%N) - t) / 1000000 ))'));
+    expect(ms).toBeGreaterThanOrEqual(400);
+    expect((await cli(['fault', 'heal', 'ri-2'])).code).toBe(0);
 
     const listed = JSON.parse((await cli(['image', 'ls', '--json'])).stdout) as { name: string; usedBy: string[] }[];
     expect(listed.find((i) => i.name === 'redis')?.usedBy).toEqual(['ri-1', 'ri-2', 'ri-3']);
