@@ -50,6 +50,28 @@ describe('fleetbox dashboard', () => {
     }
   });
 
+  it('shows a fault a test injected as amber "fault injected" with the command that heals it, and green once healed', async () => {
+    store = tempStore();
+    const env = { ...process.env, FLEETBOX_HOME: store.home, FLEETBOX_HEALTH_POLL_MS: '100' };
+    await run(CLI, ['up', 'dfault', '-n', '2', '--backend', 'process'], { env });
+    await run(CLI, ['fault', 'pause', 'dfault-2'], { env });
+    const { url, stop } = await dashboard([], env);
+    try {
+      await expect
+        .poll(async () => FleetSnapshotSchema.parse(await (await fetch(`${url}/api/fleet`)).json()).members.find((m) => m.name === 'dfault-2'), { timeout: 10_000, interval: 200 })
+        .toMatchObject({ status: 'amber', problem: expect.stringContaining('fault injected: dfault-2 paused') });
+      const html = await (await fetch(`${url}/fleet`)).text();
+      expect(html).toMatch(/<span class="amber">AMBER<\/span> dfault-2: check fault: fault injected: dfault-2 paused/);
+      expect(html).toContain('<code>a test injected this on purpose; to end it: fleetbox fault heal dfault-2</code>');
+      await run(CLI, ['fault', 'resume', 'dfault-2'], { env });
+      await expect
+        .poll(async () => FleetSnapshotSchema.parse(await (await fetch(`${url}/api/fleet`)).json()).members.find((m) => m.name === 'dfault-2')?.status, { timeout: 10_000, interval: 200 })
+        .toBe('green');
+    } finally {
+      await stop();
+    }
+  });
+
   it('refuses a non-loopback bind without a token (exit 2)', async () => {
     store = tempStore();
     const result = await run(CLI, ['dashboard', '--bind', '0.0.0.0', '--port', '0'], { env: { ...process.env, FLEETBOX_HOME: store.home, FLEETBOX_TOKEN: '' } }).catch(
