@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } f
 import { join } from 'node:path';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
-import { sha256FileCached, sha256Text } from './file-hash.js';
+import { recordedHashes, sha256FileCached, sha256Text, type FileHasher } from './file-hash.js';
 import { GUEST_INIT } from './guest-init.js';
 import { findBinary } from '../host/binaries.js';
 import { hostCommand } from './host-command.js';
@@ -32,6 +32,16 @@ export interface GuestImage {
 
 export interface EnsureImageOptions {
   onProgress?: (message: string) => void;
+  /**
+   * Trust a file's sha256 recorded by an earlier check while its inode, size, mtime and ctime are
+   * unchanged, instead of hashing ~60 MB again (every `up`). Setup leaves it off and hashes all.
+   */
+  trustRecordedHashes?: boolean;
+}
+
+/** images/file-hashes.json: the sha256 of every file an image check read, with its identity. */
+export function fileHashesPath(store: Store): string {
+  return join(store.imagesDir, 'file-hashes.json');
 }
 
 interface Inputs {
@@ -50,14 +60,14 @@ interface Inputs {
   digests: Record<string, string>;
 }
 
-async function digestOf(path: string): Promise<string> {
-  const digest = await sha256FileCached(path);
+async function digestOf(path: string, hashOf: FileHasher): Promise<string> {
+  const digest = await hashOf(path);
   if (digest === undefined) throw new FleetboxError('missing_prerequisite', `${path} disappeared while building the image; run: fleetbox setup --yes`);
   return digest;
 }
 
-async function gatherInputs(store: Store, progress: (message: string) => void): Promise<Inputs> {
-  const kernel = await ensureKernel(store, progress);
+async function gatherInputs(store: Store, progress: (message: string) => void, hashOf: FileHasher): Promise<Inputs> {
+  const kernel = await ensureKernel(store, progress, hashOf);
   const busybox = findBinary('busybox');
   if (!busybox || !isStaticElf64(busybox)) {
     throw new FleetboxError('missing_prerequisite', 'a static busybox (package busybox-static) is needed for the guest; run: fleetbox setup --yes');
@@ -77,14 +87,14 @@ async function gatherInputs(store: Store, progress: (message: string) => void): 
     kernel: `${kernel.package} ${kernel.version}`,
     kernelFiles: sha256Text(JSON.stringify(kernel.files)),
     init: sha256Text(GUEST_INIT),
-    busybox: await digestOf(busybox),
-    dropbear: await digestOf(dropbear),
-    agent: await digestOf(agent),
-    tc: await digestOf(tc),
+    busybox: await digestOf(busybox, hashOf),
+    dropbear: await digestOf(dropbear, hashOf),
+    agent: await digestOf(agent, hashOf),
+    tc: await digestOf(tc, hashOf),
     authorizedKey: sha256Text(key.publicKeyText),
-    hostKey: await digestOf(hostKey),
+    hostKey: await digestOf(hostKey, hashOf),
   };
-  for (const lib of libraries) digests[`lib:${lib.guestPath}`] = await digestOf(lib.hostPath);
+  for (const lib of libraries) digests[`lib:${lib.guestPath}`] = await digestOf(lib.hostPath, hashOf);
   return { kernel, busybox, dropbear, agent, tc, libraries, applets, authorizedKey: key.publicKeyText, hostKey, digests };
 }
 
@@ -125,8 +135,8 @@ async function build(store: Store, inputs: Inputs, hash: string, dir: string): P
       kernel: { package: inputs.kernel.package, version: inputs.kernel.version, release: inputs.kernel.release },
       inputs: inputs.digests,
       files: {
-        [KERNEL_FILE]: await digestOf(join(scratch, KERNEL_FILE)),
-        [INITRD_FILE]: await digestOf(join(scratch, INITRD_FILE)),
+        [KERNEL_FILE]: await digestOf(join(scratch, KERNEL_FILE), sha256FileCached),
+        [INITRD_FILE]: await digestOf(join(scratch, INITRD_FILE), sha256FileCached),
       },
       createdAt: new Date().toISOString(),
     };
@@ -159,12 +169,13 @@ function removeOtherImages(store: Store, keep: string): void {
   }
 }
 
-async function ensureImageNow(store: Store, progress: (message: string) => void): Promise<GuestImage> {
+async function ensureImageNow(store: Store, progress: (message: string) => void, trustRecorded: boolean): Promise<GuestImage> {
   if (!existsSync(store.imagesDir)) mkdirSync(store.imagesDir, { recursive: true, mode: 0o700 });
-  const inputs = await gatherInputs(store, progress);
+  const hashOf = trustRecorded ? recordedHashes(fileHashesPath(store)) : sha256FileCached;
+  const inputs = await gatherInputs(store, progress, hashOf);
   const hash = imageHash(inputs.digests);
   const dir = join(store.imagesDir, `${IMAGE_NAME}-${hash}`);
-  const verdict = await verifyImage(dir, hash);
+  const verdict = await verifyImage(dir, hash, hashOf);
   if (verdict.manifest) return describe(dir, verdict.manifest);
   progress(`building guest image ${IMAGE_NAME}-${hash} (${verdict.problem})`);
   const image = await build(store, inputs, hash, dir);
@@ -186,7 +197,7 @@ export function ensureImage(store: Store, options: EnsureImageOptions = {}): Pro
   const progress = options.onProgress ?? (() => {});
   let pending = inFlight.get(store.home);
   if (!pending) {
-    pending = ensureImageNow(store, progress).finally(() => inFlight.delete(store.home));
+    pending = ensureImageNow(store, progress, options.trustRecordedHashes ?? false).finally(() => inFlight.delete(store.home));
     inFlight.set(store.home, pending);
   }
   return pending;

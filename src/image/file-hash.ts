@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
+import { readJson, writeJsonAtomic } from '../store/atomic.js';
 
 export function sha256Text(text: string | Uint8Array): string {
   return createHash('sha256').update(text).digest('hex');
@@ -44,4 +46,55 @@ export async function sha256FileCached(path: string): Promise<string | undefined
   }
   known.set(key, digest);
   return digest;
+}
+
+/** How a caller gets a file's sha256: hashing it, or trusting a recorded result. */
+export type FileHasher = (path: string) => Promise<string | undefined>;
+
+const MemoSchema = z.record(z.string(), z.object({ id: z.string(), sha256: z.string() }));
+
+/** What changes whenever a file's bytes can have changed: ctime moves on every write, and no utimes call sets it back. */
+function strongIdentity(path: string): string | undefined {
+  try {
+    const s = statSync(path);
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A hasher that remembers results across processes in `memoFile` (JSON, path → identity and
+ * sha256) and trusts one while the file's device, inode, size, mtime and ctime are unchanged:
+ * every `up` starts a holder, and hashing the ~50 MB kernel and the guest's binaries again in each
+ * cost ~0.6 s. Only a change below the file system (bit rot) goes unseen; `fleetbox setup` and
+ * the test suite's set-up hash everything. A memo that cannot be read or written costs a hash,
+ * never a wrong answer.
+ */
+export function recordedHashes(memoFile: string): FileHasher {
+  let memo: z.infer<typeof MemoSchema> | undefined;
+  return async (path) => {
+    if (memo === undefined) {
+      try {
+        memo = readJson(memoFile, MemoSchema) ?? {};
+      } catch {
+        memo = {};
+      }
+    }
+    const id = strongIdentity(path);
+    if (id === undefined) return undefined;
+    const known = memo[path];
+    if (known?.id === id) return known.sha256;
+    const digest = await sha256FileCached(path);
+    // Hashed from a file that changed meanwhile: not worth recording.
+    if (digest === undefined || strongIdentity(path) !== id) return digest;
+    memo[path] = { id, sha256: digest };
+    for (const recorded of Object.keys(memo)) if (!existsSync(recorded)) delete memo[recorded];
+    try {
+      writeJsonAtomic(memoFile, memo);
+    } catch {
+      // the next process hashes again
+    }
+    return digest;
+  };
 }

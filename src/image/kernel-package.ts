@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
 import { readJson, writeJsonAtomic } from '../store/atomic.js';
 import type { Store } from '../store/layout.js';
-import { sha256FileCached } from './file-hash.js';
+import { sha256FileCached, type FileHasher } from './file-hash.js';
 import { ALL_GUEST_MODULES } from './guest-init.js';
 import { hostCommand } from './host-command.js';
 
@@ -96,7 +96,7 @@ function describe(dir: string, record: KernelRecord): CachedKernel {
 }
 
 /** A cached kernel whose every file still has its recorded sha256, else undefined. */
-export async function verifiedKernel(dir: string): Promise<CachedKernel | undefined> {
+export async function verifiedKernel(dir: string, hashOf: FileHasher = sha256FileCached): Promise<CachedKernel | undefined> {
   let record: KernelRecord | undefined;
   try {
     record = readJson(join(dir, 'kernel.json'), KernelRecordSchema);
@@ -107,13 +107,13 @@ export async function verifiedKernel(dir: string): Promise<CachedKernel | undefi
   // An entry cached before a module joined the list lacks it: download the package again.
   if (ALL_GUEST_MODULES.some((m) => record.files[`modules/${m.name}.ko`] === undefined)) return undefined;
   for (const [file, sum] of Object.entries(record.files)) {
-    if ((await sha256FileCached(join(dir, file))) !== sum) return undefined;
+    if ((await hashOf(join(dir, file))) !== sum) return undefined;
   }
   return describe(dir, record);
 }
 
 /** The newest verified kernel in the cache, for hosts whose apt lists are gone. */
-export async function newestCachedKernel(store: Store): Promise<CachedKernel | undefined> {
+export async function newestCachedKernel(store: Store, hashOf: FileHasher = sha256FileCached): Promise<CachedKernel | undefined> {
   const root = kernelCacheRoot(store);
   if (!existsSync(root)) return undefined;
   const dirs = readdirSync(root)
@@ -121,7 +121,7 @@ export async function newestCachedKernel(store: Store): Promise<CachedKernel | u
     .sort()
     .reverse();
   for (const dir of dirs) {
-    const kernel = await verifiedKernel(join(root, dir));
+    const kernel = await verifiedKernel(join(root, dir), hashOf);
     if (kernel) return kernel;
   }
   return undefined;
@@ -189,17 +189,17 @@ async function downloadKernel(store: Store, pkg: string, version: string, progre
  * fresh download. Without apt's lists (not a Debian host, lists cleaned) any intact cached kernel
  * is used rather than failing.
  */
-export async function ensureKernel(store: Store, progress: (message: string) => void = () => {}): Promise<CachedKernel> {
+export async function ensureKernel(store: Store, progress: (message: string) => void = () => {}, hashOf: FileHasher = sha256FileCached): Promise<CachedKernel> {
   let wanted: { package: string; version: string };
   try {
     wanted = await resolveKernelPackage(store);
   } catch (error) {
-    const cached = await newestCachedKernel(store);
+    const cached = await newestCachedKernel(store, hashOf);
     if (cached && isFleetboxError(error, 'missing_prerequisite')) return cached;
     throw error;
   }
   const dir = kernelDir(store, wanted.package, wanted.version);
-  const cached = await verifiedKernel(dir);
+  const cached = await verifiedKernel(dir, hashOf);
   if (cached) return cached;
   if (existsSync(dir)) progress(`kernel cache ${dir} is damaged; downloading it again`);
   return downloadKernel(store, wanted.package, wanted.version, progress);

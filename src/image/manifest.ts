@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { readJson, writeJsonAtomic } from '../store/atomic.js';
-import { sha256FileCached } from './file-hash.js';
+import { sha256FileCached, type FileHasher } from './file-hash.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 
@@ -33,13 +33,13 @@ export function readManifest(dir: string): ImageManifest | undefined {
 }
 
 /** Why the image in `dir` cannot be used (missing, damaged, another build), or undefined when it is intact. */
-export async function verifyImage(dir: string, hash: string): Promise<{ manifest?: ImageManifest; problem?: string }> {
+export async function verifyImage(dir: string, hash: string, hashOf: FileHasher = sha256FileCached): Promise<{ manifest?: ImageManifest; problem?: string }> {
   if (!existsSync(dir)) return { problem: 'not built yet' };
   const manifest = readManifest(dir);
   if (!manifest) return { problem: 'manifest missing or unreadable' };
   if (manifest.hash !== hash) return { problem: 'manifest belongs to another build' };
   for (const [file, sum] of Object.entries(manifest.files)) {
-    const actual = await sha256FileCached(join(dir, file));
+    const actual = await hashOf(join(dir, file));
     if (actual === undefined) return { problem: `${file} is missing` };
     if (actual !== sum) return { problem: `${file} does not match its sha256 (damaged or truncated)` };
   }

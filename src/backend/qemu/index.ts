@@ -128,7 +128,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     if (needsFileServer(ctx) && !findVirtiofsd()) {
       throw new FleetboxError('missing_prerequisite', 'virtiofsd (package qemu-system-common) is needed for --rootfs host and --share; run: fleetbox setup --yes');
     }
-    const image = await ensureImage(ctx.store, { onProgress: progress });
+    const image = await ensureImage(ctx.store, { onProgress: progress, trustRecordedHashes: true });
     await ensureSshKey(ctx.store);
     const verdict = await chooseAccelerator(ctx.store, image, progress);
     const entry = { image, accel: verdict.accel };
