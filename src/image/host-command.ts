@@ -1,4 +1,4 @@
-import { execa, type Options } from 'execa';
+import { runCommand } from '../host/run-command.js';
 import { FleetboxError, type ErrorCode } from '../protocol/errors.js';
 
 export interface HostCommandOptions {
@@ -19,21 +19,17 @@ export interface HostCommandOptions {
  * any other failure a one-line error naming the tool and the first line of what it said.
  */
 export async function hostCommand(file: string, args: readonly string[], options: HostCommandOptions = {}): Promise<string> {
-  const execaOptions: Options = {
-    reject: false,
-    stripFinalNewline: true,
-    ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' }),
+  const result = await runCommand(file, args, {
+    ...(options.input !== undefined && { input: options.input }),
     ...(options.cwd !== undefined && { cwd: options.cwd }),
-    ...(options.timeoutMs !== undefined && { timeout: options.timeoutMs }),
-    ...(options.env !== undefined && { env: options.env }),
-  };
-  const result = await execa(file, args, execaOptions);
-  if (result.exitCode === 0) return String(result.stdout);
-  const cause = result.cause as NodeJS.ErrnoException | undefined;
-  if (cause?.code === 'ENOENT') {
-    throw new FleetboxError('missing_prerequisite', `${file} is not installed; run: fleetbox setup --yes`, { cause });
+    ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
+    ...(options.env !== undefined && { env: { ...process.env, ...options.env } }),
+  });
+  if (result.exitCode === 0) return result.stdout;
+  if (result.missing) {
+    throw new FleetboxError('missing_prerequisite', `${file} is not installed; run: fleetbox setup --yes`);
   }
-  const said = String(result.stderr || result.stdout || '').trim().split('\n').filter(Boolean).pop() ?? '';
+  const said = (result.stderr || result.stdout).trim().split('\n').filter(Boolean).pop() ?? '';
   const how = result.timedOut ? `timed out after ${options.timeoutMs} ms` : `failed (exit ${result.exitCode ?? result.signal})`;
   const hint = options.hint ? `; ${options.hint}` : '';
   throw new FleetboxError(options.failCode ?? 'io', `${file} ${args.slice(0, 3).join(' ')} ${how}${said ? `: ${said}` : ''}${hint}`);

@@ -1,5 +1,4 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { execa } from 'execa';
 import { FleetboxError } from '../protocol/errors.js';
 
 /** Magic of an LZ4 "legacy" frame, the format the kernel's LZ4 bzImage payload uses. */
@@ -31,6 +30,8 @@ function lz4Payload(image: Buffer): { data: Buffer; expectedSize: number | undef
  */
 export async function extractVmlinux(vmlinuz: string, out: string): Promise<void> {
   const { data, expectedSize } = lz4Payload(readFileSync(vmlinuz));
+  // Only an image build unpacks a kernel: the holder of every `up` does not load execa for it.
+  const { execa } = await import('execa');
   const result = await execa('lz4', ['-dc'], { input: data, stdout: { file: out }, reject: false });
   if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
     throw new FleetboxError('missing_prerequisite', 'lz4 is not installed; run: fleetbox setup --yes');

@@ -1,5 +1,5 @@
-import { execa } from 'execa';
 import { findBinary } from '../host/binaries.js';
+import { runCommand } from '../host/run-command.js';
 import { FleetboxError } from '../protocol/errors.js';
 
 /** One direction of traffic the cluster's bridge drops: from `from` to `to` (IPv4 addresses, or `*`: any). */
@@ -38,15 +38,11 @@ export function blockRuleset(blocks: readonly Block[]): string {
 async function nft(namespace: string, args: string[], input?: string): Promise<string> {
   const binary = findBinary('nft');
   if (!binary) throw new FleetboxError('missing_prerequisite', 'nft (package nftables) is needed for network faults; run: fleetbox setup --yes');
-  const result = await execa('ip', ['netns', 'exec', namespace, binary, ...args], {
-    reject: false,
-    timeout: 30_000,
-    ...(input !== undefined ? { input } : { stdin: 'ignore' }),
-  });
+  const result = await runCommand('ip', ['netns', 'exec', namespace, binary, ...args], { timeoutMs: 30_000, ...(input !== undefined && { input }) });
   if (result.exitCode !== 0) {
-    throw new FleetboxError('io', `nft in ${namespace} failed: ${String(result.stderr).trim().split('\n')[0] || `exit ${result.exitCode}`}`);
+    throw new FleetboxError('io', `nft in ${namespace} failed: ${result.stderr.trim().split('\n')[0] || (result.timedOut ? 'timed out after 30 s' : `exit ${result.exitCode ?? result.signal}`)}`);
   }
-  return String(result.stdout);
+  return result.stdout;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { runCommand } from '../host/run-command.js';
 import { FleetboxError } from '../protocol/errors.js';
 
 /**
@@ -7,14 +7,14 @@ import { FleetboxError } from '../protocol/errors.js';
  * ("File exists", "Operation not permitted").
  */
 export async function ip(args: readonly string[], input?: string): Promise<string> {
-  const result = await execa('ip', args, { reject: false, timeout: 30_000, ...(input !== undefined ? { input } : { stdin: 'ignore' }) });
-  if (result.exitCode === 0) return String(result.stdout);
-  if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+  const result = await runCommand('ip', args, { timeoutMs: 30_000, ...(input !== undefined && { input }) });
+  if (result.exitCode === 0) return result.stdout;
+  if (result.missing) {
     throw new FleetboxError('missing_prerequisite', 'ip (iproute2) is not installed; run: fleetbox setup --yes');
   }
-  const said = String(result.stderr).trim().split('\n')[0] ?? '';
+  const said = result.stderr.trim().split('\n')[0] ?? '';
   const hint = /not permitted|permission denied/i.test(said) ? '; qemu clusters need root (CAP_NET_ADMIN) for their network namespace' : '';
-  throw new IpError(`ip ${args.join(' ')} failed: ${said || `exit ${result.exitCode}`}${hint}`, said);
+  throw new IpError(`ip ${args.join(' ')} failed: ${said || (result.timedOut ? 'timed out after 30 s' : `exit ${result.exitCode ?? result.signal}`)}${hint}`, said);
 }
 
 /** An `ip` failure; `said` is ip's own message, for callers that tolerate e.g. "Cannot find device". */
