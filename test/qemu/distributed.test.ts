@@ -96,7 +96,7 @@ afterAll(async () => {
   if (!skip) await destroyStore(store);
 }, 60_000);
 
-describe.skipIf(skip)('Redis with replicas, from Debian packages', () => {
+describe.skipIf(skip)('distributed systems from Debian packages (Redis, etcd)', () => {
   it.skipIf(reportSkip('Redis on the host root', hostRedis))('on --rootfs host: a replica stopped, a write taken, the replica re-joins with its data and serves it', async () => {
     const up = await cli(['up', 'rh', '-n', '3', '--rootfs', 'host', '--disk', '64']);
     expect(up.code, up.stderr).toBe(0);
