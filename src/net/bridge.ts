@@ -50,6 +50,12 @@ export async function deleteNamespace(namespace: string): Promise<void> {
   }
 }
 
+/** A locally administered unicast MAC for the bridge of namespace `ns` (stable per cluster). */
+function bridgeMac(ns: string): string {
+  const h = createHash('sha256').update(`bridge\0${ns}`).digest();
+  return ['02', 'fb', ...[...h.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
 async function createNamespace(record: NetworkRecord): Promise<void> {
   const ns = record.namespace ?? '';
   await ip(['netns', 'add', ns]);
@@ -58,7 +64,10 @@ async function createNamespace(record: NetworkRecord): Promise<void> {
     ['-n', ns, '-b', '-'],
     [
       'link set lo up',
-      `link add ${BRIDGE} type bridge`,
+      // An address of its own, set explicitly: a bridge without one takes the lowest MAC of its
+      // ports and changes it when that port leaves, and the members' ARP entries for the gateway
+      // (their DNS) then point nowhere until they expire (seconds of "bad address" after a re-join).
+      `link add ${BRIDGE} address ${bridgeMac(ns)} type bridge`,
       `addr add ${record.gateway}/${PREFIX} dev ${BRIDGE}`,
       `link set ${BRIDGE} up`,
     ].join('\n') + '\n',
