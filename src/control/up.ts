@@ -9,6 +9,7 @@ import {
   DEFAULT_PREPARE_TIMEOUT_MS,
   MemberConfigSchema,
   type BackendKind,
+  type MemberConfig,
   type MemberConfigInput,
 } from '../store/member-config.js';
 import { readJson } from '../store/atomic.js';
@@ -173,8 +174,10 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     }
     // A share that vanished since the member was made fails here, before anything starts.
     checkShares(existing.shares, store.home);
-    // The boot budget belongs to the call: the holder reads it from here when it boots the member.
-    if (existing.bootTimeoutMs !== bootTimeoutMs) writeMemberConfig(store, { ...existing, bootTimeoutMs });
+    // The boot budget and the way to start belong to the call: the holder reads them from here.
+    const fast = spec.fast ?? existing.fast;
+    if (fast) checkFast(existing);
+    if (existing.bootTimeoutMs !== bootTimeoutMs || existing.fast !== fast) writeMemberConfig(store, { ...existing, bootTimeoutMs, fast });
     return;
   }
   // A new member of an existing cluster is made like its siblings unless told otherwise.
@@ -211,7 +214,16 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     throw new FleetboxError('usage', `--image boots that image as the member's root; it cannot go with --rootfs ${config.rootfs}`);
   }
   checkImage(store, config);
+  if (config.fast) checkFast(config);
   writeMemberConfig(store, { ...config, shares: checkShares(config.shares, store.home) });
+}
+
+/** A fast start clones a booted RAM guest: what the clone cannot carry is refused up front. */
+function checkFast(config: MemberConfig): void {
+  if (!MACHINE_BACKENDS.has(config.backend)) throw new FleetboxError('usage', `--fast clones a booted VM; a ${config.backend} member has nothing to clone (drop --fast)`);
+  if (config.rootfs !== 'initramfs' || config.shares.length > 0 || config.diskMiB > 0) {
+    throw new FleetboxError('usage', `--fast clones the RAM guest without --disk, --share or --rootfs; ${config.name} has ${config.rootfs !== 'initramfs' ? `--rootfs ${config.rootfs}` : config.diskMiB > 0 ? 'a disk' : 'shares'} (drop --fast)`);
+  }
 }
 
 /**

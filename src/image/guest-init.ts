@@ -20,7 +20,12 @@ export const CMDLINE_KEYS = {
   shares: 'fleetbox.shares',
   /** `systemd`: the served root's systemd is PID 1 (--init systemd). */
   init: 'fleetbox.init',
+  /** `1`: a template for clones: boots to the agent and stops short of any identity. */
+  template: 'fleetbox.template',
 } as const;
+
+/** Printed by a template guest once its agent, SSH and power button are up, with no identity yet. */
+export const TEMPLATE_MARKER = 'FLEETBOX_TEMPLATE';
 
 /** The virtiofs tag of a member's file server; its top holds `root/` and `share<i>/`. */
 export const FS_TAG = 'fleetbox';
@@ -139,7 +144,7 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /tmp /run /data /var/log
 mount -t devpts devpts /dev/pts
 
-NAME=guest IP= GW= ROOT= SHARES= INIT=
+NAME=guest IP= GW= ROOT= SHARES= INIT= TEMPLATE=
 for kv in $(cat /proc/cmdline); do
   case "$kv" in
     ${CMDLINE_KEYS.name}=*) NAME=\${kv#${CMDLINE_KEYS.name}=} ;;
@@ -148,6 +153,7 @@ for kv in $(cat /proc/cmdline); do
     ${CMDLINE_KEYS.root}=*) ROOT=\${kv#${CMDLINE_KEYS.root}=} ;;
     ${CMDLINE_KEYS.shares}=*) SHARES=\${kv#${CMDLINE_KEYS.shares}=} ;;
     ${CMDLINE_KEYS.init}=*) INIT=\${kv#${CMDLINE_KEYS.init}=} ;;
+    ${CMDLINE_KEYS.template}=1) TEMPLATE=1 ;;
   esac
 done
 
@@ -159,11 +165,14 @@ done
 AGENT=qemu-ga
 [ -z "$ROOT" ] && start_agent
 
+ip link set lo up
+# A template stops here short of an identity: a clone gets its name, address and MAC from the
+# holder over the agent (cloneIdentityScript), and its eth0 stays down until then.
+if [ -z "$TEMPLATE" ]; then
 hostname "$NAME"
 printf '127.0.0.1 localhost\\n%s %s\\n' "\${IP%/*}" "$NAME" > /etc/hosts
 # Member names resolve through the cluster's dnsmasq on the gateway address (src/net/dns.ts).
 [ -n "$GW" ] && echo "nameserver $GW" > /etc/resolv.conf
-ip link set lo up
 if [ -n "$IP" ]; then
   # virtio-net binds while its module loads; the bounded wait only covers a slow probe.
   i=0
@@ -173,6 +182,11 @@ if [ -n "$IP" ]; then
   else
     fail "network: cannot configure eth0 with $IP"
   fi
+fi
+else
+  # Saved only once eth0 exists: a clone configures it at once.
+  i=0
+  while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 300 ]; do usleep 10000; i=$((i+1)); done
 fi
 
 DISK=
@@ -268,7 +282,7 @@ for e in /sys/class/input/event*; do
   [ -e "$e" ] || continue
   if grep -q "Power Button" "$e/device/name" 2>/dev/null; then
     ( dd if=/dev/input/\${e##*/} bs=24 count=1 >/dev/null 2>&1
-      echo "FLEETBOX_POWERDOWN $NAME"
+      echo "FLEETBOX_POWERDOWN $(cat /proc/sys/kernel/hostname)"
       [ "$1" = services ] && exec /bin/systemctl poweroff
       sync; umount /data 2>/dev/null; poweroff -f ) &
   fi
@@ -287,7 +301,33 @@ fi
 # Under systemd the member is running once the whole system is up (running, or degraded:
 # a unit of the user's that failed is theirs to see, not a failed boot).
 [ "$1" = services ] && /bin/systemctl is-system-running --wait >/dev/null 2>&1
-echo "${READY_MARKER} $NAME ip=\${IP:-none} uptime=$(cut -d' ' -f1 /proc/uptime)s"
+if [ -n "$TEMPLATE" ]; then echo "${TEMPLATE_MARKER} uptime=$(cut -d' ' -f1 /proc/uptime)s"
+else echo "${READY_MARKER} $NAME ip=\${IP:-none} uptime=$(cut -d' ' -f1 /proc/uptime)s"; fi
 # PID 1 must live (its exit panics the kernel) and reaps orphans while it waits.
 while :; do sleep 3600; done
 `;
+
+/**
+ * What a clone of a template runs (through its agent, as root) to become member `name`: host
+ * name, hosts and resolver files, its own MAC on eth0 (the template's is in every clone's
+ * restored device), its address and route, the wall clock (the template's stopped when it was
+ * saved), then the ready marker on its console. Fresh entropy arrives as the script's input.
+ */
+export function cloneIdentityScript(identity: { name: string; ip: string; prefix: number; gateway: string | null; mac: string; epochSeconds: number }): string {
+  const { name, ip, prefix, gateway, mac } = identity;
+  const lines = [
+    'set -e',
+    // The clock first: what the script writes is stamped with today's time, not the template's.
+    `date -u -s @${Math.floor(identity.epochSeconds)} >/dev/null`,
+    `hostname ${name}`,
+    `printf '127.0.0.1 localhost\\n%s %s\\n' ${ip} ${name} > /etc/hosts`,
+    gateway ? `echo "nameserver ${gateway}" > /etc/resolv.conf` : 'rm -f /etc/resolv.conf',
+    `ip link set eth0 address ${mac}`,
+    `ip addr add ${ip}/${prefix} dev eth0`,
+    'ip link set eth0 up',
+    ...(gateway ? [`ip route add default via ${gateway}`] : []),
+    'cat > /dev/urandom',
+    `echo "${READY_MARKER} ${name} ip=${ip}/${prefix} clone uptime=$(cut -d' ' -f1 /proc/uptime)s" > /dev/ttyS0`,
+  ];
+  return lines.join('\n');
+}

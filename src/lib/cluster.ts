@@ -41,6 +41,11 @@ export interface StartClusterOptions {
   init?: 'fleetbox' | 'systemd';
   /** qemu: host folders mounted in every member (`readOnly` defaults to false). */
   shares?: { host: string; guest?: string; readOnly?: boolean }[];
+  /**
+   * qemu, RAM guest without disk or shares: start members as clones of a booted template (made
+   * once per image and size) instead of booting each.
+   */
+  fast?: boolean;
   /** process backend: the command each member runs. */
   cmd?: string;
   /** process backend: the port each member listens on. */
@@ -166,6 +171,7 @@ function specOf(options: StartClusterOptions): MemberSpecInput {
     ...(options.rootfs !== undefined && { rootfs: options.rootfs }),
     ...(options.image !== undefined && { rootfs: options.rootfs ?? 'image', image: options.image }),
     ...(options.init !== undefined && { init: options.init }),
+    ...(options.fast !== undefined && { fast: options.fast }),
     ...(options.shares !== undefined && {
       shares: options.shares.map((share) => ({ host: resolve(share.host), guest: share.guest ?? resolve(share.host), readOnly: share.readOnly ?? false })),
     }),

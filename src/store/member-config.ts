@@ -32,6 +32,11 @@ export const MemberConfigSchema = z.object({
   init: z.enum(INIT_KINDS).default('fleetbox'),
   /** qemu: host folders every boot of the member mounts (checked again before each boot). */
   shares: z.array(ShareSchema).max(8).default([]),
+  /**
+   * qemu, the RAM guest without disk or shares: start as a clone of a booted template instead of
+   * booting (`up --fast`); like the boot budget it belongs to the call that starts the member.
+   */
+  fast: z.boolean().default(false),
   /** The holder's boot budget for this member; `up --timeout` / `bootTimeoutMs` set it per call. */
   bootTimeoutMs: z.number().int().positive().max(3_600_000).default(DEFAULT_BOOT_TIMEOUT_MS),
   createdAt: z.string(),

@@ -31,6 +31,10 @@ const SCENARIOS = [
   // A fault recorded (write-ahead) and not yet in force: bridge rules, or netem in the guest.
   { point: 'holder-mid-fault', during: '`fault partition cq-1 / cq-2` (recorded, rules not yet applied)', setup: [UP], crash: ['fault', 'partition', 'cq-1', '/', 'cq-2'] },
   { point: 'holder-mid-fault', during: '`fault delay cq-1 --ms 100` (recorded, netem not yet set)', setup: [UP], crash: ['fault', 'delay', 'cq-1', '--ms', '100'] },
+  // Fast starts: a template being made (its own QEMU, a build directory), then a clone being
+  // restored. 192 MiB members get a template of their own, so this one is really made here.
+  { point: 'holder-mid-template', during: '`up cq -n 2 --fast --mem 192` (template guest booting)', setup: [], crash: [...UP, '--fast', '--mem', '192'] },
+  { point: 'holder-mid-clone', during: '`up cq -n 2 --fast --mem 192` (clone QEMU waiting for its state)', setup: [], crash: [...UP, '--fast', '--mem', '192'] },
   { point: 'client-mid-up', during: '`up cq -n 2` (configs written, cluster lock held)', setup: [], crash: UP },
   // Members on the host root: a virtiofsd per member beside QEMU.
   { point: 'holder-after-file-server', during: '`up cq -n 2 --rootfs host` (virtiofsd serving, QEMU not started)', setup: [], crash: [...UP, '--rootfs', 'host'] },

@@ -26,7 +26,7 @@ afterAll(() => report.flush());
 function fakeStoppedMembers(s: Store, cluster: string, count: number): void {
   const createdAt = new Date().toISOString();
   for (let i = 1; i <= count; i++) {
-    writeMemberConfig(s, { name: `${cluster}-${i}`, cluster, backend: 'process', port: 7000, cpus: 1, memoryMiB: 256, diskMiB: 0, rootfs: 'initramfs', init: 'fleetbox', shares: [], bootTimeoutMs: 120_000, createdAt });
+    writeMemberConfig(s, { name: `${cluster}-${i}`, cluster, backend: 'process', port: 7000, cpus: 1, memoryMiB: 256, diskMiB: 0, rootfs: 'initramfs', init: 'fleetbox', shares: [], fast: false, bootTimeoutMs: 120_000, createdAt });
   }
 }
 

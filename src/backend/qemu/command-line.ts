@@ -3,6 +3,9 @@ import type { MemberNetwork } from '../../net/types.js';
 
 export type Accelerator = 'kvm' | 'tcg';
 
+/** A template's MAC (locally administered); each clone sets its own before its link comes up. */
+export const TEMPLATE_MAC = '02:fb:00:00:00:01';
+
 /** QEMU option values use ',' as separator; a literal comma in a path is written ',,'. */
 export function optionValue(text: string): string {
   return text.replace(/,/g, ',,');
@@ -28,6 +31,8 @@ export function kernelCommandLine(options: {
   systemd?: boolean;
   /** Guest paths and modes of the file server's share0, share1, … */
   shares?: readonly { guest: string; readOnly: boolean }[];
+  /** Boot a template for clones: no identity, stop at the template marker. */
+  template?: boolean;
 }): string {
   const parts = [
     'console=ttyS0',
@@ -56,6 +61,7 @@ export function kernelCommandLine(options: {
   }
   if (options.root) parts.push(`${CMDLINE_KEYS.root}=${options.root}`);
   if (options.systemd) parts.push(`${CMDLINE_KEYS.init}=systemd`);
+  if (options.template) parts.push(`${CMDLINE_KEYS.template}=1`);
   if (options.shares && options.shares.length > 0) {
     parts.push(`${CMDLINE_KEYS.shares}=${options.shares.map((s) => `${s.guest}:${s.readOnly ? 'ro' : 'rw'}`).join(',')}`);
   }
@@ -78,12 +84,21 @@ export interface QemuInvocation {
   disk?: string;
   /** The member's file server (virtiofsd) socket: guest RAM is then shared memory it can map. */
   fileServer?: string;
+  /**
+   * Guest RAM in a file: `shared` (a template: what the guest writes goes to the file) or private
+   * copy-on-write over it (a clone: the template's pages are shared until written).
+   */
+  memoryFile?: { path: string; shared: boolean };
+  /** A network device on a hub with nothing else on it (a template's: clones restore its state). */
+  isolatedNic?: boolean;
+  /** Wait for an incoming migration (a clone restores a template's state; QMP migrate-incoming). */
+  incoming?: boolean;
 }
 
 /** Arguments of qemu-system-x86_64 for one microVM member. */
 export function qemuArguments(vm: QemuInvocation): string[] {
   const args = [
-    '-M', vm.fileServer ? 'microvm,memory-backend=mem' : 'microvm',
+    '-M', vm.fileServer || vm.memoryFile ? 'microvm,memory-backend=mem' : 'microvm',
     '-accel', vm.accel,
     ...(vm.accel === 'kvm' ? ['-cpu', 'host'] : []),
     '-m', String(vm.memoryMiB),
@@ -109,6 +124,9 @@ export function qemuArguments(vm: QemuInvocation): string[] {
       '-device', `vhost-user-fs-device,chardev=fs0,tag=${FS_TAG}`,
     );
   }
+  if (vm.memoryFile) {
+    args.push('-object', `memory-backend-file,id=mem,size=${vm.memoryMiB}M,mem-path=${optionValue(vm.memoryFile.path)},share=${vm.memoryFile.shared ? 'on' : 'off'}`);
+  }
   if (vm.qmpSocket) args.push('-qmp', `unix:${optionValue(vm.qmpSocket)},server=on,wait=off`);
   if (vm.agentSocket) {
     args.push(
@@ -122,6 +140,9 @@ export function qemuArguments(vm: QemuInvocation): string[] {
       '-netdev', `tap,id=net0,ifname=${vm.tap.ifname},script=no,downscript=no`,
       '-device', `virtio-net-device,netdev=net0,mac=${vm.tap.mac}`,
     );
+  } else if (vm.isolatedNic) {
+    // The same device as a member's, on a hub port of its own: nothing it sends goes anywhere.
+    args.push('-netdev', 'hubport,id=net0,hubid=0', '-device', `virtio-net-device,netdev=net0,mac=${TEMPLATE_MAC}`);
   }
   if (vm.disk) {
     args.push(
@@ -129,5 +150,6 @@ export function qemuArguments(vm: QemuInvocation): string[] {
       '-device', 'virtio-blk-device,drive=disk0',
     );
   }
+  if (vm.incoming) args.push('-incoming', 'defer');
   return args;
 }

@@ -15,6 +15,7 @@ import { ensureDisk } from './disk.js';
 import { GuestAgent } from './agent.js';
 import { agentExec } from './agent-exec.js';
 import { shapeScript, verifyShape } from './net-shape.js';
+import { cloneArguments, ensureTemplate, restoreClone, type CloneTarget, type Template, type TemplateSpec } from './template.js';
 import { agentHealthChecks } from './agent-health.js';
 import { hypervisorCheck } from './hypervisor-check.js';
 import { agentReadFile, agentWriteFile } from './agent-files.js';
@@ -109,6 +110,13 @@ function servedRoot(ctx: BackendContext): ServedRoot | undefined {
   return { kind: 'image', name: image.name, dir: image.root };
 }
 
+interface Prepared {
+  image: GuestImage;
+  accel: 'kvm' | 'tcg';
+  /** `fast` members: the template they are cloned from. */
+  template?: { template: Template; spec: TemplateSpec };
+}
+
 /** Real microVMs: QEMU microvm with the fleetbox guest image on the cluster's bridge (DESIGN §6). */
 export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
   /** Each started guest's agent connection (the holder is its only client), closed at stop. */
@@ -121,9 +129,9 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
   /** Each running member's file server, and why it ended the member if it did. */
   const fileServers = new Map<string, { server: FileServer; stopping: boolean; failure?: string }>();
   /** The image each member prepared with, so start boots exactly what prepare verified. */
-  const prepared = new Map<string, { image: GuestImage; accel: 'kvm' | 'tcg' }>();
+  const prepared = new Map<string, Prepared>();
 
-  const prepare = async (ctx: BackendContext, progress: (message: string) => void): Promise<{ image: GuestImage; accel: 'kvm' | 'tcg' }> => {
+  const prepare = async (ctx: BackendContext, progress: (message: string) => void): Promise<Prepared> => {
     checkRuntimeTools();
     if (needsFileServer(ctx) && !findVirtiofsd()) {
       throw new FleetboxError('missing_prerequisite', 'virtiofsd (package qemu-system-common) is needed for --rootfs host and --share; run: fleetbox setup --yes');
@@ -131,10 +139,60 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     const image = await ensureImage(ctx.store, { onProgress: progress, trustRecordedHashes: true });
     await ensureSshKey(ctx.store);
     const verdict = await chooseAccelerator(ctx.store, image, progress);
-    const entry = { image, accel: verdict.accel };
+    const entry: Prepared = { image, accel: verdict.accel };
+    if (ctx.config.fast && !needsFileServer(ctx) && ctx.config.diskMiB === 0) {
+      const spec = { image, accel: verdict.accel, cpus: ctx.config.cpus, memoryMiB: ctx.config.memoryMiB };
+      try {
+        entry.template = { template: await ensureTemplate(ctx.store, spec, ctx.log, progress), spec };
+      } catch (error) {
+        // No template, no fast start: the member boots, and the log says why.
+        ctx.log.warn('template_unavailable', { member: ctx.config.name, why: (error as Error).message });
+        progress(`no template (${(error as Error).message}); booting instead`);
+      }
+    }
     prepared.set(`${ctx.config.cluster}/${ctx.config.name}`, entry);
     ctx.log.info('qemu_prepared', { member: ctx.config.name, image: image.dir, accel: verdict.accel, why: verdict.reason });
     return entry;
+  };
+
+  /**
+   * Starts the member as a clone of its template: restored and given its identity, or, when any
+   * step fails, nothing left running (the caller boots it instead; the log says why).
+   */
+  const startClone = async (ctx: BackendContext, entry: NonNullable<Prepared['template']>, prefix: string[], cgroup: string | undefined): Promise<MemberHandle | undefined> => {
+    const { config, network } = ctx;
+    if (!network.namespace || !network.tap) return undefined;
+    const paths = memberPaths(ctx);
+    const key = `${config.cluster}/${config.name}`;
+    const target: CloneTarget = {
+      name: config.name,
+      serialLog: paths.serial,
+      qmpSocket: paths.qmp,
+      agentSocket: paths.agent,
+      tap: { ifname: network.tap, mac: network.mac },
+      ip: network.ip,
+      prefix: network.prefix,
+      gateway: network.gateway,
+    };
+    const started = Date.now();
+    const handle = await spawnQemu(launchArgv(cloneArguments(entry.template, entry.spec, target), network.namespace, prefix), paths.qemuLog, paths.dir, cgroup);
+    const agent = new GuestAgent(paths.agent, config.name);
+    agents.set(key, agent);
+    try {
+      crashPoint('holder-mid-clone');
+      await restoreClone(entry.template, target, handle, agent);
+      ctx.log.info('qemu_started', { member: config.name, pid: handle.pid, accel: entry.spec.accel, ip: network.ip, tap: network.tap, clone: entry.template.manifest.key, restoreMs: Date.now() - started });
+      return handle;
+    } catch (error) {
+      ctx.log.warn('template_fallback', { member: config.name, template: entry.template.manifest.key, why: (error as Error).message });
+      agent.close();
+      agents.delete(key);
+      signalRecorded(handle.pid, handle.startTime, 'SIGKILL');
+      await handle.exited;
+      rmSync(paths.serial, { force: true });
+      await clearStaleQmpSocket(paths.qmp, config.name);
+      return undefined;
+    }
   };
 
   return {
@@ -156,7 +214,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       // An agent connection of this member's previous boot talks to a guest that is gone.
       agents.get(`${config.cluster}/${config.name}`)?.close();
       agents.delete(`${config.cluster}/${config.name}`);
-      const { image, accel } = prepared.get(`${config.cluster}/${config.name}`) ?? (await prepare(ctx, () => {}));
+      const { image, accel, template: entryTemplate } = prepared.get(`${config.cluster}/${config.name}`) ?? (await prepare(ctx, () => {}));
       const paths = memberPaths(ctx);
       await clearStaleQmpSocket(paths.qmp, config.name);
       // A fresh console per boot: a ready marker from the previous run must not count.
@@ -186,6 +244,8 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       });
       const { prefix, cgroup } = enterCgroup(ctx.store.home, config.name);
       const key = `${config.cluster}/${config.name}`;
+      const cloned = entryTemplate ? await startClone(ctx, entryTemplate, prefix, cgroup) : undefined;
+      if (cloned) return cloned;
       const served = fileServers.get(key);
       if (served) signalRecorded(served.server.pid, served.server.startTime, 'SIGKILL');
       fileServers.delete(key);

@@ -28,6 +28,7 @@ export function upCommand(): Command {
     .option('--image <name>', "qemu: boot an image built with 'fleetbox image build' (read-only, writable overlay per member; implies --rootfs image)")
     .addOption(new Option('--init <kind>', "qemu, with --image: PID 1 is fleetbox's small init, or the image's systemd (running once the system is up)").choices(INIT_KINDS))
     .option('--share <SRC[:DST][:ro|rw]>', 'qemu: a host folder in every member at DST (default: SRC), read-write unless :ro; repeatable', (spec: string, all: string[] = []) => [...all, spec])
+    .option('--fast', 'qemu, RAM guest without --disk/--share: start each member as a clone of a booted template (made once, ~2 s) instead of booting it')
     .option('--timeout <seconds>', 'boot timeout per call (image preparation is not charged)', whole(1, 3600), 120)
     .option('--json', 'print the members as JSON')
     .addHelpText(
@@ -36,6 +37,7 @@ export function upCommand(): Command {
 Examples:
   $ fleetbox up demo -n 3 --backend process     three process members demo-1..3
   $ fleetbox up web -n 3                         three real VMs
+  $ fleetbox up web -n 3 --fast                  three clones of a booted template (no boot each)
   $ fleetbox up web-2                            re-join web-2 to the live cluster web
   $ fleetbox up db -n 3 --rootfs host            guests run the host's installed software
   $ fleetbox up app -n 2 --share ./build:/opt/app:ro   a host folder in every member
@@ -43,7 +45,7 @@ Examples:
     )
     .action(async (names: string[], opts: {
       count?: number; backend: BackendKind; cmd?: string; port?: number; cpus?: number; mem?: number; disk?: number; timeout: number; json?: boolean;
-      rootfs?: (typeof ROOTFS_KINDS)[number]; image?: string; init?: (typeof INIT_KINDS)[number]; share?: string[];
+      rootfs?: (typeof ROOTFS_KINDS)[number]; image?: string; init?: (typeof INIT_KINDS)[number]; share?: string[]; fast?: boolean;
     }, command: Command) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { up } = await import('../../control/up.js');
@@ -63,6 +65,7 @@ Examples:
           ...(opts.rootfs !== undefined && { rootfs: opts.rootfs }),
           ...(opts.image !== undefined && { rootfs: opts.rootfs ?? 'image', image: opts.image }),
           ...(opts.init !== undefined && { init: opts.init }),
+          ...(opts.fast !== undefined && { fast: opts.fast }),
           ...(opts.share !== undefined && { shares: opts.share.map((spec) => parseShareSpec(spec)) }),
         },
         bound: false,
