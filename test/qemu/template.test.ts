@@ -97,6 +97,18 @@ describe.skipIf(skip)('fast starts: members cloned from a booted template', () =
     await m?.heal();
   }, 120_000);
 
+  it('--boot boots a member made with --fast (and keeps booting it); --fast with --boot is refused', async () => {
+    expect((await cli(['down', 'tf-3'])).code).toBe(0);
+    const up = await cli(['up', 'tf-3', '--boot']);
+    expect(up.code, up.stderr).toBe(0);
+    expect(events('tf', 'qemu_started').filter((e) => e.member === 'tf-3').at(-1)?.clone).toBeUndefined();
+    expect(readFileSync(store.serialLogPath('tf', 'tf-3'), 'utf8')).toMatch(/FLEETBOX_READY tf-3 ip=\S+ uptime=/);
+    expect(JSON.parse(readFileSync(join(store.memberDir('tf', 'tf-3'), 'config.json'), 'utf8'))).toMatchObject({ fast: false });
+    const both = await cli(['up', 'tf-3', '--fast', '--boot']);
+    expect(both.code).toBe(2);
+    expect(both.stderr.trim()).toBe('fleetbox: --fast clones and --boot boots: give one of them');
+  }, 120_000);
+
   it('the library: startCluster({ fast: true }) reuses the template (no new one is made)', async () => {
     const lib = await startCluster({ name: 'tl', members: 1, fast: true, home: store.home });
     try {

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { FleetboxError } from '../../protocol/errors.js';
 import { BACKENDS, DEFAULT_BACKEND, INIT_KINDS, ROOTFS_KINDS } from '../../store/backend-kinds.js';
 import type { BackendKind } from '../../store/member-config.js';
 import { bootProgress } from '../boot-progress.js';
@@ -28,7 +29,8 @@ export function upCommand(): Command {
     .option('--image <name>', "qemu: boot an image built with 'fleetbox image build' (read-only, writable overlay per member; implies --rootfs image)")
     .addOption(new Option('--init <kind>', "qemu, with --image: PID 1 is fleetbox's small init, or the image's systemd (running once the system is up)").choices(INIT_KINDS))
     .option('--share <SRC[:DST][:ro|rw]>', 'qemu: a host folder in every member at DST (default: SRC), read-write unless :ro; repeatable', (spec: string, all: string[] = []) => [...all, spec])
-    .option('--fast', 'qemu, RAM guest without --disk/--share: start each member as a clone of a booted template (made once, ~2 s) instead of booting it')
+    .option('--fast', 'qemu, RAM guest without --disk/--share: start each member as a clone of a booted template (made once, ~2 s) instead of booting it; kept for the member\'s later starts')
+    .option('--boot', 'boot the members, also those made with --fast (and from now on)')
     .option('--timeout <seconds>', 'boot timeout per call (image preparation is not charged)', whole(1, 3600), 120)
     .option('--json', 'print the members as JSON')
     .addHelpText(
@@ -45,11 +47,12 @@ Examples:
     )
     .action(async (names: string[], opts: {
       count?: number; backend: BackendKind; cmd?: string; port?: number; cpus?: number; mem?: number; disk?: number; timeout: number; json?: boolean;
-      rootfs?: (typeof ROOTFS_KINDS)[number]; image?: string; init?: (typeof INIT_KINDS)[number]; share?: string[]; fast?: boolean;
+      rootfs?: (typeof ROOTFS_KINDS)[number]; image?: string; init?: (typeof INIT_KINDS)[number]; share?: string[]; fast?: boolean; boot?: boolean;
     }, command: Command) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { up } = await import('../../control/up.js');
       const { parseShareSpec } = await import('../../store/shares.js');
+      if (opts.fast && opts.boot) throw new FleetboxError('usage', '--fast clones and --boot boots: give one of them');
       const store = openStore();
       const backendGiven = command.getOptionValueSource('backend') === 'cli';
       const result = await up(store, {
@@ -65,7 +68,8 @@ Examples:
           ...(opts.rootfs !== undefined && { rootfs: opts.rootfs }),
           ...(opts.image !== undefined && { rootfs: opts.rootfs ?? 'image', image: opts.image }),
           ...(opts.init !== undefined && { init: opts.init }),
-          ...(opts.fast !== undefined && { fast: opts.fast }),
+          ...(opts.fast !== undefined && { fast: true }),
+          ...(opts.boot !== undefined && { fast: false }),
           ...(opts.share !== undefined && { shares: opts.share.map((spec) => parseShareSpec(spec)) }),
         },
         bound: false,
