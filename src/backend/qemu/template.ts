@@ -91,18 +91,21 @@ function templateCommandLine(): string {
   return kernelCommandLine({ name: 'template', network: null, cpuKhz: hostCpuKhz(), template: true });
 }
 
+/** Everything a template depends on: a clone may only restore on exactly this. */
+function templateIdentity(spec: TemplateSpec) {
+  return {
+    format: TEMPLATE_FORMAT,
+    image: spec.image.manifest.hash,
+    accel: spec.accel,
+    cpus: spec.cpus,
+    memoryMiB: spec.memoryMiB,
+    qemu: qemuIdentity(),
+    cmdline: templateCommandLine(),
+  };
+}
+
 export function templateKey(spec: TemplateSpec): string {
-  return sha256Text(
-    JSON.stringify({
-      format: TEMPLATE_FORMAT,
-      image: spec.image.manifest.hash,
-      accel: spec.accel,
-      cpus: spec.cpus,
-      memoryMiB: spec.memoryMiB,
-      qemu: qemuIdentity(),
-      cmdline: templateCommandLine(),
-    }),
-  ).slice(0, 16);
+  return sha256Text(JSON.stringify(templateIdentity(spec))).slice(0, 16);
 }
 
 /** The template in `dir` if it is intact and made for `key` on this QEMU, else why not. */
@@ -201,13 +204,7 @@ async function buildTemplate(spec: TemplateSpec, key: string, scratch: string): 
     await Promise.race([handle.exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
     const manifest: Manifest = {
       key,
-      format: TEMPLATE_FORMAT,
-      image: spec.image.manifest.hash,
-      accel: spec.accel,
-      cpus: spec.cpus,
-      memoryMiB: spec.memoryMiB,
-      qemu: qemuIdentity(),
-      cmdline,
+      ...templateIdentity(spec),
       ram: '',
       stateBytes: statSync(state).size,
       stateSha256: await sha256File(state),
