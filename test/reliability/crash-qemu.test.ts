@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { templatesDir } from '../../dist/backend/qemu/template.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { faultsPath } from '../../dist/store/faults-record.js';
 import { Store } from '../../dist/store/layout.js';
@@ -24,8 +26,20 @@ afterAll(async () => {
 const UP = ['up', 'cq', '-n', '2', '--backend', 'qemu'];
 
 /** The points where a VM cluster has the most half-made state: namespace, taps, QEMU, DNS. */
-const SCENARIOS = [
-  { point: 'holder-mid-network-setup', during: '`up cq -n 2` (namespace recorded, taps being made)', setup: [] as string[][], crash: UP },
+/** Removes the templates of `memoryMiB` members from the shared image cache, so the next is really made. */
+function dropTemplates(s: Store, memoryMiB: number): void {
+  const root = templatesDir(s);
+  if (!existsSync(root)) return;
+  for (const entry of readdirSync(root)) {
+    const manifest = join(root, entry, 'manifest.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { memoryMiB?: number }).memoryMiB === memoryMiB) {
+      rmSync(join(root, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+const SCENARIOS: { point: string; during: string; setup: string[][]; crash: string[]; freshTemplate?: number }[] = [
+  { point: 'holder-mid-network-setup', during: '`up cq -n 2` (namespace recorded, taps being made)', setup: [], crash: UP },
   { point: 'holder-mid-boot', during: '`up cq -n 2` (QEMU started, guest booting)', setup: [], crash: UP },
   { point: 'holder-mid-stop', during: '`down cq-2` (guest powering off)', setup: [UP], crash: ['down', 'cq-2'] },
   // A fault recorded (write-ahead) and not yet in force: bridge rules, or netem in the guest.
@@ -33,7 +47,7 @@ const SCENARIOS = [
   { point: 'holder-mid-fault', during: '`fault delay cq-1 --ms 100` (recorded, netem not yet set)', setup: [UP], crash: ['fault', 'delay', 'cq-1', '--ms', '100'] },
   // Fast starts: a template being made (its own QEMU, a build directory), then a clone being
   // restored. 192 MiB members get a template of their own, so this one is really made here.
-  { point: 'holder-mid-template', during: '`up cq -n 2 --fast --mem 192` (template guest booting)', setup: [], crash: [...UP, '--fast', '--mem', '192'] },
+  { point: 'holder-mid-template', during: '`up cq -n 2 --fast --mem 192` (template guest booting)', setup: [], crash: [...UP, '--fast', '--mem', '192'], freshTemplate: 192 },
   { point: 'holder-mid-clone', during: '`up cq -n 2 --fast --mem 192` (clone QEMU waiting for its state)', setup: [], crash: [...UP, '--fast', '--mem', '192'] },
   { point: 'client-mid-up', during: '`up cq -n 2` (configs written, cluster lock held)', setup: [], crash: UP },
   // Members on the host root: a virtiofsd per member beside QEMU.
@@ -46,6 +60,7 @@ describe.skipIf(skip)('kill -9 at named points with real VMs', () => {
     store = new Store(vmStore().home).ensure();
     const s = store;
     const env = { FLEETBOX_CRASH_AT: scenario.point };
+    if (scenario.freshTemplate) dropTemplates(s, scenario.freshTemplate);
     await report.check(`SIGKILL at ${scenario.point} during ${scenario.during}`, `${RECOVERY_HELD}, no QEMU, namespace or tap left`, async () => {
       for (const args of scenario.setup) {
         const result = await cli(s, args, env, 120_000);
