@@ -2,7 +2,7 @@
 // `fleetbox up` from the shell, as a user runs it, with where the time goes: the holder's log
 // gives its steps, each member's console gives the moment the guest printed its ready marker.
 // Rounds of `up b -n 1` and `up b -n 3` (plus one command in a member), then `rm`; this build
-// also with `--fast` (members cloned from a booted template instead of booted). With
+// both booting (`--boot`) and cloning members from a booted template (its default). With
 // FLEETBOX_BENCH_OTHER=<another checkout's bin/fleetbox> both builds run interleaved, round by
 // round, on the same machine noise. Needs root and `fleetbox setup`.
 // Run: npm run build && node bench/up.mjs [rounds, default 5]
@@ -102,7 +102,12 @@ function upOnce(cli, home, n, extra = []) {
 }
 
 // Each build with each way of starting: [label, cli, extra args].
-const modes = [...builds.map(([label, cli]) => [label, cli, []]), [`${builds[0][0]} --fast`, builds[0][1], ['--fast']]];
+// This build boots with --boot and clones by default; another build is run as it comes.
+const modes = [
+  [`${builds[0][0]} --boot`, builds[0][1], ['--boot']],
+  ...builds.slice(1).map(([label, cli]) => [label, cli, []]),
+  [`${builds[0][0]} (clones, the default)`, builds[0][1], []],
+];
 const homes = modes.map(() => mkdtempSync('/tmp/fbx-bup-'));
 const results = modes.map(() => ({ 1: [], 3: [] }));
 try {
@@ -122,7 +127,7 @@ try {
     for (const n of [1, 3]) {
       const runs = results[i][n];
       const pick = (f) => median(runs.map(f));
-      const fast = label.endsWith('--fast');
+      const fast = label.endsWith('(clones, the default)');
       rows.push([`${label}: up -n ${n} wall`, s(pick((r) => r.wall)), fast ? (n === 3 ? '< 1.5 s' : '-') : n === 3 ? '≤ 1.3 × CPU floor' : '-']);
       for (const step of Object.keys(runs[0].steps)) rows.push([`  ${step}`, s(pick((r) => r.steps[step]))]);
       rows.push([`  ready marker → up returns`, s(pick((r) => r.afterReady)), n === 1 && !fast ? '< 0.3 s' : '-']);

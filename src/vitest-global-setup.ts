@@ -2,8 +2,8 @@ import { DEFAULT_BACKEND } from './store/backend-kinds.js';
 import { Store } from './store/layout.js';
 
 /**
- * vitest `globalSetup` helper: prepares the guest image (kernel download, initramfs build) and
- * the SSH key once per test run, before any worker starts, so no test pays for it and no two
+ * vitest `globalSetup` helper: prepares the guest image (kernel download, initramfs build), the
+ * template members are cloned from and the SSH key once per test run, before any worker starts, so no test pays for it and no two
  * workers build it at once. Skips quietly on a machine that cannot boot VMs (the fixture then
  * skips its tests, saying why).
  *
@@ -22,6 +22,10 @@ export default async function setup(): Promise<void> {
   const store = new Store().ensure();
   const started = Date.now();
   await ensureSshKey(store);
-  await ensureImage(store, { onProgress: (message) => process.stderr.write(`fleetbox: ${message}\n`) });
-  process.stderr.write(`fleetbox: guest image ready (${Date.now() - started} ms)\n`);
+  const say = (message: string) => process.stderr.write(`fleetbox: ${message}\n`);
+  const image = await ensureImage(store, { onProgress: say });
+  const { chooseAccelerator } = await import('./backend/qemu/kvm-probe.js');
+  const { prepareDefaultTemplate } = await import('./backend/qemu/template.js');
+  await prepareDefaultTemplate(store, image, (await chooseAccelerator(store, image, say)).accel, say);
+  say(`guest image and template ready (${Date.now() - started} ms)`);
 }

@@ -176,8 +176,10 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     checkShares(existing.shares, store.home);
     // The boot budget and the way to start belong to the call: the holder reads them from here.
     const fast = spec.fast ?? existing.fast;
-    if (fast) checkFast(existing);
-    if (existing.bootTimeoutMs !== bootTimeoutMs || existing.fast !== fast) writeMemberConfig(store, { ...existing, bootTimeoutMs, fast });
+    if (fast === true) checkFast(existing);
+    if (existing.bootTimeoutMs !== bootTimeoutMs || existing.fast !== fast) {
+      writeMemberConfig(store, { ...existing, bootTimeoutMs, ...(fast !== undefined && { fast }) });
+    }
     return;
   }
   // A new member of an existing cluster is made like its siblings unless told otherwise.
@@ -214,7 +216,7 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     throw new FleetboxError('usage', `--image boots that image as the member's root; it cannot go with --rootfs ${config.rootfs}`);
   }
   checkImage(store, config);
-  if (config.fast) checkFast(config);
+  if (config.fast === true) checkFast(config);
   writeMemberConfig(store, { ...config, shares: checkShares(config.shares, store.home) });
 }
 

@@ -42,8 +42,9 @@ export interface StartClusterOptions {
   /** qemu: host folders mounted in every member (`readOnly` defaults to false). */
   shares?: { host: string; guest?: string; readOnly?: boolean }[];
   /**
-   * qemu, RAM guest without disk or shares: start members as clones of a booted template (made
-   * once per image and size) instead of booting each.
+   * qemu: members start as clones of a booted template (made once per image and size) wherever
+   * they can be (the RAM guest without disk or shares). `true` insists (refused otherwise);
+   * `false` boots each member, for tests of the boot itself.
    */
   fast?: boolean;
   /** process backend: the command each member runs. */

@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import { findVirtiofsd } from '../backend/qemu/file-server.js';
 import { chooseAccelerator, readKvmVerdict } from '../backend/qemu/kvm-probe.js';
+import { prepareDefaultTemplate } from '../backend/qemu/template.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import { ensureImage } from '../image/ensure-image.js';
@@ -186,5 +187,6 @@ export async function installPrerequisites(store: Store, options: InstallOptions
   const image = await ensureImage(store, { onProgress: progress });
   const verdict = await chooseAccelerator(store, image, progress);
   progress(`accelerator: ${verdict.accel} (${verdict.reason})`);
+  await prepareDefaultTemplate(store, image, verdict.accel, progress);
   return checkPrerequisites(store);
 }

@@ -33,10 +33,11 @@ export const MemberConfigSchema = z.object({
   /** qemu: host folders every boot of the member mounts (checked again before each boot). */
   shares: z.array(ShareSchema).max(8).default([]),
   /**
-   * qemu, the RAM guest without disk or shares: start as a clone of a booted template instead of
-   * booting (`up --fast`); like the boot budget it belongs to the call that starts the member.
+   * qemu: start as a clone of a booted template instead of booting. Unset: whenever the member
+   * can be cloned (the RAM guest without disk or shares); true (`up --fast`): always, refused
+   * for a member that cannot be; false (`up --boot`): never.
    */
-  fast: z.boolean().default(false),
+  fast: z.boolean().optional(),
   /** The holder's boot budget for this member; `up --timeout` / `bootTimeoutMs` set it per call. */
   bootTimeoutMs: z.number().int().positive().max(3_600_000).default(DEFAULT_BOOT_TIMEOUT_MS),
   createdAt: z.string(),

@@ -72,7 +72,8 @@ export function memoryLogger(lines: LogLine[] = []): Logger & { lines: LogLine[]
 }
 
 export function memberConfig(cluster: string, name: string, overrides: Partial<MemberConfig> = {}): MemberConfig {
-  return MemberConfigSchema.parse({ name, cluster, backend: 'qemu', createdAt: new Date().toISOString(), ...overrides });
+  // These tests are of the boot itself (backend level): members boot unless a test says otherwise.
+  return MemberConfigSchema.parse({ name, cluster, backend: 'qemu', fast: false, createdAt: new Date().toISOString(), ...overrides });
 }
 
 export interface Booted {

@@ -109,8 +109,8 @@ describe.skipIf(skip)('fast starts: members cloned from a booted template', () =
     expect(both.stderr.trim()).toBe('fleetbox: --fast clones and --boot boots: give one of them');
   }, 120_000);
 
-  it('the library: startCluster({ fast: true }) reuses the template (no new one is made)', async () => {
-    const lib = await startCluster({ name: 'tl', members: 1, fast: true, home: store.home });
+  it('by default (the library, no option) a member that can be cloned is: the template is reused, no new one made', async () => {
+    const lib = await startCluster({ name: 'tl', members: 1, home: store.home });
     try {
       expect((await lib.members[0]?.exec('hostname'))?.stdout).toBe('tl-1\n');
       expect(events('tl', 'template_build')).toEqual([]);

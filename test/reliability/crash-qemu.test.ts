@@ -40,7 +40,8 @@ function dropTemplates(s: Store, memoryMiB: number): void {
 
 const SCENARIOS: { point: string; during: string; setup: string[][]; crash: string[]; freshTemplate?: number }[] = [
   { point: 'holder-mid-network-setup', during: '`up cq -n 2` (namespace recorded, taps being made)', setup: [], crash: UP },
-  { point: 'holder-mid-boot', during: '`up cq -n 2` (QEMU started, guest booting)', setup: [], crash: UP },
+  { point: 'holder-mid-boot', during: '`up cq -n 2 --boot` (QEMU started, guest booting)', setup: [], crash: [...UP, '--boot'] },
+  { point: 'holder-mid-boot', during: '`up cq -n 2` (clones restored, identities given)', setup: [], crash: UP },
   { point: 'holder-mid-stop', during: '`down cq-2` (guest powering off)', setup: [UP], crash: ['down', 'cq-2'] },
   // A fault recorded (write-ahead) and not yet in force: bridge rules, or netem in the guest.
   { point: 'holder-mid-fault', during: '`fault partition cq-1 / cq-2` (recorded, rules not yet applied)', setup: [UP], crash: ['fault', 'partition', 'cq-1', '/', 'cq-2'] },

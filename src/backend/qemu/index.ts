@@ -140,7 +140,9 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     await ensureSshKey(ctx.store);
     const verdict = await chooseAccelerator(ctx.store, image, progress);
     const entry: Prepared = { image, accel: verdict.accel };
-    if (ctx.config.fast && !needsFileServer(ctx) && ctx.config.diskMiB === 0) {
+    // Cloned unless told to boot, whenever the member can be (a clone carries no disk or shares).
+    // Kernel arguments of a test change the boot itself: such members always boot.
+    if (ctx.config.fast !== false && !needsFileServer(ctx) && ctx.config.diskMiB === 0 && !options.extraKernelArgs?.length) {
       const spec = { image, accel: verdict.accel, cpus: ctx.config.cpus, memoryMiB: ctx.config.memoryMiB };
       try {
         entry.template = { template: await ensureTemplate(ctx.store, spec, ctx.log, progress), spec };

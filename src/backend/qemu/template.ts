@@ -12,6 +12,7 @@ import { crashPoint } from '../../protocol/crash-point.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import { readJson, writeJsonAtomic } from '../../store/atomic.js';
 import type { Store } from '../../store/layout.js';
+import { MemberConfigSchema } from '../../store/member-config.js';
 import { withLock } from '../../store/lock.js';
 import type { MemberHandle } from '../types.js';
 import { GuestAgent } from './agent.js';
@@ -344,5 +345,21 @@ export async function restoreClone(template: Template, target: CloneTarget, hand
   const result = await agentExec(agent, target.name, script, { timeoutMs: 10_000, input: randomBytes(64) });
   if (result.exitCode !== 0) {
     throw new FleetboxError('boot_failed', `${target.name}: the clone could not take its identity: ${result.stderr.toString().trim().split('\n').slice(-2).join(' | ') || `exit ${result.exitCode}`}`);
+  }
+}
+
+/**
+ * The template a default member (1 CPU, 256 MiB, this image) is cloned from, made now so that
+ * the first `up` does not pay for it (`fleetbox setup`, the vitest global set-up). A template
+ * that cannot be made is reported, never fatal: members then boot.
+ */
+export async function prepareDefaultTemplate(store: Store, image: GuestImage, accel: Accelerator, progress: (message: string) => void): Promise<void> {
+  const defaults = MemberConfigSchema.parse({ name: 'template', cluster: 'template', backend: 'qemu', createdAt: '' });
+  const log: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+  try {
+    const template = await ensureTemplate(store, { image, accel, cpus: defaults.cpus, memoryMiB: defaults.memoryMiB }, log, progress);
+    progress(`fast starts: template ${template.manifest.key} ready`);
+  } catch (error) {
+    progress(`fast starts unavailable, members will boot: ${(error as Error).message}`);
   }
 }

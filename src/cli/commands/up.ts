@@ -29,8 +29,8 @@ export function upCommand(): Command {
     .option('--image <name>', "qemu: boot an image built with 'fleetbox image build' (read-only, writable overlay per member; implies --rootfs image)")
     .addOption(new Option('--init <kind>', "qemu, with --image: PID 1 is fleetbox's small init, or the image's systemd (running once the system is up)").choices(INIT_KINDS))
     .option('--share <SRC[:DST][:ro|rw]>', 'qemu: a host folder in every member at DST (default: SRC), read-write unless :ro; repeatable', (spec: string, all: string[] = []) => [...all, spec])
-    .option('--fast', 'qemu, RAM guest without --disk/--share: start each member as a clone of a booted template (made once, ~2 s) instead of booting it; kept for the member\'s later starts')
-    .option('--boot', 'boot the members, also those made with --fast (and from now on)')
+    .option('--fast', 'qemu: insist on starting members as clones of a booted template (the default wherever a member can be cloned: the RAM guest without --disk/--share); refused where it cannot')
+    .option('--boot', 'qemu: boot the members instead of cloning them (kept for their later starts)')
     .option('--timeout <seconds>', 'boot timeout per call (image preparation is not charged)', whole(1, 3600), 120)
     .option('--json', 'print the members as JSON')
     .addHelpText(
@@ -38,8 +38,8 @@ export function upCommand(): Command {
       `
 Examples:
   $ fleetbox up demo -n 3 --backend process     three process members demo-1..3
-  $ fleetbox up web -n 3                         three real VMs
-  $ fleetbox up web -n 3 --fast                  three clones of a booted template (no boot each)
+  $ fleetbox up web -n 3                         three real VMs, cloned from a booted template
+  $ fleetbox up web -n 3 --boot                  three real VMs, each booted
   $ fleetbox up web-2                            re-join web-2 to the live cluster web
   $ fleetbox up db -n 3 --rootfs host            guests run the host's installed software
   $ fleetbox up app -n 2 --share ./build:/opt/app:ro   a host folder in every member
