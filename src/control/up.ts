@@ -198,6 +198,7 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
         image: sibling.image,
         init: sibling.init,
         shares: sibling.shares,
+        fast: sibling.fast,
       }
     : {};
   const config = MemberConfigSchema.parse({

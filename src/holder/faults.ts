@@ -3,7 +3,7 @@ import type { Logger } from '../host/logger.js';
 import type { Block } from '../net/blocks.js';
 import type { ClusterNetwork } from '../net/types.js';
 import { crashPoint } from '../protocol/crash-point.js';
-import { FleetboxError } from '../protocol/errors.js';
+import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
 import { describeShape } from '../protocol/fault-text.js';
 import type { Fault, NetworkShape } from '../protocol/schemas.js';
 import { readFaults, writeFaults } from '../store/faults-record.js';
@@ -127,8 +127,16 @@ export class Faults {
         await runtime.shapeNetwork({ ...shape, ...(toAddresses.length > 0 && { toAddresses }) });
       } catch (error) {
         // What the script left (a half-built qdisc) goes, and with it any shape there was before.
-        await runtime.shapeNetwork(undefined).catch(() => undefined);
-        this.faults = this.faults.filter((f) => !(f.kind === 'delay' && f.member === member));
+        // Unless the guest confirms that, the new shape may be in force: it stays recorded, so
+        // that status shows it and heal removes it.
+        // A refusal (a member whose traffic cannot be shaped at all) applied nothing.
+        const removed =
+          isFleetboxError(error, 'usage') ||
+          (await runtime.shapeNetwork(undefined).then(
+            () => true,
+            () => false,
+          ));
+        this.faults = removed ? this.faults.filter((f) => !(f.kind === 'delay' && f.member === member)) : next;
         writeFaults(this.store, this.cluster, this.faults);
         throw error;
       }
@@ -183,13 +191,22 @@ export class Faults {
           throw new FleetboxError('not_running', `${fault.member} is paused; resume it before its delay can be healed ('fleetbox fault resume ${fault.member}')`);
         }
       }
-      // A paused member on its way down is resumed too: a frozen VM cannot hear the power button.
-      for (const fault of healed.filter((f) => f.kind === 'pause')) {
-        const runtime = this.runtimes.get(fault.member);
-        if (runtime?.state === 'running') await runtime.resume();
-      }
-      for (const fault of healed.filter((f) => f.kind === 'delay')) {
-        if (live(fault.member)) await this.runtimes.get(fault.member)?.shapeNetwork(undefined);
+      const undone = new Set<Fault>();
+      try {
+        // A paused member on its way down is resumed too: a frozen VM cannot hear the power button.
+        for (const fault of healed.filter((f) => f.kind === 'pause')) {
+          const runtime = this.runtimes.get(fault.member);
+          if (runtime?.state === 'running') await runtime.resume();
+          undone.add(fault);
+        }
+        for (const fault of healed.filter((f) => f.kind === 'delay')) {
+          if (live(fault.member)) await this.runtimes.get(fault.member)?.shapeNetwork(undefined);
+          undone.add(fault);
+        }
+      } catch (error) {
+        // What was undone is no longer in force and leaves the record; the rest stays, for another heal.
+        await this.change(this.faults.filter((f) => !undone.has(f))).catch(() => undefined);
+        throw error;
       }
       await this.change(this.faults.filter((f) => !touched(f)));
       return { faults: this.list(), healed };

@@ -250,8 +250,8 @@ if [ -n "$ROOT" ]; then
     die "rootfs: cannot copy fleetbox's tools into the new root"
   # A root without its own dropbear, agent or tc gets the initramfs's, with the libraries they
   # need; the shaping modules (loaded when a fault delays the member) go along in any case.
-  mkdir -p $F/modules && cp ${SHAPING_MODULES.map((m) => `/lib/modules/${m.name}.ko`).join(' ')} $F/modules/ ||
-    die "rootfs: cannot copy the shaping modules into the new root"
+  mkdir -p $F/modules
+  for m in ${SHAPING_MODULES.map((m) => m.name).join(' ')}; do [ -f /lib/modules/$m.ko ] && cp /lib/modules/$m.ko $F/modules/; done
   if [ ! -x $NEW/usr/sbin/dropbear ] || [ ! -x $NEW/usr/sbin/qemu-ga ] || [ ! -x $NEW/usr/sbin/tc ]; then
     cp /bin/dropbear /bin/qemu-ga /bin/tc $F/bin/ || die "rootfs: cannot copy dropbear, qemu-ga and tc into the new root"
     for f in $(find /lib /lib64 -name '*.so*' -type f 2>/dev/null); do cp $f $F/lib/; done
@@ -311,7 +311,10 @@ while :; do sleep 3600; done
  * What a clone of a template runs (through its agent, as root) to become member `name`: host
  * name, hosts and resolver files, its own MAC on eth0 (the template's is in every clone's
  * restored device), its address and route, the wall clock (the template's stopped when it was
- * saved), then the ready marker on its console. Fresh entropy arrives as the script's input.
+ * saved), then the ready marker on its console. 64 fresh random bytes arrive as the script's
+ * input and are mixed into the guest's pool; the kernel's generator reseeds from it (and from
+ * virtio-rng) on its own schedule, not at once: clones share the template's generator state
+ * until then.
  */
 export function cloneIdentityScript(identity: { name: string; ip: string; prefix: number; gateway: string | null; mac: string; epochSeconds: number }): string {
   const { name, ip, prefix, gateway, mac } = identity;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { FleetboxError } from '../protocol/errors.js';
@@ -69,7 +69,11 @@ function stage(root: string, inputs: InitramfsInputs): void {
     if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga', 'tc'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
   }
   for (const lib of inputs.libraries) place(root, lib.guestPath.replace(/^\//, ''), lib.hostPath, 0o755);
-  for (const module of ALL_GUEST_MODULES) place(root, `lib/modules/${module.name}.ko`, join(inputs.modulesDir, `${module.name}.ko`), 0o644);
+  for (const module of ALL_GUEST_MODULES) {
+    const from = join(inputs.modulesDir, `${module.name}.ko`);
+    // An offline host's older kernel cache may lack the shaping modules: guests boot without them.
+    if (existsSync(from)) place(root, `lib/modules/${module.name}.ko`, from, 0o644);
+  }
   write(root, 'etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644);
   write(root, 'etc/group', 'root:x:0:\n', 0o644);
   write(root, 'etc/shells', '/bin/sh\n', 0o644);

@@ -5,7 +5,10 @@ import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
 import { readJson, writeJsonAtomic } from '../store/atomic.js';
 import type { Store } from '../store/layout.js';
 import { sha256FileCached, type FileHasher } from './file-hash.js';
-import { ALL_GUEST_MODULES } from './guest-init.js';
+import { ALL_GUEST_MODULES, FS_MODULES, GUEST_MODULES } from './guest-init.js';
+
+/** What a guest cannot boot without; the shaping modules (fault delay) are a bonus offline. */
+const BOOT_MODULES = [...GUEST_MODULES, ...FS_MODULES];
 import { hostCommand } from './host-command.js';
 
 /** The meta package that always depends on the current Debian cloud kernel. */
@@ -96,7 +99,11 @@ function describe(dir: string, record: KernelRecord): CachedKernel {
 }
 
 /** A cached kernel whose every file still has its recorded sha256, else undefined. */
-export async function verifiedKernel(dir: string, hashOf: FileHasher = sha256FileCached): Promise<CachedKernel | undefined> {
+export async function verifiedKernel(
+  dir: string,
+  hashOf: FileHasher = sha256FileCached,
+  required: readonly { name: string }[] = ALL_GUEST_MODULES,
+): Promise<CachedKernel | undefined> {
   let record: KernelRecord | undefined;
   try {
     record = readJson(join(dir, 'kernel.json'), KernelRecordSchema);
@@ -105,7 +112,7 @@ export async function verifiedKernel(dir: string, hashOf: FileHasher = sha256Fil
   }
   if (!record) return undefined;
   // An entry cached before a module joined the list lacks it: download the package again.
-  if (ALL_GUEST_MODULES.some((m) => record.files[`modules/${m.name}.ko`] === undefined)) return undefined;
+  if (required.some((m) => record.files[`modules/${m.name}.ko`] === undefined)) return undefined;
   for (const [file, sum] of Object.entries(record.files)) {
     if ((await hashOf(join(dir, file))) !== sum) return undefined;
   }
@@ -121,7 +128,8 @@ export async function newestCachedKernel(store: Store, hashOf: FileHasher = sha2
     .sort()
     .reverse();
   for (const dir of dirs) {
-    const kernel = await verifiedKernel(join(root, dir), hashOf);
+    // Offline, a cache from before the shaping modules still boots guests (without fault delay).
+    const kernel = await verifiedKernel(join(root, dir), hashOf, BOOT_MODULES);
     if (kernel) return kernel;
   }
   return undefined;

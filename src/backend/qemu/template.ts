@@ -20,7 +20,7 @@ import { agentExec } from './agent-exec.js';
 import { kernelCommandLine, qemuArguments, type Accelerator, type QemuInvocation } from './command-line.js';
 import { hostCpuKhz } from './host-cpu.js';
 import { QmpClient } from './qmp.js';
-import { consoleTail, readTail } from './serial-console.js';
+import { consoleTail, readConsole, readTail } from './serial-console.js';
 import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
 
 /*
@@ -33,7 +33,7 @@ import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
  */
 
 /** Bumped when what a template holds changes in a way the key does not capture. */
-const TEMPLATE_FORMAT = '1';
+const TEMPLATE_FORMAT = '2';
 const BUILD_BUDGET_MS = 90_000;
 const RESTORE_BUDGET_MS = 15_000;
 
@@ -52,8 +52,10 @@ const ManifestSchema = z.object({
   cpus: z.number().int(),
   memoryMiB: z.number().int(),
   qemu: z.string(),
-  /** The kernel command line the template booted with; a clone passes the same. */
+  /** The template's kernel command line with the TSC hint masked (part of the key). */
   cmdline: z.string(),
+  /** The kernel command line the template booted with; a clone passes the same. */
+  bootCmdline: z.string(),
   /** Identity of the RAM file when saved (device, inode, size, mtime, ctime): any change refuses it. */
   ram: z.string(),
   stateBytes: z.number().int(),
@@ -87,9 +89,18 @@ function fileIdentity(path: string): string {
   return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 }
 
-/** The kernel command line a template boots with (part of its key: it is in every clone's RAM). */
+/** The kernel command line a template boots with (it is in every clone's RAM). */
 function templateCommandLine(): string {
   return kernelCommandLine({ name: 'template', network: null, cpuKhz: hostCpuKhz(), template: true });
+}
+
+/**
+ * The command line as far as a template depends on it. The TSC frequency hint only steers the
+ * template's own boot (a clone keeps the calibrated kernel), and "cpu MHz" moves between reads
+ * on a host that scales its clock: it must not make every `up` a new template.
+ */
+function commandLineShape(cmdline: string): string {
+  return cmdline.replace(/\btsc_early_khz=\d+/, 'tsc_early_khz=*');
 }
 
 /** Everything a template depends on: a clone may only restore on exactly this. */
@@ -101,7 +112,7 @@ function templateIdentity(spec: TemplateSpec) {
     cpus: spec.cpus,
     memoryMiB: spec.memoryMiB,
     qemu: qemuIdentity(),
-    cmdline: templateCommandLine(),
+    cmdline: commandLineShape(templateCommandLine()),
   };
 }
 
@@ -192,6 +203,9 @@ async function buildTemplate(spec: TemplateSpec, key: string, scratch: string): 
   try {
     crashPoint('holder-mid-template');
     await waitFor('the template guest booted', BUILD_BUDGET_MS, () => (readTail(serial, 1 << 16).includes(`${TEMPLATE_MARKER} `) ? true : undefined), () => exited);
+    // A step of its init that failed (SSH, agent) would fail in every clone, silently: no template.
+    const failed = readConsole(serial, 'template').error;
+    if (failed) throw new FleetboxError('boot_failed', `its init reported: ${failed}`);
     // Its agent answers: a clone's first agent call finds it ready.
     await agent.call('guest-ping', undefined, 10_000);
     agent.close();
@@ -206,6 +220,7 @@ async function buildTemplate(spec: TemplateSpec, key: string, scratch: string): 
     const manifest: Manifest = {
       key,
       ...templateIdentity(spec),
+      bootCmdline: cmdline,
       ram: '',
       stateBytes: statSync(state).size,
       stateSha256: await sha256File(state),
@@ -245,6 +260,8 @@ export function ensureTemplate(store: Store, spec: TemplateSpec, log: Logger, pr
       return withLock(join(root, `${key}.lock`), async () => {
         const again = await verifyTemplate(dir, key);
         if (again.template) return again.template;
+        // Under the lock nobody else builds this key: what a crashed build left goes now.
+        for (const entry of readdirSync(root)) if (entry.startsWith(`.build-${key}-`)) rmSync(join(root, entry), { recursive: true, force: true });
         progress(`making a template for fast starts (once: ${again.problem ?? 'not made yet'})`);
         log.info('template_build', { key, why: again.problem ?? 'not made yet' });
         const scratch = mkdtempSync(join(root, `.build-${key}-`));
@@ -287,7 +304,7 @@ function removeStaleTemplates(store: Store, imageHash: string): void {
       manifest = undefined;
     }
     // Made for another guest image, kernel command line or QEMU build: never restorable again.
-    if (manifest?.image !== imageHash || manifest.cmdline !== templateCommandLine() || manifest.qemu !== qemuIdentity()) {
+    if (manifest?.image !== imageHash || manifest.cmdline !== commandLineShape(templateCommandLine()) || manifest.qemu !== qemuIdentity()) {
       rmSync(path, { recursive: true, force: true });
     }
   }
@@ -308,7 +325,7 @@ export interface CloneTarget {
 /** QEMU arguments of a clone of `template` for `target`. */
 export function cloneArguments(template: Template, spec: TemplateSpec, target: CloneTarget): string[] {
   return qemuArguments({
-    ...sharedInvocation(spec, template.manifest.cmdline),
+    ...sharedInvocation(spec, template.manifest.bootCmdline),
     serialLog: target.serialLog,
     qmpSocket: target.qmpSocket,
     agentSocket: target.agentSocket,
