@@ -1,28 +1,34 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { parseProcStat } from '../../host/proc.js';
-import type { MemberChecker } from './types.js';
+import type { CheckOutcome, MemberChecker } from './types.js';
+
+/** What /proc/<pid>/stat says of the member's process. */
+function verdict(pid: number, startTime: string, stat: string): CheckOutcome {
+  const parsed = parseProcStat(stat);
+  const state = parsed?.state;
+  if (parsed?.startTime !== startTime) return { status: 'fail', detail: `process ${pid} is gone (PID reused by another process)` };
+  if (state === 'Z' || state === 'X') return { status: 'fail', detail: `process ${pid} has exited (zombie)` };
+  if (state === 'T' || state === 't') return { status: 'fail', detail: `process ${pid} is stopped (SIGSTOP or a debugger)` };
+  return { status: 'pass', detail: `process ${pid} alive (state ${state})` };
+}
 
 /**
  * The member's own process exists, is the very process that was started (PID and /proc start
- * time), and is not stopped or a zombie. Read asynchronously: the holder's event loop serves
- * status requests meanwhile.
+ * time), and is not stopped or a zombie. Read synchronously: /proc/<pid>/stat is made by the
+ * kernel in microseconds and never waits on a disk, while an asynchronous read costs four
+ * thread-pool round trips (a quarter of an idle holder's CPU with 100 members).
  */
 export const processAliveChecker: MemberChecker = {
   name: 'process-alive',
-  async check({ member }) {
-    if (!member.process) return { status: 'skip', detail: `no process (${member.state})` };
+  check({ member }) {
+    if (!member.process) return Promise.resolve({ status: 'skip', detail: `no process (${member.state})` });
     const { pid, startTime } = member.process;
     let stat: string;
     try {
-      stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     } catch {
-      return { status: 'fail', detail: `process ${pid} is gone` };
+      return Promise.resolve({ status: 'fail', detail: `process ${pid} is gone` });
     }
-    const parsed = parseProcStat(stat);
-    const state = parsed?.state;
-    if (parsed?.startTime !== startTime) return { status: 'fail', detail: `process ${pid} is gone (PID reused by another process)` };
-    if (state === 'Z' || state === 'X') return { status: 'fail', detail: `process ${pid} has exited (zombie)` };
-    if (state === 'T' || state === 't') return { status: 'fail', detail: `process ${pid} is stopped (SIGSTOP or a debugger)` };
-    return { status: 'pass', detail: `process ${pid} alive (state ${state})` };
+    return Promise.resolve(verdict(pid, startTime, stat));
   },
 };

@@ -27,9 +27,11 @@ export async function runCheck<C extends HolderCheckContext>(
     timer = setTimeout(() => resolve('timeout'), options.timeoutMs);
   });
   let outcome: CheckOutcome;
+  let finished = false;
   try {
     // Promise.resolve().then() turns a synchronous throw into a rejection too.
     const answer = await Promise.race([Promise.resolve().then(() => checker.check(makeContext(controller.signal))), deadline]);
+    finished = answer !== 'timeout';
     if (answer === 'timeout') {
       outcome = { status: 'fail', detail: `check did not finish within ${options.timeoutMs} ms` };
     } else if (!isOutcome(answer)) {
@@ -42,7 +44,9 @@ export async function runCheck<C extends HolderCheckContext>(
     outcome = { status: 'fail', detail: `checker threw: ${message.split('\n')[0]}` };
   } finally {
     clearTimeout(timer);
-    controller.abort();
+    // Only a checker cut short may still hold something; aborting a finished one would cost an
+    // AbortError per check and round for nothing.
+    if (!finished) controller.abort();
     options.signal.removeEventListener('abort', onStop);
   }
   return {
