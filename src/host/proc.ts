@@ -86,3 +86,11 @@ export async function terminateChild(child: ChildProcess, graceMs = 2_000): Prom
   await exited;
   clearTimeout(timer);
 }
+
+/**
+ * For `setpriv --pdeathsig KILL -- sh -c '<guard> …' <starter pid> …`: a starter that died
+ * between the fork and setpriv's prctl never sends the death signal, so the program would live
+ * on orphaned; the shell finds another parent and gives up instead. From the prctl on, the death
+ * signal covers the rest.
+ */
+export const ORPHAN_GUARD = '[ "$PPID" = "$0" ] || exit 125;';

@@ -7,7 +7,7 @@ import { openLoopbackNetwork } from '../../net/loopback.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import { endCgroup, enterCgroup, enteredCgroup } from '../../host/cgroup.js';
 import { openAppendNoFollow } from '../../store/no-follow.js';
-import { processStartTime } from '../../host/proc.js';
+import { ORPHAN_GUARD, processStartTime } from '../../host/proc.js';
 import { memberOwnsListener } from './listener.js';
 import { portCheck } from './port-check.js';
 import type { Backend, BackendContext, ExitInfo, MemberExecOptions, MemberExecResult, MemberHandle } from '../types.js';
@@ -108,7 +108,8 @@ export function createProcessBackend(): Backend {
       const { config, store } = ctx;
       const program = config.cmd ? ['/bin/sh', '-c', config.cmd] : [process.execPath, SERVER_SCRIPT];
       const { prefix, cgroup } = enterCgroup(store.home, config.name);
-      const argv = [...(existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--'] : []), ...prefix, ...program];
+      const guarded = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', '/bin/sh', '-c', `${ORPHAN_GUARD} exec "$@"`, String(process.pid)] : [];
+      const argv = [...guarded, ...prefix, ...program];
       if (!cgroup) ctx.log.warn('no_cgroup', { member: config.name, why: 'cgroup v2 not writable; members are contained by process group only' });
       const logPath = store.serialLogPath(config.cluster, config.name);
       const out = openAppendNoFollow(logPath);

@@ -3,7 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { findBinary } from '../../host/binaries.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import { enteredCgroup } from '../../host/cgroup.js';
-import { processStartTime } from '../../host/proc.js';
+import { ORPHAN_GUARD, processStartTime } from '../../host/proc.js';
 import type { ExitInfo, MemberHandle } from '../types.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -33,8 +33,9 @@ export function launchArgv(qemuArgs: readonly string[], namespace: string | null
 export function containedArgv(rest: readonly string[]): string[] {
   const setpriv = findBinary('setpriv');
   if (!setpriv) throw new FleetboxError('missing_prerequisite', 'setpriv (util-linux) is not installed; run: fleetbox setup --yes');
-  return [setpriv, '--pdeathsig', 'KILL', '--', '/bin/sh', '-c', 'umask 077 && exec "$@"', 'fleetbox-contained', ...rest];
+  return [setpriv, '--pdeathsig', 'KILL', '--', '/bin/sh', '-c', `${ORPHAN_GUARD} umask 077 && exec "$@"`, String(process.pid), ...rest];
 }
+
 
 /**
  * Starts QEMU as the leader of its own process group (reconcile kills the recorded group of a
