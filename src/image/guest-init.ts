@@ -116,10 +116,10 @@ start_agent() {
 
 if [ "$1" = stage2 ] || [ "$1" = services ]; then
   # In the member's own root (host or image): PID 1 again (stage2), or the fleetbox unit that
-  # systemd starts (services). fleetbox's tools are in /run/fleetbox, never on the guest's PATH.
-  export PATH=/run/fleetbox/bin
-  [ "$1" = stage2 ] && busybox --install -s /run/fleetbox/bin
-  . /run/fleetbox/env
+  # systemd starts (services). fleetbox's tools are in ${GUEST_TOOLS}, never on the guest's PATH.
+  export PATH=${GUEST_TOOLS}/bin
+  [ "$1" = stage2 ] && busybox --install -s ${GUEST_TOOLS}/bin
+  . ${GUEST_TOOLS}/env
   if [ "$1" = stage2 ] && [ "$INIT" = systemd ]; then
     [ -x /lib/systemd/systemd ] || die "init: this root has no /lib/systemd/systemd"
     exec /lib/systemd/systemd
@@ -129,13 +129,13 @@ if [ "$1" = stage2 ] || [ "$1" = services ]; then
   # The root's own dropbear when it has one (the host has; images get dropbear-bin), else the
   # initramfs's with its libraries: dropbear re-executes itself for every connection, so those
   # are found through LD_LIBRARY_PATH, not a loader argument.
-  DROPBEAR="env LD_LIBRARY_PATH=/run/fleetbox/lib /run/fleetbox/bin/dropbear"
+  DROPBEAR="env LD_LIBRARY_PATH=${GUEST_TOOLS}/lib ${GUEST_TOOLS}/bin/dropbear"
   [ -x /usr/sbin/dropbear ] && DROPBEAR=/usr/sbin/dropbear
   # The agent likewise, started through the copied loader so that no library path leaks into
   # what it runs.
-  AGENT="/run/fleetbox/lib/ld-linux-x86-64.so.2 --library-path /run/fleetbox/lib /run/fleetbox/bin/qemu-ga"
+  AGENT="${GUEST_TOOLS}/lib/ld-linux-x86-64.so.2 --library-path ${GUEST_TOOLS}/lib ${GUEST_TOOLS}/bin/qemu-ga"
   [ -x /usr/sbin/qemu-ga ] && AGENT=/usr/sbin/qemu-ga
-  HOSTKEY=/run/fleetbox/host_key
+  HOSTKEY=${GUEST_TOOLS}/host_key
 else
 export PATH=/bin
 mount -t proc proc /proc
@@ -244,7 +244,7 @@ if [ -n "$ROOT" ]; then
   mkdir -p $NEW/root/.ssh && cp ${GUEST_AUTHORIZED_KEYS} $NEW/root/.ssh/authorized_keys
   chmod 700 $NEW/root $NEW/root/.ssh
   # What stage 2 runs from: this init, a static busybox, dropbear with its own libraries.
-  F=$NEW/run/fleetbox
+  F=$NEW${GUEST_TOOLS}
   mkdir -p $F/bin $F/lib
   cp /init $F/init && cp /bin/busybox $F/bin/ && cp ${GUEST_HOST_KEY} $F/host_key ||
     die "rootfs: cannot copy fleetbox's tools into the new root"
@@ -261,7 +261,7 @@ if [ -n "$ROOT" ]; then
     # systemd is PID 1; SSH, the power button and the ready marker are a unit of its own.
     U=$NEW/etc/systemd/system
     mkdir -p $U/multi-user.target.wants
-    printf '[Unit]\\nDescription=fleetbox: SSH, power button, ready marker\\n[Service]\\nExecStart=/run/fleetbox/bin/busybox sh /run/fleetbox/init services\\n[Install]\\nWantedBy=multi-user.target\\n' > $U/fleetbox.service
+    printf '[Unit]\\nDescription=fleetbox: SSH, power button, ready marker\\n[Service]\\nExecStart=${GUEST_TOOLS}/bin/busybox sh ${GUEST_TOOLS}/init services\\n[Install]\\nWantedBy=multi-user.target\\n' > $U/fleetbox.service
     ln -sf ../fleetbox.service $U/multi-user.target.wants/fleetbox.service
     # No logins on consoles (fleetbox reaches the guest by SSH): a serial getty would wait 90 s
     # for a device unit that an image without udev never gets.
@@ -270,7 +270,7 @@ if [ -n "$ROOT" ]; then
 else
   mount_shares
 fi
-[ -n "$NEW" ] && exec switch_root $NEW /run/fleetbox/bin/busybox sh /run/fleetbox/init stage2
+[ -n "$NEW" ] && exec switch_root $NEW ${GUEST_TOOLS}/bin/busybox sh ${GUEST_TOOLS}/init stage2
 DROPBEAR=dropbear HOSTKEY=${GUEST_HOST_KEY}
 fi
 
