@@ -1,5 +1,6 @@
-import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 import type { z } from 'zod';
+import { dialUnix } from '../protocol/dial-unix.js';
 import { FleetboxError } from '../protocol/errors.js';
 import { readLines, writeLine } from '../protocol/framing.js';
 import { ErrorReplySchema } from '../protocol/schemas.js';
@@ -32,55 +33,64 @@ export function request<T extends z.ZodType>(
   const timeoutMs = options.timeoutMs ?? 5_000;
   const startWithinMs = options.startWithinMs ?? timeoutMs;
   return new Promise((resolve, reject) => {
-    const socket = connect(socketPath);
+    let socket: Socket | undefined;
     let settled = false;
-    let connected = false;
     const finish = (error: Error | undefined, value?: z.infer<T>) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.destroy();
+      socket?.destroy();
       if (error) reject(error);
       else resolve(value as z.infer<T>);
     };
     const timer = setTimeout(
       () =>
         finish(
-          connected
+          socket
             ? new FleetboxError('unresponsive', `the holder at ${socketPath} took the request but did not answer within ${timeoutMs} ms`)
             : new FleetboxError('unreachable', `no connection to ${socketPath} within ${timeoutMs} ms`),
         ),
       timeoutMs,
     );
-    socket.once('connect', () => {
-      connected = true;
+    const talk = (socket: Socket) => {
+      socket.once('error', (error: NodeJS.ErrnoException) => {
+        finish(new FleetboxError('unreachable', `lost the connection to the holder at ${socketPath}: ${error.code ?? error.message}`, { cause: error }));
+      });
+      socket.once('close', () => finish(new FleetboxError('unreachable', `holder closed ${socketPath} without answering`)));
       writeLine(socket, { ...body, expiresAt: Date.now() + startWithinMs });
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      finish(new FleetboxError('unreachable', `cannot reach holder at ${socketPath}: ${error.code ?? error.message}`, { cause: error }));
-    });
-    socket.once('close', () => finish(new FleetboxError('unreachable', `holder closed ${socketPath} without answering`)));
-    const reader = readLines(socket);
-    reader.onError((error) => finish(new FleetboxError('internal', `holder sent a bad reply: ${error.message}`)));
-    reader.onValue((value) => {
-      const failure = ErrorReplySchema.safeParse(value);
-      if (failure.success) {
-        finish(new FleetboxError(failure.data.error.code, failure.data.error.message));
-        return;
-      }
-      if (options.parts) {
-        const part = options.parts.schema.safeParse(value);
-        if (part.success) {
-          options.parts.onPart(part.data);
+      const reader = readLines(socket);
+      reader.onError((error) => finish(new FleetboxError('internal', `holder sent a bad reply: ${error.message}`)));
+      reader.onValue((value) => {
+        const failure = ErrorReplySchema.safeParse(value);
+        if (failure.success) {
+          finish(new FleetboxError(failure.data.error.code, failure.data.error.message));
           return;
         }
-      }
-      const parsed = success.safeParse(value);
-      if (!parsed.success) {
-        finish(new FleetboxError('internal', `holder sent an unexpected reply: ${parsed.error.issues[0]?.message}`));
-        return;
-      }
-      finish(undefined, parsed.data);
-    });
+        if (options.parts) {
+          const part = options.parts.schema.safeParse(value);
+          if (part.success) {
+            options.parts.onPart(part.data);
+            return;
+          }
+        }
+        const parsed = success.safeParse(value);
+        if (!parsed.success) {
+          finish(new FleetboxError('internal', `holder sent an unexpected reply: ${parsed.error.issues[0]?.message}`));
+          return;
+        }
+        finish(undefined, parsed.data);
+      });
+    };
+    dialUnix(socketPath, Date.now() + timeoutMs, `holder at ${socketPath}`).then(
+      (connected) => {
+        if (settled) {
+          connected.destroy();
+          return;
+        }
+        socket = connected;
+        talk(connected);
+      },
+      (error: Error) => finish(error),
+    );
   });
 }

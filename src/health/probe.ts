@@ -43,7 +43,9 @@ export function probeStatus(socketPath: string, timeoutMs: number): Promise<Prob
     socket.once('connect', () => socket.write('{"cmd":"status"}\n'));
     socket.on('error', (error: NodeJS.ErrnoException) => {
       const missing = error.code === 'ENOENT' || error.code === 'ECONNREFUSED';
-      finish({ ok: false, reason: missing ? 'no_socket' : 'error', message: `cannot connect: ${error.code ?? error.message}` });
+      // EAGAIN: the accept queue is full, so the holder is alive but behind.
+      const reason = missing ? 'no_socket' : error.code === 'EAGAIN' ? 'timeout' : 'error';
+      finish({ ok: false, reason, message: `cannot connect: ${error.code ?? error.message}` });
     });
     socket.on('data', (chunk: string) => {
       buffered += chunk;

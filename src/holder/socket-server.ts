@@ -2,7 +2,10 @@ import { lstatSync, unlinkSync, chmodSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { FleetboxError } from '../protocol/errors.js';
 
-/** Resolves true if something accepts a connection on the unix socket at `path`. */
+/**
+ * Resolves true if something listens on the unix socket at `path`. A full accept queue (EAGAIN)
+ * is a live listener too: a flooded holder's socket must never be taken for a leftover.
+ */
 export function socketAnswers(path: string, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(path);
@@ -13,7 +16,7 @@ export function socketAnswers(path: string, timeoutMs = 500): Promise<boolean> {
     };
     const timer = setTimeout(() => done(false), timeoutMs);
     socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
+    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'EAGAIN'));
   });
 }
 
