@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -39,6 +40,28 @@ const floorRules = FLOORS.flatMap((floor, level) =>
   }),
 );
 
+/*
+ * Outside src/backend/ no code names a backend kind: what differs per backend is behind the
+ * Backend and BackendSetup interfaces, and the registry (store/backend-kinds.ts) is the one list
+ * of names. The names are read from that list, so a new backend is covered without editing this.
+ */
+const registry = readFileSync(new URL('./src/store/backend-kinds.ts', import.meta.url), 'utf8');
+const kinds = /export const BACKENDS = \[([^\]]*)\]/.exec(registry)?.[1]?.match(/'[a-z0-9-]+'/g)?.map((quoted) => quoted.slice(1, -1));
+if (!kinds?.length) throw new Error('eslint.config.js: cannot read the BACKENDS list of src/store/backend-kinds.ts');
+const backendKindRule = {
+  files: ['src/**/*.ts'],
+  ignores: ['src/backend/**', 'src/store/backend-kinds.ts'],
+  rules: {
+    'no-restricted-syntax': [
+      'error',
+      {
+        selector: `Literal[value=/^(${kinds.join('|')})$/]`,
+        message: 'a backend kind is named only in src/backend/ and the registry (store/backend-kinds.ts): put the difference behind Backend or BackendSetup, or a trait in the registry.',
+      },
+    ],
+  },
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '**/*.mjs', 'eslint.config.js'] },
   js.configs.recommended,
@@ -60,4 +83,5 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-unsafe-assignment': 'off' },
   },
   ...floorRules,
+  backendKindRule,
 );

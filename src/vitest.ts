@@ -1,6 +1,6 @@
-import { accessSync, constants } from 'node:fs';
 import { test as base } from 'vitest';
 import { startCluster, type Cluster, type StartClusterOptions } from './lib/cluster.js';
+import { DEFAULT_BACKEND, type BackendKind } from './store/backend-kinds.js';
 
 export interface FleetboxTestOptions extends Omit<StartClusterOptions, 'name' | 'unique'> {
   /** Base of the cluster name; default: derived from the test's name. */
@@ -18,21 +18,10 @@ export function clusterNameFor(testName: string): string {
   return slug || 'test';
 }
 
-const QEMU_CANDIDATES = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'];
-
-/** Why this machine cannot boot members of `backend`, or undefined when it can. */
-export function cannotBoot(backend: 'qemu' | 'process'): string | undefined {
-  if (backend === 'process') return undefined;
-  if (process.platform !== 'linux') return `fleetbox VMs need Linux, this is ${process.platform}`;
-  const found = QEMU_CANDIDATES.some((path) => {
-    try {
-      accessSync(path, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  return found ? undefined : "qemu-system-x86_64 is not installed; run 'npx fleetbox setup --yes'";
+/** Why this machine cannot boot members of `backend` (default: a VM), or undefined when it can. */
+export async function cannotBoot(backend: BackendKind = DEFAULT_BACKEND): Promise<string | undefined> {
+  const { loadBackendSetup } = await import('./backend/index.js');
+  return (await loadBackendSetup(backend)).cannotRun();
 }
 
 /**
@@ -46,7 +35,7 @@ export function cannotBoot(backend: 'qemu' | 'process'): string | undefined {
 export function fleetboxTest(options: FleetboxTestOptions = {}) {
   return base.extend<{ cluster: Cluster }>({
     cluster: async ({ task, skip }, use) => {
-      const reason = cannotBoot(options.backend ?? 'qemu');
+      const reason = await cannotBoot(options.backend);
       if (reason) {
         process.stderr.write(`fleetbox: skipping "${task.name}": ${reason}\n`);
         skip(reason);

@@ -1,19 +1,25 @@
 import { FleetboxError } from '../protocol/errors.js';
-import type { BackendKind } from '../store/member-config.js';
-import type { Backend } from './types.js';
+import { BACKENDS, type BackendKind } from '../store/backend-kinds.js';
+import type { Backend, BackendSettings, BackendSetup } from './types.js';
 
-/** Backends load lazily: a process cluster never pays for the qemu code, and vice versa. */
-export async function loadBackend(kind: BackendKind): Promise<Backend> {
-  switch (kind) {
-    case 'process': {
-      const { createProcessBackend } = await import('./process/index.js');
-      return createProcessBackend();
-    }
-    case 'qemu': {
-      const { createQemuBackend } = await import('./qemu/index.js');
-      return createQemuBackend();
-    }
-    default:
-      throw new FleetboxError('usage', `unknown backend ${String(kind)}; use process or qemu`);
+/**
+ * The backends, found by name: a backend is the folder `backend/<kind>/`, whose `index.ts`
+ * exports `createBackend` and whose `setup.ts` exports `backendSetup`, plus its name in BACKENDS
+ * (store/backend-kinds.ts). Loaded lazily: a process cluster never pays for the qemu code.
+ */
+function checked(kind: string): BackendKind {
+  if (!(BACKENDS as readonly string[]).includes(kind)) {
+    throw new FleetboxError('usage', `unknown backend ${JSON.stringify(kind)}; use one of ${BACKENDS.join(', ')}`);
   }
+  return kind as BackendKind;
+}
+
+export async function loadBackend(kind: string, settings: BackendSettings = {}): Promise<Backend> {
+  const module = (await import(`./${checked(kind)}/index.js`)) as { createBackend(settings: BackendSettings): Backend };
+  return module.createBackend(settings);
+}
+
+export async function loadBackendSetup(kind: string): Promise<BackendSetup> {
+  const module = (await import(`./${checked(kind)}/setup.js`)) as { backendSetup: BackendSetup };
+  return module.backendSetup;
 }

@@ -59,6 +59,43 @@ export interface MemberHealthCheck {
   check(ctx: BackendContext, signal: AbortSignal): Promise<{ status: CheckStatus; detail: string }>;
 }
 
+/** A holder's settings that reach its backend (from HolderOptions). */
+export interface BackendSettings {
+  /** Forces the accelerator of VM members instead of the probe's verdict. */
+  accel?: 'kvm' | 'tcg';
+}
+
+/** One line of `fleetbox doctor`. */
+export interface Prerequisite {
+  name: string;
+  ok: boolean;
+  /** false: fleetbox works without it, only slower or with less (e.g. KVM). */
+  required: boolean;
+  detail: string;
+  /** What to run to fix it; null when ok or when nothing can be run. */
+  fix: string | null;
+  /** Debian package that provides it, when installing one fixes it. */
+  package?: string;
+  /** Setup fixes it by downloading from the Debian mirror (so it needs a fresh apt index). */
+  downloadsWithApt?: boolean;
+}
+
+/**
+ * What a backend needs of the host, and its one-time preparation: `fleetbox doctor`, `fleetbox
+ * setup` and the vitest fixtures call this without knowing which backends exist.
+ */
+export interface BackendSetup {
+  /** Why this machine cannot run members of this backend at all, or undefined. Cheap: looks only. */
+  cannotRun(): string | undefined;
+  /** One line per prerequisite, in the order doctor prints them. Looks only: never downloads, builds or boots. */
+  check(store: Store): Promise<Prerequisite[]>;
+  /**
+   * After the missing packages are installed: whatever makes the first start fast (a download,
+   * an image, a probe, a template). Idempotent; `progress` narrates long steps.
+   */
+  prepare(store: Store, settings: BackendSettings, progress: (message: string) => void): Promise<void>;
+}
+
 /**
  * What boots members. `src/holder` is the only code that touches a backend (DESIGN §2).
  * Lifecycle: prepare (cacheable, may download: state `downloading`, not charged to the boot

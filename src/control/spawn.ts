@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { crashPoint } from '../protocol/crash-point.js';
 import { FleetboxError } from '../protocol/errors.js';
 import { readLines, writeLine } from '../protocol/framing.js';
-import { HolderOptionsSchema, RUNNER_FLAG, type HolderOptionsInput } from '../protocol/holder-options.js';
+import { HolderOptionsSchema, holderSettingsFromEnv, RUNNER_FLAG, type HolderOptionsInput } from '../protocol/holder-options.js';
 import { AckReplySchema, BindReplySchema, ErrorReplySchema } from '../protocol/schemas.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { Store } from '../store/layout.js';
@@ -80,6 +80,8 @@ export async function spawnHolder(store: Store, options: SpawnOptions): Promise<
   const holderOptions = HolderOptionsSchema.parse({
     home: store.home,
     mode: options.bound ? 'bound' : 'detached',
+    ...(options.bound && { parentPid: process.pid }),
+    ...holderSettingsFromEnv(process.env),
     ...options.holderOptions,
   });
   const logPath = store.holderLogPath(options.cluster);
@@ -90,11 +92,9 @@ export async function spawnHolder(store: Store, options: SpawnOptions): Promise<
     child = spawn(process.execPath, [HOLDER_MAIN, RUNNER_FLAG, options.cluster, options.members.join(',')], {
       detached: !options.bound,
       stdio: ['ignore', logFd, logFd],
-      env: {
-        ...process.env,
-        FLEETBOX_OPTS: JSON.stringify(holderOptions),
-        ...(options.bound && { FLEETBOX_PARENT_PID: String(process.pid) }),
-      },
+      // The environment passes on for the tools the holder runs (PATH, locale); the holder's own
+      // settings are all in FLEETBOX_OPTS.
+      env: { ...process.env, FLEETBOX_OPTS: JSON.stringify(holderOptions) },
     });
   } finally {
     closeSync(logFd);

@@ -4,7 +4,6 @@ import { FleetboxError } from '../protocol/errors.js';
 import { readLines, writeLine } from '../protocol/framing.js';
 import { CONTROL_COMMANDS, ControlRequestSchema } from '../protocol/schemas.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
-import type { Holder } from './holder.js';
 import { errorReply } from './member-socket.js';
 import { listenUnix } from './socket-server.js';
 
@@ -22,14 +21,22 @@ function holderVersion(): string {
   return process.env.FLEETBOX_TEST_HOLDER_VERSION ?? PROTOCOL_VERSION;
 }
 
+/** What the control socket needs of its holder: whether it takes an owner, and what to do with one. */
+export interface OwnerControl {
+  readonly mode: 'bound' | 'detached';
+  readonly instance: string;
+  /** The acked owner's connection; its end means the owner is gone. */
+  armOwner(socket: Socket): void;
+}
+
 /**
  * bind → reply → ack. Only the ack arms the death-watch: a connection that closes before it
  * (a retry, a probe, a fuzzer) tears nothing down. One owner at a time.
  */
-export function serveControlSocket(holder: Holder): Promise<Server> {
+export function serveControlSocket(holder: OwnerControl, socketPath: string): Promise<Server> {
   let owner: Socket | undefined;
   let handshakes = 0;
-  return listenUnix(holder.store.controlSocketPath(holder.cluster), (socket: Socket) => {
+  return listenUnix(socketPath, (socket: Socket) => {
     socket.on('error', () => socket.destroy());
     if (handshakes >= MAX_HANDSHAKES) {
       // Nothing is read from it. Destroyed as soon as the reply is flushed, not on the peer's EOF:
@@ -75,7 +82,7 @@ export function serveControlSocket(holder: Holder): Promise<Server> {
           writeLine(socket, errorReply(new FleetboxError('version_mismatch', `holder speaks protocol ${holderVersion()}, client speaks ${request.version}`)));
           return;
         }
-        if (holder.options.mode !== 'bound') {
+        if (holder.mode !== 'bound') {
           writeLine(socket, errorReply(new FleetboxError('busy', 'this holder is detached; it takes no owner')));
           return;
         }

@@ -4,51 +4,19 @@ import { unlinkSync } from 'node:fs';
 import type { Logger } from '../host/logger.js';
 import { heartbeatPath } from '../store/heartbeat.js';
 import type { CheckResult, HeartbeatFile } from '../protocol/health.js';
+import type { HealthSettings } from '../protocol/holder-options.js';
 import type { Store } from '../store/layout.js';
 import { processStartTime } from '../host/proc.js';
 import { defaultCheckers, runCheck, type HolderChecker, type MemberChecker, type MemberTarget } from './checkers/index.js';
-import type { Holder } from './holder.js';
-import { describeFault, healCommand } from './faults.js';
 
 export interface HealthLoop {
   stop(): void;
 }
 
-export interface HealthSettings {
-  /** How often checks run and the heartbeat is written. */
-  pollMs: number;
-  /** Deadline of one check; a check that misses it is a failing check. */
-  checkTimeoutMs: number;
-  /** A live holder whose heartbeat is older than this is stale (wedged). */
-  staleAfterMs: number;
-}
-
 /** Members checked at once within a round. */
 const ROUND_CONCURRENCY = 8;
 
-function envInt(env: NodeJS.ProcessEnv, key: string, min: number, max: number): number | undefined {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
-}
-
-/**
- * Poll period, check deadline and stale threshold: FLEETBOX_HEALTH_POLL_MS (default 2000),
- * FLEETBOX_HEALTH_TIMEOUT_MS (default 1000), FLEETBOX_HEALTH_STALE_MS (default 5 × poll, at
- * least 5 s). The holder inherits them from the environment of the command that spawned it.
- * The stale threshold is kept above two poll periods plus a check deadline, so a healthy but
- * busy holder is never called stale.
- */
-export function healthSettings(env: NodeJS.ProcessEnv = process.env): HealthSettings {
-  const pollMs = envInt(env, 'FLEETBOX_HEALTH_POLL_MS', 50, 600_000) ?? 2_000;
-  const checkTimeoutMs = envInt(env, 'FLEETBOX_HEALTH_TIMEOUT_MS', 10, 600_000) ?? Math.min(1_000, Math.max(pollMs, 100));
-  const floor = 2 * pollMs + checkTimeoutMs;
-  const staleAfterMs = Math.max(envInt(env, 'FLEETBOX_HEALTH_STALE_MS', 100, 3_600_000) ?? Math.max(5 * pollMs, 5_000), floor);
-  return { pollMs, checkTimeoutMs, staleAfterMs };
-}
-
-export interface HealthMonitorInit extends HealthSettings {
+export interface HealthMonitorInit extends Omit<HealthSettings, 'enabled'> {
   store: Store;
   cluster: string;
   log: Logger;
@@ -233,41 +201,36 @@ export class HealthMonitor implements HealthLoop {
   }
 }
 
-function targetsOf(holder: Holder): MemberTarget[] {
-  return [...holder.runtimes.values()].map((runtime) => ({
-    name: runtime.name,
-    cluster: runtime.config.cluster,
-    backend: runtime.config.backend,
-    state: runtime.state,
-    since: runtime.since,
-    ip: runtime.ip,
-    port: runtime.config.port,
-    process: runtime.handle ? { pid: runtime.handle.pid, startTime: runtime.handle.startTime } : null,
-    inside: runtime.healthChecks(),
-    faults: (holder.faults?.of(runtime.name) ?? []).map((f) => `${describeFault(f)} (heal: ${healCommand(f)})`),
-    paused: holder.faults?.paused(runtime.name) ?? false,
-  }));
+/** What the health loop needs of its holder, and no more. */
+export interface HealthSubject {
+  readonly store: Store;
+  readonly cluster: string;
+  readonly log: Logger;
+  readonly instance: string;
+  readonly settings: HealthSettings;
+  /** The members to check, read fresh each round. */
+  members(): MemberTarget[];
 }
 
 /**
  * Runs the holder's health checkers and heartbeats on a poll period (DESIGN §8).
  * Started once the holder's members are adopted; stopped at shutdown.
  */
-export function startHealthLoop(holder: Holder): HealthLoop {
-  if (process.env.FLEETBOX_HEALTH === 'off') {
+export function startHealthLoop(subject: HealthSubject): HealthLoop {
+  const { settings } = subject;
+  if (!settings.enabled) {
     // No checks and no heartbeat: `status` then shows this cluster's members amber (no_heartbeat).
-    holder.log.info('health_loop_off', {});
+    subject.log.info('health_loop_off', {});
     return { stop() {} };
   }
-  const settings = healthSettings();
-  holder.log.info('health_loop_start', { ...settings });
+  subject.log.info('health_loop_start', { ...settings });
   return new HealthMonitor({
     ...settings,
-    store: holder.store,
-    cluster: holder.cluster,
-    log: holder.log,
-    holder: { pid: process.pid, startTime: processStartTime(process.pid) ?? '0', instance: holder.instance },
-    members: () => targetsOf(holder),
+    store: subject.store,
+    cluster: subject.cluster,
+    log: subject.log,
+    holder: { pid: process.pid, startTime: processStartTime(process.pid) ?? '0', instance: subject.instance },
+    members: () => subject.members(),
     checkers: defaultCheckers(),
   }).start();
 }

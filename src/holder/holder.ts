@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import type { Backend, MemberExecOptions, MemberExecResult } from '../backend/types.js';
 
-/** Commands (exec, copy steps) one member runs at once for fleetbox clients. */
-export const MAX_EXECS_PER_MEMBER = 64;
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork } from '../net/types.js';
 import { crashPoint } from '../protocol/crash-point.js';
@@ -21,10 +19,14 @@ import { serveControlSocket } from './control-socket.js';
 import { Forwards } from './forwards.js';
 import { startHealthLoop, type HealthLoop } from './health-loop.js';
 import { MemberRuntime } from './member-runtime.js';
-import { Faults } from './faults.js';
-import type { Fault, NetworkShape } from '../protocol/schemas.js';
-import { serveMemberSocket } from './member-socket.js';
+import { describeFault, Faults, healCommand } from './faults.js';
+import type { Fault } from '../protocol/schemas.js';
+import { serveMemberSocket, type FaultCall } from './member-socket.js';
 import { closeUnix } from './socket-server.js';
+import type { MemberTarget } from './checkers/index.js';
+
+/** Commands (exec, copy steps) one member runs at once for fleetbox clients. */
+export const MAX_EXECS_PER_MEMBER = 64;
 
 export interface HolderInit {
   store: Store;
@@ -73,6 +75,10 @@ export class Holder {
     return this.init.options;
   }
 
+  get mode(): HolderOptions['mode'] {
+    return this.init.options.mode;
+  }
+
   async start(): Promise<void> {
     const { store, cluster, members, log } = this.init;
     log.info('holder_start', { pid: process.pid, instance: this.instance, members, mode: this.options.mode });
@@ -81,7 +87,7 @@ export class Holder {
       if (result.killed.length > 0) log.warn('reconciled_orphans', { member: member.name, killed: result.killed });
     }
     // The control socket comes first: a second holder of this cluster fails here, touching nothing.
-    this.controlServer = await serveControlSocket(this);
+    this.controlServer = await serveControlSocket(this, store.controlSocketPath(cluster));
     crashPoint('holder-after-control-listen');
     this.network = await this.init.backend.openNetwork(store, cluster, log);
     this.faultSet = new Faults(store, cluster, this.network, this.runtimes, log);
@@ -90,7 +96,34 @@ export class Holder {
     crashPoint('holder-after-pidfile');
     for (const name of members) void this.runtimes.get(name)?.boot();
     this.started = true;
-    this.health = startHealthLoop(this);
+    this.health = startHealthLoop({
+      store,
+      cluster,
+      log,
+      instance: this.instance,
+      settings: this.options.health,
+      members: () => this.healthTargets(),
+    });
+  }
+
+  /** The members as the health loop checks them, with the faults in force on each. */
+  private healthTargets(): MemberTarget[] {
+    return [...this.runtimes.values()].map((runtime) => {
+      const now = runtime.snapshot();
+      return {
+        name: runtime.name,
+        cluster: runtime.config.cluster,
+        backend: runtime.config.backend,
+        state: now.state,
+        since: now.since,
+        ip: now.ip,
+        port: runtime.config.port,
+        process: now.handle ? { pid: now.handle.pid, startTime: now.handle.startTime } : null,
+        inside: runtime.healthChecks(),
+        faults: (this.faultSet?.of(runtime.name) ?? []).map((f) => `${describeFault(f)} (heal: ${healCommand(f)})`),
+        paused: this.faultSet?.paused(runtime.name) ?? false,
+      };
+    });
   }
 
   /** Takes `name` on as a member of this holder: config, socket, then pidfile (DESIGN §3). */
@@ -120,7 +153,7 @@ export class Holder {
     this.adopting.add(name);
     try {
       if (!this.servers.has(name)) {
-        this.servers.set(name, await serveMemberSocket(this, name));
+        this.servers.set(name, await serveMemberSocket(this, this.store.memberSocketPath(name), name));
         crashPoint('holder-after-socket-listen');
       }
       const runtime = new MemberRuntime(config, this.init.backend, this.network, this.store, this.log, {
@@ -239,10 +272,7 @@ export class Holder {
   }
 
   /** Injects, heals or lists faults; `member` is the one whose socket took the request. */
-  async fault(
-    member: string,
-    request: { op: string; sides?: string[][]; members?: string[]; shape?: NetworkShape; to?: string[] },
-  ): Promise<{ faults: Fault[]; healed?: Fault[] }> {
+  async fault(member: string, request: FaultCall): Promise<{ faults: Fault[]; healed?: Fault[] }> {
     const faults = this.faultSet;
     if (!faults) throw new FleetboxError('busy', `holder of ${this.cluster} is still starting; retry`);
     const targets = request.members && request.members.length > 0 ? request.members : [member];

@@ -30,7 +30,7 @@ async function run(): Promise<void> {
   const log = fileLogger(store.holderLogPath(cluster), { cluster, pid: process.pid });
   const first = readMemberConfig(store, cluster, members[0] ?? '');
   if (!first) throw new FleetboxError('not_found', `member ${members[0]} has no config.json`);
-  const backend = await loadBackend(first.backend);
+  const backend = await loadBackend(first.backend, { accel: options.accel });
   const holder = new Holder({
     store,
     cluster,
@@ -51,9 +51,8 @@ async function run(): Promise<void> {
     log.error('unhandled_rejection', { message: String(reason) });
   });
   if (options.mode === 'bound') {
-    const parentPid = Number(process.env.FLEETBOX_PARENT_PID);
-    if (Number.isInteger(parentPid) && parentPid > 0) {
-      watchParent(parentPid, options.parentPollMs, () => void holder.shutdown('parent process died'));
+    if (options.parentPid !== undefined) {
+      watchParent(options.parentPid, options.parentPollMs, () => void holder.shutdown('parent process died'));
     }
     setTimeout(() => {
       if (!holder.hasOwner) void holder.shutdown('no owner acked in time');

@@ -20,13 +20,20 @@ export interface RuntimeEvents {
  * One member's life inside the holder: prepare → start → probe → running → stopping → stopped,
  * or error from any step. Owns the member's process handle and its network attachment.
  */
-export class MemberRuntime {
-  state: MemberState = 'starting';
-  since = new Date().toISOString();
+/** Where a member is in its life, as the rest of the holder sees it (read-only). */
+export interface RuntimeSnapshot {
+  state: MemberState;
+  /** When it entered `state`. */
+  since: string;
   error: string | undefined;
   progress: string | undefined;
-  ip: string | null = null;
+  ip: string | null;
   handle: MemberHandle | undefined;
+}
+
+export class MemberRuntime {
+  /** Changed only here, by the lifecycle's own steps. */
+  private readonly now: RuntimeSnapshot = { state: 'starting', since: new Date().toISOString(), error: undefined, progress: undefined, ip: null, handle: undefined };
   private abort = new AbortController();
   private ctx: BackendContext | undefined;
   private stopping: Promise<void> | undefined;
@@ -45,6 +52,22 @@ export class MemberRuntime {
     return this.config.name;
   }
 
+  snapshot(): Readonly<RuntimeSnapshot> {
+    return { ...this.now };
+  }
+
+  get state(): MemberState {
+    return this.now.state;
+  }
+
+  get ip(): string | null {
+    return this.now.ip;
+  }
+
+  get handle(): MemberHandle | undefined {
+    return this.now.handle;
+  }
+
   /** Where the member sits on the cluster network, once attached. */
   get memberNetwork() {
     return this.ctx?.network;
@@ -52,26 +75,26 @@ export class MemberRuntime {
 
   /** Active members keep the holder alive; stopped and errored ones do not. */
   get active(): boolean {
-    return this.state !== 'stopped' && this.state !== 'error';
+    return this.now.state !== 'stopped' && this.now.state !== 'error';
   }
 
   status(): MemberStatus {
     return {
       name: this.name,
-      pid: this.handle?.pid ?? null,
-      running: this.state === 'running',
-      ip: this.ip,
-      state: this.state,
-      ...(this.error !== undefined && { error: this.error }),
-      ...(this.progress !== undefined && this.state === 'downloading' && { progress: this.progress }),
-      since: this.since,
+      pid: this.now.handle?.pid ?? null,
+      running: this.now.state === 'running',
+      ip: this.now.ip,
+      state: this.now.state,
+      ...(this.now.error !== undefined && { error: this.now.error }),
+      ...(this.now.progress !== undefined && this.now.state === 'downloading' && { progress: this.now.progress }),
+      since: this.now.since,
     };
   }
 
   private set(state: MemberState, error?: string): void {
-    this.state = state;
-    this.error = error;
-    this.since = new Date().toISOString();
+    this.now.state = state;
+    this.now.error = error;
+    this.now.since = new Date().toISOString();
     this.log.info('member_state', { member: this.name, state, ...(error !== undefined && { error }) });
     this.events.onChange(this);
   }
@@ -80,7 +103,7 @@ export class MemberRuntime {
   boot(): Promise<void> {
     this.abort = new AbortController();
     this.stopping = undefined;
-    this.error = undefined;
+    this.now.error = undefined;
     this.booting = this.runBoot().finally(() => (this.booting = undefined));
     return this.booting;
   }
@@ -91,13 +114,13 @@ export class MemberRuntime {
     try {
       this.set('starting');
       const network = await this.network.attach(this.name);
-      this.ip = network.ip;
+      this.now.ip = network.ip;
       crashPoint('holder-mid-network-setup');
       ctx = { store: this.store, config: this.config, network, log: this.log, signal };
       this.ctx = ctx;
       this.set('downloading');
       await this.backend.prepare(ctx, (message) => {
-        this.progress = message;
+        this.now.progress = message;
         this.log.info('member_progress', { member: this.name, message });
         this.events.onChange(this);
       });
@@ -105,10 +128,10 @@ export class MemberRuntime {
       this.set('starting');
       // The boot budget starts only now: preparation (downloads, image builds) is not charged to it.
       const deadline = Date.now() + this.config.bootTimeoutMs;
-      this.handle = await this.backend.start(ctx);
+      this.now.handle = await this.backend.start(ctx);
       crashPoint('holder-mid-boot');
       this.events.onChange(this);
-      const handle = this.handle;
+      const handle = this.now.handle;
       let exited = false;
       void handle.exited.then((info) => {
         exited = true;
@@ -134,7 +157,7 @@ export class MemberRuntime {
       const failure = toFleetboxError(error, 'boot_failed');
       this.log.error('boot_failed', { member: this.name, code: failure.code, message: failure.message });
       // A member that failed to boot must not keep a half-started process behind.
-      if (this.handle && ctx) await this.backend.stop(ctx, this.handle, 1_000).catch(() => undefined);
+      if (this.now.handle && ctx) await this.backend.stop(ctx, this.now.handle, 1_000).catch(() => undefined);
       await this.network.detach(this.name).catch(() => undefined);
       this.set('error', failure.message);
     }
@@ -142,47 +165,47 @@ export class MemberRuntime {
 
   /** Runs a command in the member; only a running member takes one. */
   exec(command: string, options: MemberExecOptions): Promise<MemberExecResult> {
-    if (this.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
+    if (this.now.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
     return this.backend.exec(this.ctx, command, options);
   }
 
   /** Writes a file in the member; only a running member takes one. */
   writeFile(path: string, data: Buffer, append: boolean): Promise<void> {
-    if (this.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
+    if (this.now.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
     return this.backend.writeFile(this.ctx, path, data, append);
   }
 
   /** Reads part of a file in the member; only a running member takes one. */
   readFile(path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean }> {
-    if (this.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
+    if (this.now.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
     return this.backend.readFile(this.ctx, path, offset, count);
   }
 
   /** Freezes the running member (fault injection); verified by the backend. */
   pause(): Promise<void> {
-    if (this.state !== 'running' || !this.ctx || !this.handle) return Promise.reject(this.notRunning());
-    return this.backend.pause(this.ctx, this.handle);
+    if (this.now.state !== 'running' || !this.ctx || !this.now.handle) return Promise.reject(this.notRunning());
+    return this.backend.pause(this.ctx, this.now.handle);
   }
 
   resume(): Promise<void> {
-    if (this.state !== 'running' || !this.ctx || !this.handle) return Promise.reject(this.notRunning());
-    return this.backend.resume(this.ctx, this.handle);
+    if (this.now.state !== 'running' || !this.ctx || !this.now.handle) return Promise.reject(this.notRunning());
+    return this.backend.resume(this.ctx, this.now.handle);
   }
 
   /** Shapes (or with undefined, stops shaping) what the running member sends; verified by the backend. */
   shapeNetwork(shape: AppliedShape | undefined): Promise<void> {
-    if (this.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
+    if (this.now.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());
     return this.backend.shapeNetwork(this.ctx, shape);
   }
 
   private notRunning(): FleetboxError {
-    return new FleetboxError('not_running', `${this.name} is ${this.state}; start it first ('fleetbox up ${this.name}')`);
+    return new FleetboxError('not_running', `${this.name} is ${this.now.state}; start it first ('fleetbox up ${this.name}')`);
   }
 
   /** The backend's checks of what runs inside the member, bound to it; none unless it runs. */
   healthChecks(): { name: string; check(signal: AbortSignal): Promise<{ status: CheckStatus; detail: string }> }[] {
     const ctx = this.ctx;
-    if (this.state !== 'running' || !ctx) return [];
+    if (this.now.state !== 'running' || !ctx) return [];
     return this.backend.healthChecks.map((c) => ({ name: c.name, check: (signal: AbortSignal) => c.check(ctx, signal) }));
   }
 
@@ -192,8 +215,8 @@ export class MemberRuntime {
   }
 
   private onExit(code: number | null, signal: string | null, reason?: string): void {
-    if (this.stopping || this.state === 'error' || this.state === 'stopped') return;
-    if (this.state !== 'running') return; // boot loop reports it
+    if (this.stopping || this.now.state === 'error' || this.now.state === 'stopped') return;
+    if (this.now.state !== 'running') return; // boot loop reports it
     const how = signal ? `signal ${signal}` : `code ${code}`;
     this.log.warn('member_exited', { member: this.name, code, signal, ...(reason && { reason }) });
     void this.network.detach(this.name).catch(() => undefined);
@@ -215,8 +238,8 @@ export class MemberRuntime {
    * `up` starts it again like any stopped member.
    */
   crash(): Promise<void> {
-    if (this.state !== 'running' || !this.handle) return Promise.reject(this.notRunning());
-    const handle = this.handle;
+    if (this.now.state !== 'running' || !this.now.handle) return Promise.reject(this.notRunning());
+    const handle = this.now.handle;
     this.log.warn('member_crash_injected', { member: this.name, pid: handle.pid });
     signalRecorded(handle.pid, handle.startTime, 'SIGKILL');
     this.stopping ??= handle.exited.then(() => this.runStop(1_000, false));
@@ -224,20 +247,20 @@ export class MemberRuntime {
   }
 
   private async runStop(timeoutMs: number, keepError: boolean): Promise<void> {
-    if (this.state === 'stopped') return;
-    const failed = this.state === 'error' && keepError;
+    if (this.now.state === 'stopped') return;
+    const failed = this.now.state === 'error' && keepError;
     if (!failed) this.set('stopping');
     this.abort.abort();
     await this.booting;
-    if (this.handle && this.ctx) {
+    if (this.now.handle && this.ctx) {
       try {
-        await this.backend.stop(this.ctx, this.handle, timeoutMs);
+        await this.backend.stop(this.ctx, this.now.handle, timeoutMs);
       } catch (error) {
         this.log.error('stop_failed', { member: this.name, message: String(error) });
       }
     }
     await this.network.detach(this.name).catch(() => undefined);
-    this.handle = undefined;
+    this.now.handle = undefined;
     if (failed) this.events.onChange(this);
     else this.set('stopped');
   }

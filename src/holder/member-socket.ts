@@ -1,11 +1,43 @@
 import type { Server, Socket } from 'node:net';
 import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
 import { readLines, writeLine } from '../protocol/framing.js';
-import { EXEC_PART_BYTES, MEMBER_COMMANDS, MemberRequestSchema, type ErrorReply, type MemberRequest } from '../protocol/schemas.js';
+import {
+  EXEC_PART_BYTES,
+  MEMBER_COMMANDS,
+  MemberRequestSchema,
+  type ErrorReply,
+  type Fault,
+  type MemberRequest,
+  type MemberStatus,
+  type NetworkShape,
+} from '../protocol/schemas.js';
+import type { MemberExecOptions, MemberExecResult } from '../backend/types.js';
+import type { Logger } from '../host/logger.js';
+import { listenUnix } from './socket-server.js';
 
 type ExecRequest = Extract<MemberRequest, { cmd: 'exec' }>;
-import type { Holder } from './holder.js';
-import { listenUnix } from './socket-server.js';
+
+/** A `fault` request as the holder takes it; `member` in the service call is the socket's member. */
+export interface FaultCall {
+  op: string;
+  sides?: string[][];
+  members?: string[];
+  shape?: NetworkShape;
+  to?: string[];
+}
+
+/** What a member socket serves, and no more (the holder implements it). */
+export interface MemberService {
+  readonly log: Logger;
+  statusOf(name: string): MemberStatus;
+  stopMember(name: string, timeoutMs?: number): Promise<MemberStatus>;
+  addMember(name: string): Promise<MemberStatus>;
+  forward(name: string, port: number): Promise<{ host: string; port: number; memberPort: number }>;
+  exec(name: string, command: string, options: MemberExecOptions): Promise<MemberExecResult>;
+  fault(member: string, request: FaultCall): Promise<{ faults: Fault[]; healed?: Fault[] }>;
+  writeFile(name: string, path: string, data: Buffer, append: boolean): Promise<void>;
+  readFile(name: string, path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean }>;
+}
 
 /** A connection that has not sent its request by then is dropped (slow or stuck peers). */
 const REQUEST_IDLE_MS = 10_000;
@@ -32,7 +64,7 @@ export function parseMemberRequest(value: unknown): MemberRequest {
   return parsed.data;
 }
 
-async function handle(holder: Holder, member: string, request: MemberRequest) {
+async function handle(holder: MemberService, member: string, request: MemberRequest) {
   switch (request.cmd) {
     case 'status':
       return { ok: true, status: holder.statusOf(member) };
@@ -57,7 +89,7 @@ async function handle(holder: Holder, member: string, request: MemberRequest) {
 }
 
 /** Runs an exec request and streams its output in parts, then its end. */
-async function streamExec(holder: Holder, member: string, request: ExecRequest, socket: Socket): Promise<void> {
+async function streamExec(holder: MemberService, member: string, request: ExecRequest, socket: Socket): Promise<void> {
   const result = await holder.exec(member, request.command, {
     timeoutMs: request.timeoutMs,
     ...(request.input !== undefined && { input: Buffer.from(request.input, 'base64') }),
@@ -78,8 +110,8 @@ async function streamExec(holder: Holder, member: string, request: ExecRequest, 
 }
 
 /** One listening socket per member; one request per connection, answered, then closed. */
-export function serveMemberSocket(holder: Holder, member: string): Promise<Server> {
-  return listenUnix(holder.store.memberSocketPath(member), (socket: Socket) => {
+export function serveMemberSocket(holder: MemberService, socketPath: string, member: string): Promise<Server> {
+  return listenUnix(socketPath, (socket: Socket) => {
     socket.on('error', () => socket.destroy());
     // A deadline for the whole request, not an idle timer: a slow-loris peer sending a byte now
     // and then would otherwise hold the connection (and a descriptor) for ever.

@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { terminalCommand, type TerminalCommand } from '../backend/terminal.js';
 import { FleetboxError } from '../protocol/errors.js';
-import type { Store } from '../store/layout.js';
-import type { MemberConfig } from '../store/member-config.js';
-import type { NetworkRecord } from '../store/network-record.js';
+import type { ExecTarget } from './target.js';
 
 export interface ExecResult {
   stdout: string;
@@ -18,12 +16,7 @@ export interface ExecOptions {
   input?: string | Uint8Array;
 }
 
-export interface ExecTarget {
-  store: Store;
-  config: MemberConfig;
-  ip: string;
-  network: NetworkRecord | undefined;
-}
+export type { ExecTarget };
 
 /** The host command that gives the user's terminal to a member (interactive `fleetbox ssh`). */
 export function memberCommand(target: ExecTarget, shellCommand: string | undefined, options: { tty: boolean }): Promise<TerminalCommand> {

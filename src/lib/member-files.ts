@@ -1,6 +1,6 @@
 import { MAX_FILE_PIECE, ReadReplySchema, WriteReplySchema } from '../protocol/schemas.js';
 import { request } from '../control/client.js';
-import type { ExecTarget } from './exec.js';
+import type { ExecTarget } from './target.js';
 
 /** Per-piece budget: one piece is at most 512 KiB, a few agent calls. */
 const PIECE_TIMEOUT_MS = 60_000;

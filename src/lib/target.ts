@@ -3,7 +3,16 @@ import { readNetworkRecord } from '../net/address-book.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import { readMemberConfig, type MemberRef } from '../store/members.js';
-import type { ExecTarget } from './exec.js';
+import type { MemberConfig } from '../store/member-config.js';
+import type { NetworkRecord } from '../store/network-record.js';
+
+/** A running member as exec and copy reach it. */
+export interface ExecTarget {
+  store: Store;
+  config: MemberConfig;
+  ip: string;
+  network: NetworkRecord | undefined;
+}
 
 /** What it takes to run commands on a member; `not_running` unless its holder says it runs. */
 export async function execTarget(store: Store, ref: MemberRef): Promise<ExecTarget> {

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 
-import { BACKENDS, INIT_KINDS, ROOTFS_KINDS } from './backend-kinds.js';
+import { BACKENDS, INIT_KINDS, ROOTFS_KINDS, type BackendKind } from './backend-kinds.js';
 import { ShareSchema } from './shares.js';
 
 export { BACKENDS, INIT_KINDS, ROOTFS_KINDS };
 export const BackendKindSchema = z.enum(BACKENDS);
-export type BackendKind = z.infer<typeof BackendKindSchema>;
+export type { BackendKind };
 
 /** How long a member may take from process start to answering, unless a call says otherwise. */
 export const DEFAULT_BOOT_TIMEOUT_MS = 120_000;

@@ -7,7 +7,8 @@ import { diskSpaceChecker } from '../../dist/holder/checkers/disk-space.js';
 import { processAliveChecker } from '../../dist/holder/checkers/process-alive.js';
 import { runCheck } from '../../dist/holder/checkers/run.js';
 import type { MemberChecker, MemberTarget } from '../../dist/holder/checkers/types.js';
-import { HealthMonitor, healthSettings } from '../../dist/holder/health-loop.js';
+import { HealthMonitor } from '../../dist/holder/health-loop.js';
+import { healthSettings, holderSettingsFromEnv, HolderOptionsSchema } from '../../dist/protocol/holder-options.js';
 import { Store } from '../../dist/store/layout.js';
 import { processStartTime } from '../../dist/host/proc.js';
 import { scratch } from '../scratch.js';
@@ -157,8 +158,17 @@ describe('HealthMonitor', () => {
   });
 
   it('settings: defaults, environment overrides, and a stale threshold never below two polls plus a check', () => {
-    expect(healthSettings({})).toEqual({ pollMs: 2_000, checkTimeoutMs: 1_000, staleAfterMs: 10_000 });
-    expect(healthSettings({ FLEETBOX_HEALTH_POLL_MS: '100', FLEETBOX_HEALTH_STALE_MS: '150' })).toEqual({ pollMs: 100, checkTimeoutMs: 100, staleAfterMs: 300 });
+    expect(healthSettings({})).toEqual({ enabled: true, pollMs: 2_000, checkTimeoutMs: 1_000, staleAfterMs: 10_000 });
+    expect(healthSettings({ FLEETBOX_HEALTH_POLL_MS: '100', FLEETBOX_HEALTH_STALE_MS: '150' })).toEqual({ enabled: true, pollMs: 100, checkTimeoutMs: 100, staleAfterMs: 300 });
     expect(healthSettings({ FLEETBOX_HEALTH_POLL_MS: 'soon' }).pollMs).toBe(2_000);
+    expect(healthSettings({ FLEETBOX_HEALTH: 'off' }).enabled).toBe(false);
+  });
+
+  it('settings reach the holder only in its options: what the environment sets is read by the client and validated', () => {
+    const options = HolderOptionsSchema.parse({ home: '/x', mode: 'bound', parentPid: 42, ...holderSettingsFromEnv({ FLEETBOX_HEALTH_POLL_MS: '300', FLEETBOX_ACCEL: 'tcg' }) });
+    expect(options).toMatchObject({ parentPid: 42, accel: 'tcg', health: { enabled: true, pollMs: 300 } });
+    expect(HolderOptionsSchema.parse({ home: '/x', mode: 'detached' }).health).toEqual(healthSettings({}));
+    expect(holderSettingsFromEnv({ FLEETBOX_ACCEL: 'fast' })).not.toHaveProperty('accel');
+    expect(HolderOptionsSchema.safeParse({ home: '/x', mode: 'detached', health: { enabled: true, pollMs: 1, checkTimeoutMs: 1, staleAfterMs: 1 } }).success).toBe(false);
   });
 });

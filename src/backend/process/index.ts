@@ -10,7 +10,7 @@ import { openAppendNoFollow } from '../../store/no-follow.js';
 import { ORPHAN_GUARD, processStartTime } from '../../host/proc.js';
 import { memberOwnsListener } from './listener.js';
 import { portCheck } from './port-check.js';
-import type { Backend, BackendContext, ExitInfo, MemberExecOptions, MemberExecResult, MemberHandle } from '../types.js';
+import type { Backend, BackendContext, BackendSettings, ExitInfo, MemberExecOptions, MemberExecResult, MemberHandle } from '../types.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./tcp-server.js', import.meta.url));
 const SETPRIV = '/usr/bin/setpriv';
@@ -200,3 +200,6 @@ export function createProcessBackend(): Backend {
     healthChecks: [portCheck],
   };
 }
+
+/** The registry's entry point (backend/index.ts); no setting applies to plain processes. */
+export const createBackend = (_settings: BackendSettings): Backend => createProcessBackend();

@@ -9,7 +9,7 @@ import { FleetboxError } from '../../protocol/errors.js';
 import type { Store } from '../../store/layout.js';
 import type { Logger } from '../../host/logger.js';
 import type { ClusterNetwork } from '../../net/types.js';
-import type { Backend, BackendContext, MemberHandle } from '../types.js';
+import type { Backend, BackendContext, BackendSettings, MemberHandle } from '../types.js';
 import { kernelCommandLine, qemuArguments } from './command-line.js';
 import { ensureDisk } from './disk.js';
 import { GuestAgent } from './agent.js';
@@ -32,7 +32,7 @@ import { readRootImage } from '../../store/root-images.js';
 import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
 import { stopQemu } from './stop.js';
 
-export interface QemuBackendOptions {
+export interface QemuBackendOptions extends BackendSettings {
   /** Extra kernel command line words, appended last (tests use them to make a guest fail). */
   extraKernelArgs?: readonly string[];
 }
@@ -138,7 +138,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     }
     const image = await ensureImage(ctx.store, { onProgress: progress, trustRecordedHashes: true });
     await ensureSshKey(ctx.store);
-    const verdict = await chooseAccelerator(ctx.store, image, progress);
+    const verdict = await chooseAccelerator(ctx.store, image, progress, options.accel);
     const entry: Prepared = { image, accel: verdict.accel };
     // Cloned unless told to boot, whenever the member can be (a clone carries no disk or shares).
     // Kernel arguments of a test change the boot itself: such members always boot.
@@ -375,3 +375,6 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
 }
 
 export { qmpSocketPath } from './paths.js';
+
+/** The registry's entry point (backend/index.ts). */
+export const createBackend = (settings: BackendSettings): Backend => createQemuBackend(settings);

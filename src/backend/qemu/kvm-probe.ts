@@ -98,12 +98,12 @@ const inFlight = new Map<string, Promise<KvmVerdict>>();
 
 /**
  * KVM or TCG for this installation. The verdict of one probe boot is cached in the store and
- * reused until the host kernel, QEMU or the guest kernel changes. FLEETBOX_ACCEL=tcg|kvm
- * overrides it (e.g. to compare, or on a host where the probe is wrong).
+ * reused until the host kernel, QEMU or the guest kernel changes. `forced` (the user's
+ * FLEETBOX_ACCEL=tcg|kvm, handed over in the holder options) overrides it, e.g. to compare, or
+ * on a host where the probe is wrong.
  */
-export async function chooseAccelerator(store: Store, image: GuestImage, progress: (message: string) => void = () => {}): Promise<KvmVerdict> {
-  const forced = process.env.FLEETBOX_ACCEL;
-  if (forced === 'tcg' || forced === 'kvm') {
+export async function chooseAccelerator(store: Store, image: GuestImage, progress: (message: string) => void = () => {}, forced?: Accelerator): Promise<KvmVerdict> {
+  if (forced !== undefined) {
     return { accel: forced, reason: 'FLEETBOX_ACCEL', key: 'env', checkedAt: new Date().toISOString() };
   }
   if (!kvmDeviceUsable()) {
