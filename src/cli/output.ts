@@ -1,4 +1,3 @@
-import { InvalidArgumentError } from 'commander';
 import { Store } from '../store/layout.js';
 import { EXIT } from './exit.js';
 
@@ -46,10 +45,4 @@ export function age(since: string | null | undefined, now = Date.now()): string 
   if (seconds < 7_200) return `${Math.round(seconds / 60)}m`;
   if (seconds < 172_800) return `${Math.round(seconds / 3600)}h`;
   return `${Math.round(seconds / 86_400)}d`;
-}
-
-export function parseCount(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError(`expected a whole number of at least 1, got ${value}`);
-  return n;
 }

@@ -1,3 +1,4 @@
+import { isActiveState } from '../protocol/health-levels.js';
 import type { AppliedShape, Backend, BackendContext, MemberExecOptions, MemberExecResult, MemberHandle } from '../backend/types.js';
 import type { CheckStatus } from '../protocol/health-levels.js';
 import type { Logger } from '../host/logger.js';
@@ -75,7 +76,7 @@ export class MemberRuntime {
 
   /** Active members keep the holder alive; stopped and errored ones do not. */
   get active(): boolean {
-    return this.now.state !== 'stopped' && this.now.state !== 'error';
+    return isActiveState(this.now.state);
   }
 
   status(): MemberStatus {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readProcStat } from './proc.js';
 
 /**
  * Containment of member processes in cgroup v2: a process can leave its process group with
@@ -77,16 +78,6 @@ export async function enteredCgroup(cgroup: string, pid: number, exited: Promise
   return false;
 }
 
-/** `comm state` of a process, for a log line about one that would not die. */
-function readProcStat(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.indexOf('('), stat.lastIndexOf(')') + 3);
-  } catch {
-    return 'gone';
-  }
-}
-
 /** PIDs in the cgroup (empty when it is gone). */
 export function cgroupPids(path: string): number[] {
   try {
@@ -159,7 +150,10 @@ export async function endCgroup(
   handle: { cgroup?: string | undefined },
 ): Promise<void> {
   if (handle.cgroup && !(await destroyCgroup(handle.cgroup))) {
-    const left = cgroupPids(handle.cgroup).map((pid) => `${pid} ${readProcStat(pid)}`);
+    const left = cgroupPids(handle.cgroup).map((pid) => {
+      const stat = readProcStat(pid);
+      return `${pid} ${stat ? `(${stat.comm}) ${stat.state}` : 'gone'}`;
+    });
     ctx.log.warn('cgroup_not_empty', { member: ctx.config.name, cgroup: handle.cgroup, left });
   }
 }

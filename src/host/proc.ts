@@ -3,6 +3,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /** The fields of /proc/<pid>/stat that fleetbox reads. */
 export interface ProcStat {
+  /** Field 2: the command name, without its parentheses. */
+  comm: string;
   /** Field 3: R, S, D, T (stopped), t (traced), Z (zombie), X (dead) … */
   state: string;
   /** Field 5: the process group. */
@@ -14,10 +16,11 @@ export interface ProcStat {
 /** Parses a /proc/<pid>/stat line; undefined when it is not one. */
 export function parseProcStat(text: string): ProcStat | undefined {
   // The command name (field 2) may contain spaces and parentheses; fields after the last ')' are fixed.
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const close = text.lastIndexOf(')');
+  const rest = text.slice(close + 2).split(' ');
   const [state, , pgrp] = rest;
   const startTime = rest[19];
-  return state && pgrp && startTime ? { state, pgrp, startTime } : undefined;
+  return state && pgrp && startTime ? { comm: text.slice(text.indexOf('(') + 1, close), state, pgrp, startTime } : undefined;
 }
 
 /** /proc/<pid>/stat of a process, or undefined when there is no such process. */

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import type { Store } from './layout.js';
+import { isValidName } from './names.js';
 
 /*
  * Listing the store is kept free of zod: `fleetbox status` and `ls` walk it on every call, and
@@ -11,12 +12,11 @@ export interface MemberRef {
   name: string;
 }
 
-const VALID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 function subdirs(dir: string): string[] {
   try {
     return readdirSync(dir, { withFileTypes: true })
-      .filter((entry) => entry.isDirectory() && !entry.isSymbolicLink() && VALID.test(entry.name))
+      .filter((entry) => entry.isDirectory() && !entry.isSymbolicLink() && isValidName(entry.name))
       .map((entry) => entry.name)
       .sort();
   } catch {

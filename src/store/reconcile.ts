@@ -1,3 +1,4 @@
+import { isActiveState } from '../protocol/health-levels.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { readJson, writeJsonAtomic } from './atomic.js';
@@ -66,7 +67,7 @@ export function reconcileMember(store: Store, cluster: string, member: string): 
   // writes its pidfile before anything creates these, so its live ones are never touched; the
   // member socket itself is left to the next listen or to rm, which hold the cluster lock.)
   for (const path of [store.qmpSocketPath(member), store.agentSocketPath(member), store.fsSocketPath(member)]) removeStaleSocket(path);
-  if (state.state !== 'stopped' && state.state !== 'error') {
+  if (isActiveState(state.state)) {
     writeMemberState(store, cluster, {
       ...state,
       state: 'stopped',

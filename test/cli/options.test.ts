@@ -10,6 +10,7 @@ import { rmCommand } from '../../dist/cli/commands/rm.js';
 import { sshCommand } from '../../dist/cli/commands/ssh.js';
 import { statusCommand } from '../../dist/cli/commands/status.js';
 import { upCommand } from '../../dist/cli/commands/up.js';
+import { parseCount, parseWhole, seconds, wholeNumber } from '../../dist/cli/numbers.js';
 
 /*
  * Each command's option parsing on its own: the action is replaced by one that records what it
@@ -70,7 +71,7 @@ describe('CLI option parsing, command by command', () => {
     const { args, opts } = await parse(sshCommand(), ['web', '--all', '--timeout', '5', '--', 'uname', '-a']);
     expect(args).toEqual(['web', ['uname', '-a']]);
     expect(opts).toMatchObject({ all: true, timeout: 5 });
-    expect(await refusal(sshCommand(), ['web-1', '--timeout', '0'])).toMatch(/expected a positive number of seconds/);
+    expect(await refusal(sshCommand(), ['web-1', '--timeout', '0'])).toMatch(/expected seconds, more than 0 and at most 86400/);
   });
 
   it('logs, forward, cp: line counts, ports, -r', async () => {
@@ -98,5 +99,19 @@ describe('CLI option parsing, command by command', () => {
     expect(opts).toEqual({ packages: ['postgresql', 'iproute2', 'curl'], suite: 'trixie', force: true });
     expect((await parse(imageCommand(), ['rm', 'a', 'b'])).args).toEqual([['a', 'b']]);
     expect(await refusal(imageCommand(), ['build'])).toMatch(/missing required argument 'name'/);
+  });
+});
+
+describe('the number parsers every command shares', () => {
+  it('take plain digits only, in range, and say the range when they refuse', () => {
+    expect(wholeNumber(1, 10)('7')).toBe(7);
+    for (const bad of ['1e1', '0x5', ' 5', '', '-1', '5.0', '11', '0']) expect(() => wholeNumber(1, 10)(bad)).toThrow(/expected a whole number from 1 to 10/);
+    expect(() => wholeNumber(1, 65535, 'a port')('0')).toThrow(/expected a port from 1 to 65535/);
+    expect(parseWhole('0')).toBe(0);
+    expect(() => parseWhole('1e3')).toThrow(/expected a whole number/);
+    expect(parseCount('3')).toBe(3);
+    expect(() => parseCount('0')).toThrow(/at least 1, got 0/);
+    expect(seconds(600)('0.25')).toBe(0.25);
+    for (const bad of ['0', '600.5', '1e2', '.5', 'soon']) expect(() => seconds(600)(bad)).toThrow(/expected seconds, more than 0 and at most 600/);
   });
 });

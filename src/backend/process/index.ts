@@ -1,4 +1,5 @@
-import { closeSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { tailLines } from '../../host/tail.js';
+import { closeSync, existsSync } from 'node:fs';
 import { appendFile, open, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -27,17 +28,6 @@ function portAnswers(host: string, port: number, timeoutMs = 200): Promise<boole
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });
-}
-
-/** The last `lines` lines of a file, for error messages. */
-export function tailFile(path: string, lines = 20): string {
-  try {
-    const size = statSync(path).size;
-    const text = readFileSync(path, 'utf8').slice(Math.max(0, size - 16_384));
-    return text.split('\n').filter(Boolean).slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
 }
 
 /** What a member's process, and every command run "on" it, finds in its environment. */
@@ -161,7 +151,7 @@ export function createProcessBackend(): Backend {
     },
 
     diagnose(ctx: BackendContext): string {
-      return tailFile(ctx.store.serialLogPath(ctx.config.cluster, ctx.config.name));
+      return tailLines(ctx.store.serialLogPath(ctx.config.cluster, ctx.config.name), 20).join('\n');
     },
 
     exec: execBeside,

@@ -5,7 +5,7 @@ import { signalRecorded } from '../../host/proc.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import type { Share } from '../../store/shares.js';
 import type { MemberHandle } from '../types.js';
-import { readTail } from './serial-console.js';
+import { readTail } from '../../host/tail.js';
 import { containedArgv, spawnContained } from './spawn-qemu.js';
 
 /*

@@ -1,24 +1,5 @@
-import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
+import { readTail } from '../../host/tail.js';
 import { ERROR_MARKER, READY_MARKER } from '../../image/guest-init.js';
-
-/** Reads at most the last `maxBytes` of a file as text ('' when it does not exist). */
-export function readTail(path: string, maxBytes = 65_536): string {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return '';
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const length = Math.min(size, maxBytes);
-    const buffer = Buffer.alloc(length);
-    readSync(fd, buffer, 0, length, size - length);
-    return buffer.toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Console lines without the serial line's carriage returns. */
 function lines(text: string): string[] {

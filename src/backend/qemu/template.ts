@@ -20,7 +20,8 @@ import { agentExec } from './agent-exec.js';
 import { kernelCommandLine, qemuArguments, type Accelerator, type QemuInvocation } from './command-line.js';
 import { hostCpuKhz } from './host-cpu.js';
 import { QmpClient } from './qmp.js';
-import { consoleTail, readConsole, readTail } from './serial-console.js';
+import { readTail } from '../../host/tail.js';
+import { consoleTail, readConsole } from './serial-console.js';
 import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
 
 /*

@@ -1,11 +1,14 @@
 import { Command } from 'commander';
 import { FleetboxError } from '../../protocol/errors.js';
+import { isValidName } from '../../store/names.js';
 import { openStore } from '../output.js';
 
 /** "web-1:/etc/hosts" → { member, path }; a plain path → undefined. */
 function parseRemote(spec: string): { member: string; path: string } | undefined {
-  const match = /^([a-z0-9][a-z0-9-]{0,62}):(.+)$/.exec(spec);
-  return match ? { member: match[1] ?? '', path: match[2] ?? '' } : undefined;
+  const colon = spec.indexOf(':');
+  const member = spec.slice(0, colon);
+  const path = spec.slice(colon + 1);
+  return colon > 0 && path !== '' && isValidName(member) ? { member, path } : undefined;
 }
 
 export function cpCommand(): Command {

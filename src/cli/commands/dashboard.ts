@@ -1,19 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { FleetboxError } from '../../protocol/errors.js';
+import { seconds, wholeNumber } from '../numbers.js';
 import { notice, openStore } from '../output.js';
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('expected a port from 0 to 65535');
-  return n;
-}
-
-function seconds(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || n <= 0 || n > 600) throw new InvalidArgumentError('expected seconds, more than 0 and at most 600');
-  return n;
-}
 
 /** --allow-host: a bare name or address; the port is always the dashboard's own. */
 function hostName(value: string, previous: string[] = []): string[] {
@@ -47,7 +36,7 @@ interface DashboardCliOptions {
 export function dashboardCommand(): Command {
   return new Command('dashboard')
     .description('read-only web page (/fleet) and JSON API (/api/fleet) of this machine\'s fleet health')
-    .option('--port <port>', 'TCP port (0: any free port)', port, 7070)
+    .option('--port <port>', 'TCP port (0: any free port)', wholeNumber(0, 65535, 'a port'), 7070)
     .option('--bind <address>', 'address to listen on; anything but loopback needs a token', '127.0.0.1')
     .option('--token <token>', 'require "Authorization: Bearer <token>"; visible to every user in ps, prefer --token-file or $FLEETBOX_DASHBOARD_TOKEN')
     .option('--token-file <file>', 'read the token from this file (one line; refused if group or others can read or write it)')
@@ -55,7 +44,7 @@ export function dashboardCommand(): Command {
     .option('--cert <file>', 'serve https with this certificate (PEM)')
     .option('--key <file>', 'private key of --cert (PEM)')
     .option('--ca <file>', 'with --cert: require client certificates signed by this CA (mutual TLS)')
-    .option('--timeout <seconds>', 'per-member answer deadline of each snapshot', seconds, 2)
+    .option('--timeout <seconds>', 'per-member answer deadline of each snapshot', seconds(600), 2)
     .addHelpText(
       'after',
       `

@@ -1,16 +1,13 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { FleetboxError, isFleetboxError } from '../../protocol/errors.js';
+import { wholeNumber } from '../numbers.js';
 import { openStore, printJson } from '../output.js';
 
 export function forwardCommand(): Command {
   return new Command('forward')
     .description("a port on 127.0.0.1 piped to a member's port; it stays open until the member stops")
     .argument('<member>', 'member name, e.g. db-1')
-    .argument('<port>', 'port on the member', (v) => {
-      const n = Number(v);
-      if (!/^\d+$/.test(v) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port from 1 to 65535');
-      return n;
-    })
+    .argument('<port>', 'port on the member', wholeNumber(1, 65535, 'a port'))
     .option('--json', 'print {host, port, memberPort} as JSON')
     .addHelpText('after', '\nExample:\n  $ fleetbox forward db-1 5432\n  127.0.0.1:41235')
     .action(async (name: string, port: number, opts: { json?: boolean }) => {

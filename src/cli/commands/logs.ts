@@ -1,8 +1,9 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { FleetboxError } from '../../protocol/errors.js';
 import type { Store } from '../../store/layout.js';
 import type { MemberRef } from '../../store/members.js';
+import { parseWhole } from '../numbers.js';
 import { notice, openStore } from '../output.js';
 
 function readRange(path: string, from: number, to: number): Buffer {
@@ -44,10 +45,7 @@ export function logsCommand(): Command {
     .description("a member's console: the guest's serial log (qemu) or the process's output")
     .argument('<member>', 'member name, e.g. web-1')
     .option('-f, --follow', 'keep printing new output until interrupted')
-    .option('-n, --lines <n>', 'how many lines of the end to show first (0 = all)', (v) => {
-      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number');
-      return Number(v);
-    }, 200)
+    .option('-n, --lines <n>', 'how many lines of the end to show first (0 = all)', parseWhole, 200)
     .addHelpText('after', '\nExamples:\n  $ fleetbox logs web-1\n  $ fleetbox logs web-1 -f')
     .action(async (name: string, opts: { follow?: boolean; lines: number }) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.

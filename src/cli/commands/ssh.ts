@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { FleetboxError, toFleetboxError } from '../../protocol/errors.js';
 import type { Store } from '../../store/layout.js';
 import type { MemberRef } from '../../store/members.js';
+import { seconds } from '../numbers.js';
 import { notice, openStore, printJson } from '../output.js';
 
 /** Exit status for a member that could not run the command at all (as ssh uses 255). */
@@ -80,11 +81,7 @@ export function sshCommand(): Command {
     .option('--all', 'every running member of the cluster, concurrently; output lines prefixed by member name')
     .option('-t, --tty', 'run the command on a terminal over SSH (live output, interactive programs)')
     .option('-i, --stdin', 'pass this command\'s standard input to the command (read to its end first)')
-    .option('--timeout <seconds>', 'budget of the command; it is killed after (default: 60 with --all, none without)', (v) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0 || n > 86_400) throw new InvalidArgumentError('expected a positive number of seconds, at most 86400');
-      return n;
-    })
+    .option('--timeout <seconds>', 'budget of the command; it is killed after (default: 60 with --all, none without)', seconds(86_400))
     .option('--json', 'with --all: print [{name, stdout, stderr, exitCode}] as JSON')
     .addHelpText(
       'after',

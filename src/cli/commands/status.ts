@@ -1,18 +1,7 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { FleetboxError } from '../../protocol/errors.js';
+import { parseWhole, seconds } from '../numbers.js';
 import { openStore, printJson } from '../output.js';
-
-function seconds(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || n <= 0 || n > 600) throw new InvalidArgumentError('expected seconds, more than 0 and at most 600');
-  return n;
-}
-
-function whole(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number');
-  return n;
-}
 
 interface StatusOptions {
   json?: boolean;
@@ -36,14 +25,14 @@ export function statusCommand(): Command {
     .description('fleet health: every cluster and member rolled up red/amber/green, with the next action')
     .argument('[name...]', 'member (web-2) or cluster (web) names; all when none')
     .option('--json', 'print the snapshot as JSON (one member name: that member\'s row)')
-    .option('--timeout <seconds>', 'per-member (and per-host) answer deadline', seconds, 2)
+    .option('--timeout <seconds>', 'per-member (and per-host) answer deadline', seconds(600), 2)
     .option('--hosts <list>', "other machines' dashboards to merge, e.g. hostA:7070,hostB:7070")
     .option('--token <token>', 'bearer token for --hosts (default $FLEETBOX_TOKEN)')
     .option('--ca <file>', '--hosts over TLS: CA that signed the dashboards\' certificates')
     .option('--cert <file>', '--hosts over mutual TLS: client certificate')
     .option('--key <file>', '--hosts over mutual TLS: client key')
-    .option('--skew-warn <ms>', '--hosts: warn when a host\'s clock is off by more than this', whole, 500)
-    .option('--issues <n>', 'list at most this many issues in the summary', whole, 10)
+    .option('--skew-warn <ms>', '--hosts: warn when a host\'s clock is off by more than this', parseWhole, 500)
+    .option('--issues <n>', 'list at most this many issues in the summary', parseWhole, 10)
     .addHelpText(
       'after',
       `

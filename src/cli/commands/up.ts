@@ -1,17 +1,10 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { FleetboxError } from '../../protocol/errors.js';
 import { BACKENDS, DEFAULT_BACKEND, INIT_KINDS, ROOTFS_KINDS } from '../../store/backend-kinds.js';
 import type { BackendKind } from '../../store/member-config.js';
 import { bootProgress } from '../boot-progress.js';
-import { notice, openStore, parseCount, printJson, printTable } from '../output.js';
-
-function whole(min: number, max: number) {
-  return (value: string) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
+import { wholeNumber as whole, parseCount } from '../numbers.js';
+import { notice, openStore, printJson, printTable } from '../output.js';
 
 export function upCommand(): Command {
   return new Command('up')

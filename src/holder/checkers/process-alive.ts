@@ -1,12 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { parseProcStat } from '../../host/proc.js';
+import { readProcStat, type ProcStat } from '../../host/proc.js';
 import type { CheckOutcome, MemberChecker } from './types.js';
 
 /** What /proc/<pid>/stat says of the member's process. */
-function verdict(pid: number, startTime: string, stat: string): CheckOutcome {
-  const parsed = parseProcStat(stat);
-  const state = parsed?.state;
-  if (parsed?.startTime !== startTime) return { status: 'fail', detail: `process ${pid} is gone (PID reused by another process)` };
+function verdict(pid: number, startTime: string, parsed: ProcStat | undefined): CheckOutcome {
+  if (!parsed) return { status: 'fail', detail: `process ${pid} is gone` };
+  const { state } = parsed;
+  if (parsed.startTime !== startTime) return { status: 'fail', detail: `process ${pid} is gone (PID reused by another process)` };
   if (state === 'Z' || state === 'X') return { status: 'fail', detail: `process ${pid} has exited (zombie)` };
   if (state === 'T' || state === 't') return { status: 'fail', detail: `process ${pid} is stopped (SIGSTOP or a debugger)` };
   return { status: 'pass', detail: `process ${pid} alive (state ${state})` };
@@ -23,12 +22,6 @@ export const processAliveChecker: MemberChecker = {
   check({ member }) {
     if (!member.process) return Promise.resolve({ status: 'skip', detail: `no process (${member.state})` });
     const { pid, startTime } = member.process;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      return Promise.resolve({ status: 'fail', detail: `process ${pid} is gone` });
-    }
-    return Promise.resolve(verdict(pid, startTime, stat));
+    return Promise.resolve(verdict(pid, startTime, readProcStat(pid)));
   },
 };
