@@ -1,3 +1,4 @@
+import { pollUntil } from '../host/poll.js';
 import { existsSync } from 'node:fs';
 import { crashPoint } from '../protocol/crash-point.js';
 import { isFleetboxError } from '../protocol/errors.js';
@@ -12,12 +13,7 @@ import { killRecordedGroup, reconcileCluster, removeStaleSocket } from '../store
 import { awaitLeavingHolders, holdersOf, stopMembers } from './stop.js';
 
 async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (pids.some(isProcessAlive)) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
+  return (await pollUntil(() => (pids.some(isProcessAlive) ? undefined : true), timeoutMs)) ?? false;
 }
 
 export interface RemoveResult {

@@ -1,3 +1,4 @@
+import { pollUntil } from '../host/poll.js';
 import type { SpawnedHolder } from './spawn.js';
 import { isProcessAlive } from '../host/proc.js';
 
@@ -21,17 +22,13 @@ export class Session {
   close(timeoutMs = 30_000): Promise<void> {
     this.closing ??= (async () => {
       this.holder.control?.end();
-      const deadline = Date.now() + timeoutMs;
-      while (isProcessAlive(this.holder.pid)) {
-        if (Date.now() > deadline) {
-          try {
-            process.kill(this.holder.pid, 'SIGKILL');
-          } catch {
-            // exited just now
-          }
-          break;
+      const exited = await pollUntil(() => (isProcessAlive(this.holder.pid) ? undefined : true), timeoutMs);
+      if (!exited) {
+        try {
+          process.kill(this.holder.pid, 'SIGKILL');
+        } catch {
+          // exited just now
         }
-        await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
     return this.closing;

@@ -1,3 +1,4 @@
+import { pollUntil } from '../host/poll.js';
 import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
 import { isActiveState } from '../protocol/health-levels.js';
 import { StopReplySchema, StopRequestSchema, type MemberStatus } from '../protocol/schemas.js';
@@ -89,10 +90,7 @@ function isLeaving(store: Store, cluster: string, holder: HolderProcess): boolea
 }
 
 async function waitExited(holders: HolderProcess[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (holders.some((h) => isSameProcess(h.pid, h.startTime)) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await pollUntil(() => (holders.some((h) => isSameProcess(h.pid, h.startTime)) ? undefined : true), timeoutMs);
 }
 
 /**

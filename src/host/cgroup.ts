@@ -1,3 +1,4 @@
+import { pollUntil } from './poll.js';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -70,12 +71,7 @@ export function enterCgroup(home: string, member: string): { prefix: string[]; c
 export async function enteredCgroup(cgroup: string, pid: number, exited: Promise<unknown>, timeoutMs = 2_000): Promise<boolean> {
   let gone = false;
   void exited.then(() => (gone = true));
-  const deadline = Date.now() + timeoutMs;
-  while (!gone && Date.now() < deadline) {
-    if (cgroupPids(cgroup).includes(pid)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-  return false;
+  return (await pollUntil(() => (cgroupPids(cgroup).includes(pid) ? true : gone ? false : undefined), timeoutMs, 2)) ?? false;
 }
 
 /** PIDs in the cgroup (empty when it is gone). */

@@ -1,3 +1,4 @@
+import { pollUntil } from '../../host/poll.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findBinary } from '../../host/binaries.js';
@@ -195,15 +196,12 @@ export async function startFileServer(plan: FileServerPlan, logPath: string, cgr
   const server = await spawnContained(argv, logPath, plan.top, cgroup);
   let gone = false;
   void server.exited.then(() => (gone = true));
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(plan.socket)) {
-    if (gone || Date.now() > deadline) {
-      const why = readTail(logPath, 2_048).trim().split('\n').slice(-3).join('; ') || (gone ? 'it exited' : 'no socket after 10 s');
-      if (!gone) signalRecorded(server.pid, server.startTime, 'SIGKILL');
-      await server.exited;
-      throw new FleetboxError('boot_failed', `the file server (virtiofsd) for the member's ${plan.root ? 'root' : 'shares'} did not start: ${why}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  const listening = await pollUntil(() => (existsSync(plan.socket) ? true : gone ? false : undefined), 10_000, 5);
+  if (listening !== true) {
+    const why = readTail(logPath, 2_048).trim().split('\n').slice(-3).join('; ') || (gone ? 'it exited' : 'no socket after 10 s');
+    if (!gone) signalRecorded(server.pid, server.startTime, 'SIGKILL');
+    await server.exited;
+    throw new FleetboxError('boot_failed', `the file server (virtiofsd) for the member's ${plan.root ? 'root' : 'shares'} did not start: ${why}`);
   }
   return server;
 }

@@ -1,3 +1,4 @@
+import { pollUntil } from '../../host/poll.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -147,14 +148,17 @@ function shellQuote(path: string): string {
 }
 
 async function waitFor<T>(what: string, budgetMs: number, poll: () => T | undefined | Promise<T | undefined>, gone?: () => boolean): Promise<T> {
-  const deadline = Date.now() + budgetMs;
-  for (;;) {
-    const value = await poll();
-    if (value !== undefined) return value;
-    if (gone?.()) throw new FleetboxError('boot_failed', `QEMU exited while ${what}`);
-    if (Date.now() > deadline) throw new FleetboxError('boot_timeout', `${what} took longer than ${budgetMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  const value = await pollUntil(
+    async () => {
+      const answer = await poll();
+      if (answer === undefined && gone?.()) throw new FleetboxError('boot_failed', `QEMU exited while ${what}`);
+      return answer;
+    },
+    budgetMs,
+    10,
+  );
+  if (value === undefined) throw new FleetboxError('boot_timeout', `${what} took longer than ${budgetMs} ms`);
+  return value;
 }
 
 async function qmpWhenUp(path: string, gone: () => boolean): Promise<QmpClient> {
