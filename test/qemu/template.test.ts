@@ -1,14 +1,16 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, truncateSync } from 'node:fs';
+import { readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEMPLATE_MAC } from '../../dist/backend/qemu/command-line.js';
-import { templatesDir } from '../../dist/backend/qemu/template.js';
+import { ensureTemplate, templateKey, templatesDir } from '../../dist/backend/qemu/template.js';
+import { ensureImage } from '../../dist/image/ensure-image.js';
 import { attach, startCluster, type Cluster } from '../../dist/index.js';
 import { Store } from '../../dist/store/layout.js';
 import { CLI, destroyStore } from '../helpers.js';
-import { cannotBootVms, reportSkip, vmStore } from './harness.js';
+import { scratch } from '../scratch.js';
+import { cannotBootVms, memoryLogger, reportSkip, vmStore } from './harness.js';
 
 /*
  * Fast starts: members cloned from a booted template (QEMU memory-backend-file + x-ignore-shared
@@ -141,4 +143,23 @@ describe.skipIf(skip)('fast starts: members cloned from a booted template', () =
     expect(events('td', 'qemu_started')[0]?.clone).toBe(key);
     expect((await cli(['rm', 'td', '--yes'])).code).toBe(0);
   }, 180_000);
+
+  it('a template that cannot be made is remembered: the next start boots at once instead of failing the same way; when asked it tries again', async () => {
+    const home = new Store(scratch()).ensure();
+    const kernel = join(home.home, 'not-a-kernel');
+    writeFileSync(kernel, 'garbage');
+    const spec = { image: { ...(await ensureImage(store)), kernel }, accel: 'tcg' as const, cpus: 1, memoryMiB: 256 };
+    const said: string[] = [];
+    const say = (m: string) => void said.push(m);
+    await expect(ensureTemplate(home, spec, memoryLogger(), say)).rejects.toThrow(/the template could not be made/);
+    expect(said.filter((m) => m.startsWith('making a template'))).toHaveLength(1);
+    expect(JSON.parse(readFileSync(join(templatesDir(home), `${templateKey(spec)}.failed.json`), 'utf8'))).toMatchObject({ key: templateKey(spec), why: expect.stringContaining('could not be made') });
+    // Not asked: no second build, one line saying why and how to try again.
+    await expect(ensureTemplate(home, spec, memoryLogger(), say)).rejects.toThrow(/failed before .*'fleetbox up --fast' or 'fleetbox setup --yes'/);
+    expect(said.filter((m) => m.startsWith('making a template'))).toHaveLength(1);
+    // Asked (up --fast, setup): it builds again.
+    await expect(ensureTemplate(home, spec, memoryLogger(), say, { retryFailed: true })).rejects.toThrow(/the template could not be made/);
+    expect(said.filter((m) => m.startsWith('making a template'))).toHaveLength(2);
+    expect(readdirSync(templatesDir(home)).filter((e) => e.startsWith('.build-'))).toEqual([]);
+  }, 120_000);
 });

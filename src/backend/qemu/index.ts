@@ -146,7 +146,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     if (ctx.config.fast !== false && !needsFileServer(ctx) && ctx.config.diskMiB === 0 && !options.extraKernelArgs?.length) {
       const spec = { image, accel: verdict.accel, cpus: ctx.config.cpus, memoryMiB: ctx.config.memoryMiB };
       try {
-        entry.template = { template: await ensureTemplate(ctx.store, spec, ctx.log, progress), spec };
+        entry.template = { template: await ensureTemplate(ctx.store, spec, ctx.log, progress, { retryFailed: ctx.config.fast === true }), spec };
       } catch (error) {
         // No template, no fast start: the member boots, and the log says why.
         ctx.log.warn('template_unavailable', { member: ctx.config.name, why: (error as Error).message });

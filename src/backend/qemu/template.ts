@@ -247,12 +247,38 @@ async function buildTemplate(spec: TemplateSpec, key: string, scratch: string): 
 
 const inFlight = new Map<string, Promise<Template>>();
 
+const FailureSchema = z.object({ key: z.string(), image: z.string(), at: z.string(), why: z.string() });
+
+/** Where a failed build of `key` is remembered, so the next start boots at once instead of failing the same way. */
+function failurePath(root: string, key: string): string {
+  return join(root, `${key}.failed.json`);
+}
+
+/** What stops `ensureTemplate` from building again without being asked. */
+function rememberedFailure(root: string, key: string): z.infer<typeof FailureSchema> | undefined {
+  try {
+    return readJson(failurePath(root, key), FailureSchema);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface EnsureTemplateOptions {
+  /**
+   * Build even when the last build for this key failed (`up --fast`, `fleetbox setup`). Without
+   * it a remembered failure is thrown at once: members boot, and nobody pays for the same failed
+   * build on every start.
+   */
+  retryFailed?: boolean;
+}
+
 /**
  * The template for `spec`: the cached one when intact, else a new one (a boot of ~2 s plus a
  * save). Appears by rename, complete or not at all; one build per key across processes (a lock
- * beside it). Templates of other guest images are removed: they can never be restored again.
+ * beside it). Templates of other guest images are removed: they can never be restored again. A
+ * failed build is remembered beside the templates (see `retryFailed`).
  */
-export function ensureTemplate(store: Store, spec: TemplateSpec, log: Logger, progress: (message: string) => void): Promise<Template> {
+export function ensureTemplate(store: Store, spec: TemplateSpec, log: Logger, progress: (message: string) => void, options: EnsureTemplateOptions = {}): Promise<Template> {
   const key = templateKey(spec);
   const root = templatesDir(store);
   const dir = join(root, key);
@@ -261,6 +287,10 @@ export function ensureTemplate(store: Store, spec: TemplateSpec, log: Logger, pr
     pending = (async () => {
       const cached = await verifyTemplate(dir, key);
       if (cached.template) return cached.template;
+      const failed = options.retryFailed ? undefined : rememberedFailure(root, key);
+      if (failed) {
+        throw new FleetboxError('boot_failed', `making the template failed before (${failed.at}: ${failed.why}); members boot instead. Try again with 'fleetbox up --fast' or 'fleetbox setup --yes'`);
+      }
       mkdirSync(root, { recursive: true, mode: 0o700 });
       return withLock(join(root, `${key}.lock`), async () => {
         const again = await verifyTemplate(dir, key);
@@ -271,7 +301,11 @@ export function ensureTemplate(store: Store, spec: TemplateSpec, log: Logger, pr
         log.info('template_build', { key, why: again.problem ?? 'not made yet' });
         const scratch = mkdtempSync(join(root, `.build-${key}-`));
         try {
-          await buildTemplate(spec, key, scratch);
+          await buildTemplate(spec, key, scratch).catch((error: unknown) => {
+            writeJsonAtomic(failurePath(root, key), { key, image: spec.image.manifest.hash, at: new Date().toISOString(), why: (error as Error).message });
+            throw error;
+          });
+          rmSync(failurePath(root, key), { force: true });
           rmSync(dir, { recursive: true, force: true });
           renameSync(scratch, dir);
           const manifest = readJson(join(dir, 'manifest.json'), ManifestSchema);
@@ -302,6 +336,11 @@ function removeStaleTemplates(store: Store, imageHash: string): void {
       continue;
     }
     if (entry.endsWith('.lock')) continue;
+    if (entry.endsWith('.failed.json')) {
+      // A failure remembered for another guest image can never matter again.
+      if (rememberedFailure(root, entry.slice(0, -'.failed.json'.length))?.image !== imageHash) rmSync(path, { force: true });
+      continue;
+    }
     let manifest: Manifest | undefined;
     try {
       manifest = readJson(join(path, 'manifest.json'), ManifestSchema);
@@ -379,7 +418,7 @@ export async function prepareDefaultTemplate(store: Store, image: GuestImage, ac
   const defaults = MemberConfigSchema.parse({ name: 'template', cluster: 'template', backend: 'qemu', createdAt: '' });
   const log: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
   try {
-    const template = await ensureTemplate(store, { image, accel, cpus: defaults.cpus, memoryMiB: defaults.memoryMiB }, log, progress);
+    const template = await ensureTemplate(store, { image, accel, cpus: defaults.cpus, memoryMiB: defaults.memoryMiB }, log, progress, { retryFailed: true });
     progress(`fast starts: template ${template.manifest.key} ready`);
   } catch (error) {
     progress(`fast starts unavailable, members will boot: ${(error as Error).message}`);
