@@ -25,3 +25,15 @@ export function resolveTargets(store: Store, names: string[]): MemberRef[] {
   }
   return [...found.values()];
 }
+
+/**
+ * The one member a command that works on a single member (ssh, logs, forward, cp) was given;
+ * a cluster name is a usage error that says what to give instead (`otherwise`, e.g. "or pass --all").
+ */
+export function resolveOneMember(store: Store, name: string, otherwise = ''): MemberRef {
+  const [ref, ...more] = resolveTargets(store, [name]);
+  if (!ref || more.length > 0) {
+    throw new FleetboxError('usage', `${name} is a cluster; name one member, e.g. ${ref?.name ?? `${name}-1`}${otherwise ? ` ${otherwise}` : ''}`);
+  }
+  return ref;
+}

@@ -81,6 +81,18 @@ describe('fleetbox CLI', () => {
     }
   });
 
+  it('commands on one member given a cluster name (ssh, logs, forward, cp): exit 2, one line naming a member to give instead', async () => {
+    store = tempStore();
+    expect((await cli(['up', 'pair', '-n', '2', '--backend', 'process'])).code).toBe(0);
+    for (const args of [['ssh', 'pair', '--', 'true'], ['logs', 'pair'], ['forward', 'pair', '80'], ['cp', 'pair:/etc/hostname', '/tmp/fbx-never']]) {
+      const result = await cli(args);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/^fleetbox: pair is a cluster; name one member, e\.g\. pair-1/);
+    }
+    expect((await cli(['ssh', 'pair', '--', 'true'])).stderr).toContain('pair-1 or pass --all');
+  });
+
   it('--version and --help', async () => {
     store = tempStore();
     expect((await cli(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);

@@ -30,7 +30,7 @@ export function cpCommand(): Command {
     )
     .action(async (source: string, destination: string, flags: { recursive?: boolean }) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
-      const { resolveTargets } = await import('../../control/targets.js');
+      const { resolveOneMember } = await import('../../control/targets.js');
       const { copyFromMember, copyToMember } = await import('../../lib/copy.js');
       const from = parseRemote(source);
       const to = parseRemote(destination);
@@ -39,8 +39,7 @@ export function cpCommand(): Command {
       }
       const store = openStore();
       const remote = (from ?? to)!;
-      const [ref, ...more] = resolveTargets(store, [remote.member]);
-      if (!ref || more.length > 0) throw new FleetboxError('usage', `${remote.member} is a cluster; name one member`);
+      const ref = resolveOneMember(store, remote.member);
       const options = { recursive: flags.recursive === true };
       if (to) await copyToMember(store, ref, source, to.path, options);
       else await copyFromMember(store, ref, remote.path, destination, options);

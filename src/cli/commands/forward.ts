@@ -13,10 +13,9 @@ export function forwardCommand(): Command {
     .action(async (name: string, port: number, opts: { json?: boolean }) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { forwardPort } = await import('../../control/forward.js');
-      const { resolveTargets } = await import('../../control/targets.js');
+      const { resolveOneMember } = await import('../../control/targets.js');
       const store = openStore();
-      const [ref, ...more] = resolveTargets(store, [name]);
-      if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member`);
+      const ref = resolveOneMember(store, name);
       try {
         const forward = await forwardPort(store, ref, port);
         if (opts.json) printJson(forward);

@@ -1,6 +1,5 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { Command } from 'commander';
-import { FleetboxError } from '../../protocol/errors.js';
 import type { Store } from '../../store/layout.js';
 import type { MemberRef } from '../../store/members.js';
 import { parseWhole } from '../numbers.js';
@@ -49,10 +48,9 @@ export function logsCommand(): Command {
     .addHelpText('after', '\nExamples:\n  $ fleetbox logs web-1\n  $ fleetbox logs web-1 -f')
     .action(async (name: string, opts: { follow?: boolean; lines: number }) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
-      const { resolveTargets } = await import('../../control/targets.js');
+      const { resolveOneMember } = await import('../../control/targets.js');
       const store = openStore();
-      const [ref, ...more] = resolveTargets(store, [name]);
-      if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member, e.g. ${ref?.name ?? `${name}-1`}`);
+      const ref = resolveOneMember(store, name);
       const path = store.serialLogPath(ref.cluster, ref.name);
       const self = identity(store, ref);
       let offset = sizeOf(path);

@@ -99,7 +99,7 @@ Examples:
     .action(async (name: string, rawArgv: string[], opts: { all?: boolean; tty?: boolean; stdin?: boolean; timeout?: number; json?: boolean }) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { getStatus } = await import('../../control/status.js');
-      const { resolveTargets } = await import('../../control/targets.js');
+      const { resolveOneMember, resolveTargets } = await import('../../control/targets.js');
       const argv = rawArgv[0] === '--' ? rawArgv.slice(1) : rawArgv;
       const command = argv.length > 0 ? argv.join(' ') : undefined;
       const store = openStore();
@@ -113,8 +113,7 @@ Examples:
         process.exitCode = await fanOut(store, running, command, Math.round((opts.timeout ?? 60) * 1000), opts.json ?? false);
         return;
       }
-      const [ref, ...more] = refs;
-      if (!ref || more.length > 0) throw new FleetboxError('usage', `${name} is a cluster; name one member or pass --all`);
+      const ref = resolveOneMember(store, name, 'or pass --all');
       if (command !== undefined && !opts.tty) {
         process.exitCode = await runOnce(store, ref, command, Math.round((opts.timeout ?? 86_400) * 1000), opts.stdin ?? false);
         return;
