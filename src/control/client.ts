@@ -43,15 +43,17 @@ export function request<T extends z.ZodType>(
       if (error) reject(error);
       else resolve(value as z.infer<T>);
     };
-    const timer = setTimeout(
-      () =>
-        finish(
-          socket
-            ? new FleetboxError('unresponsive', `the holder at ${socketPath} took the request but did not answer within ${timeoutMs} ms`)
-            : new FleetboxError('unreachable', `no connection to ${socketPath} within ${timeoutMs} ms`),
-        ),
-      timeoutMs,
-    );
+    // Until connected, the dial settles the request by itself at the deadline (busy while the
+    // accept queue stays full): a timer racing it would call a flooded holder unreachable. A
+    // unix-socket connect never hangs, so the later fallback is only a safety net.
+    let graceUsed = false;
+    const timer = setTimeout(() => {
+      if (socket) finish(new FleetboxError('unresponsive', `the holder at ${socketPath} took the request but did not answer within ${timeoutMs} ms`));
+      else if (!graceUsed) {
+        graceUsed = true;
+        timer.refresh();
+      } else finish(new FleetboxError('unreachable', `no connection to ${socketPath} within ${timeoutMs} ms`));
+    }, timeoutMs);
     const talk = (socket: Socket) => {
       socket.once('error', (error: NodeJS.ErrnoException) => {
         finish(new FleetboxError('unreachable', `lost the connection to the holder at ${socketPath}: ${error.code ?? error.message}`, { cause: error }));
