@@ -13,7 +13,7 @@ import { PartReport } from './report.js';
 
 const report = new PartReport('7b', 'Hardening: CLI edges a hostile tester found (pipes, bad budgets, following, full clusters, races, progress)');
 const P = ['--backend', 'process'];
-const TCP_SERVER = join(ROOT, 'dist/backend/process/tcp-server.js');
+const MEMBER_SERVER = join(ROOT, 'dist/backend/process/member-server.pl');
 let store: Store | undefined;
 
 afterEach(async () => {
@@ -94,7 +94,7 @@ describe('CLI edges', () => {
     expect(await eventually(() => follow.out.stdout.includes('f-1 listening'), 10_000), follow.out.stderr).toBe(true);
     expect((await cli(store, ['rm', 'f-1', '--yes'])).code).toBe(0);
     // Made again at once under the same name: its output belongs to a member the follower never named.
-    const again = await cli(store, ['up', 'f-1', ...P, '--cmd', `echo second-life; exec '${process.execPath}' '${TCP_SERVER}'`]);
+    const again = await cli(store, ['up', 'f-1', ...P, '--cmd', `echo second-life; exec perl '${MEMBER_SERVER}'`]);
     expect(again.code, again.stderr).toBe(0);
     const ended = await follow.exited(10_000);
     if (!ended) follow.child.kill('SIGTERM');

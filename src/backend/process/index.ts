@@ -8,12 +8,14 @@ import { openLoopbackNetwork } from '../../net/loopback.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import { endCgroup, enterCgroup, enteredCgroup } from '../../host/cgroup.js';
 import { openAppendNoFollow } from '../../store/no-follow.js';
+import { findBinary } from '../../host/binaries.js';
 import { ORPHAN_GUARD, processStartTime } from '../../host/proc.js';
 import { memberOwnsListener } from './listener.js';
 import { portCheck } from './port-check.js';
 import type { Backend, BackendContext, BackendSettings, ExitInfo, MemberExecOptions, MemberExecResult, MemberHandle } from '../types.js';
 
-const SERVER_SCRIPT = fileURLToPath(new URL('./tcp-server.js', import.meta.url));
+/** The default member program (see member-server.pl), copied next to this file by the build. */
+const SERVER_SCRIPT = fileURLToPath(new URL('./member-server.pl', import.meta.url));
 const SETPRIV = '/usr/bin/setpriv';
 
 function portAnswers(host: string, port: number, timeoutMs = 200): Promise<boolean> {
@@ -96,7 +98,7 @@ export function createProcessBackend(): Backend {
 
     async start(ctx: BackendContext): Promise<MemberHandle> {
       const { config, store } = ctx;
-      const program = config.cmd ? ['/bin/sh', '-c', config.cmd] : [process.execPath, SERVER_SCRIPT];
+      const program = config.cmd ? ['/bin/sh', '-c', config.cmd] : [findBinary('perl') ?? 'perl', SERVER_SCRIPT];
       const { prefix, cgroup } = enterCgroup(store.home, config.name);
       const guarded = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', '/bin/sh', '-c', `${ORPHAN_GUARD} exec "$@"`, String(process.pid)] : [];
       const argv = [...guarded, ...prefix, ...program];

@@ -18,7 +18,7 @@ function missing(checks: Prerequisite[]): Prerequisite[] {
 
 export function doctorCommand(): Command {
   return new Command('doctor')
-    .description('check what real VMs need on this machine: one line per prerequisite, with the fix')
+    .description('check what fleetbox needs on this machine (real VMs and plain-process members): one line per prerequisite, with the fix')
     .option('--json', 'print the checks as JSON')
     .addHelpText('after', '\nExample:\n  $ fleetbox doctor\n  ok       qemu            /usr/bin/qemu-system-x86_64 …')
     .action(async (opts: { json?: boolean }) => {
