@@ -183,9 +183,13 @@ function ensureConfig(store: Store, cluster: string, name: string, spec: MemberS
     return;
   }
   // A new member of an existing cluster is made like its siblings unless told otherwise.
-  const sibling = listMembers(store, cluster)
-    .map((ref) => readMemberConfig(store, cluster, ref.name))
-    .find((c) => c !== undefined);
+  // The first readable sibling is enough: reading them all for each new member made `up -n 100`
+  // read 5,000 configs.
+  let sibling: MemberConfig | undefined;
+  for (const ref of listMembers(store, cluster)) {
+    sibling = readMemberConfig(store, cluster, ref.name);
+    if (sibling) break;
+  }
   const inherited = sibling
     ? {
         backend: sibling.backend,
