@@ -127,8 +127,10 @@ export function createProcessBackend(): Backend {
     },
 
     async probe(ctx: BackendContext, handle: MemberHandle): Promise<boolean> {
-      if (!(await portAnswers(ctx.network.ip, ctx.config.port))) return false;
-      return memberOwnsListener(handle, ctx.network.ip, ctx.config.port);
+      // Ownership first: it reads the kernel's shared listening table, where a connect per member
+      // per probe would cost a hundred starting members thousands of connections a second.
+      if (!memberOwnsListener(handle, ctx.network.ip, ctx.config.port)) return false;
+      return portAnswers(ctx.network.ip, ctx.config.port);
     },
 
     async stop(ctx: BackendContext, handle: MemberHandle, timeoutMs: number): Promise<void> {

@@ -13,24 +13,46 @@ function procHex(ip: string): string {
     .join('');
 }
 
-/** Inodes of the TCP sockets listening on `port` that a connection to `ip` can reach. */
-export function listeningInodes(ip: string, port: number): Set<string> {
-  const v4 = procHex(ip);
-  const reach = new Set([v4, '00000000', `0000000000000000FFFF0000${v4}`, '0'.repeat(32)]);
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+/** Listening sockets by "<address hex>:<port>", read at most once per TABLE_TTL_MS for all members. */
+const TABLE_TTL_MS = 40;
+let table: { at: number; listening: Map<string, string[]> } | undefined;
+
+function listeningTable(): Map<string, string[]> {
+  const now = performance.now();
+  if (table && now - table.at < TABLE_TTL_MS) return table.listening;
+  const listening = new Map<string, string[]>();
+  for (const path of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {
-      text = readFileSync(table, 'utf8');
+      text = readFileSync(path, 'utf8');
     } catch {
       continue;
     }
     for (const line of text.split('\n').slice(1)) {
       const fields = line.trim().split(/\s+/);
       const [address, portHex] = (fields[1] ?? '').split(':');
-      if (fields[3] !== LISTEN || !address || Number.parseInt(portHex ?? '', 16) !== port) continue;
-      if (reach.has(address) && fields[9]) inodes.add(fields[9]);
+      if (fields[3] !== LISTEN || !address || !fields[9]) continue;
+      const key = `${address}:${Number.parseInt(portHex ?? '', 16)}`;
+      const inodes = listening.get(key);
+      if (inodes) inodes.push(fields[9]);
+      else listening.set(key, [fields[9]]);
     }
+  }
+  table = { at: now, listening };
+  return listening;
+}
+
+/**
+ * Inodes of the TCP sockets listening on `port` that a connection to `ip` can reach. The kernel's
+ * tables are read once for every member probing within TABLE_TTL_MS: a hundred members starting
+ * at once would otherwise read them thousands of times a second.
+ */
+export function listeningInodes(ip: string, port: number): Set<string> {
+  const v4 = procHex(ip);
+  const listening = listeningTable();
+  const inodes = new Set<string>();
+  for (const address of [v4, '00000000', `0000000000000000FFFF0000${v4}`, '0'.repeat(32)]) {
+    for (const inode of listening.get(`${address}:${port}`) ?? []) inodes.add(inode);
   }
   return inodes;
 }
