@@ -3,17 +3,26 @@ import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { FleetboxError } from '../protocol/errors.js';
 
+export interface AtomicWriteOptions {
+  /**
+   * fsync before the rename (default), so even a power cut leaves the old or the new content.
+   * Without it a process crash still never tears the file (the page cache outlives the process);
+   * only for files whose readers take a torn file as missing.
+   */
+  durable?: boolean;
+}
+
 /**
  * Writes a file so that readers see either the old or the new content, never a torn one:
  * write a temporary file beside it, fsync it, rename over the target.
  */
-export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
+export function writeFileAtomic(path: string, content: string, mode = 0o600, options: AtomicWriteOptions = {}): void {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   let fd: number | undefined;
   try {
     fd = openSync(tmp, 'wx', mode);
     writeSync(fd, content);
-    fsyncSync(fd);
+    if (options.durable !== false) fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
     renameSync(tmp, path);
@@ -30,8 +39,8 @@ export function writeFileAtomic(path: string, content: string, mode = 0o600): vo
   }
 }
 
-export function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+export function writeJsonAtomic(path: string, value: unknown, options: AtomicWriteOptions = {}): void {
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', 0o600, options);
 }
 
 /** Reads and validates a JSON file; a missing file is `undefined`, a corrupt one an error. */
