@@ -11,6 +11,8 @@ import type { Store } from '../store/layout.js';
 import type { MemberConfig } from '../store/member-config.js';
 
 const PROBE_INTERVAL_MS = 25;
+/** A member shows `downloading` once its preparation has taken this long (or reported progress). */
+const PREPARE_SHOWN_AFTER_MS = 100;
 
 export interface RuntimeEvents {
   /** Every state change, so the holder can persist state.json and wake waiters. */
@@ -93,6 +95,8 @@ export class MemberRuntime {
   }
 
   private set(state: MemberState, error?: string): void {
+    // The same state again (starting at adopt, then at boot) is no change: no write, no log line.
+    if (state === this.now.state && error === this.now.error) return;
     this.now.state = state;
     this.now.error = error;
     this.now.since = new Date().toISOString();
@@ -119,14 +123,28 @@ export class MemberRuntime {
       crashPoint('holder-mid-network-setup');
       ctx = { store: this.store, config: this.config, network, log: this.log, signal };
       this.ctx = ctx;
-      this.set('downloading');
-      await this.backend.prepare(ctx, (message) => {
-        this.now.progress = message;
-        this.log.info('member_progress', { member: this.name, message });
-        this.events.onChange(this);
-      });
+      // `downloading` only once preparing takes a while or has something to say: an instant
+      // prepare (a plain process, a cached image) is not a state anyone sees, and each state
+      // change is a write of state.json (a hundred members starting at once paid for it).
+      let preparing = false;
+      const showPreparing = () => {
+        if (preparing) return;
+        preparing = true;
+        this.set('downloading');
+      };
+      const slow = setTimeout(showPreparing, PREPARE_SHOWN_AFTER_MS);
+      try {
+        await this.backend.prepare(ctx, (message) => {
+          this.now.progress = message;
+          this.log.info('member_progress', { member: this.name, message });
+          if (preparing) this.events.onChange(this);
+          else showPreparing();
+        });
+      } finally {
+        clearTimeout(slow);
+      }
       if (signal.aborted) return;
-      this.set('starting');
+      if (preparing) this.set('starting');
       // The boot budget starts only now: preparation (downloads, image builds) is not charged to it.
       const deadline = Date.now() + this.config.bootTimeoutMs;
       this.now.handle = await this.backend.start(ctx);
