@@ -56,7 +56,7 @@ export interface MemberExecResult {
 export interface MemberHealthCheck {
   readonly name: string;
   /** `warn` makes the member amber, `fail` red; it must give up when `signal` aborts. */
-  check(ctx: BackendContext, signal: AbortSignal): Promise<{ status: CheckStatus; detail: string }>;
+  check(ctx: BackendContext, signal: AbortSignal, handle: MemberHandle): Promise<{ status: CheckStatus; detail: string }>;
 }
 
 /** A holder's settings that reach its backend (from HolderOptions). */

@@ -223,9 +223,10 @@ export class MemberRuntime {
 
   /** The backend's checks of what runs inside the member, bound to it; none unless it runs. */
   healthChecks(): { name: string; check(signal: AbortSignal): Promise<{ status: CheckStatus; detail: string }> }[] {
-    const ctx = this.ctx;
-    if (this.now.state !== 'running' || !ctx) return [];
-    return this.backend.healthChecks.map((c) => ({ name: c.name, check: (signal: AbortSignal) => c.check(ctx, signal) }));
+    const { ctx } = this;
+    const { handle } = this.now;
+    if (this.now.state !== 'running' || !ctx || !handle) return [];
+    return this.backend.healthChecks.map((c) => ({ name: c.name, check: (signal: AbortSignal) => c.check(ctx, signal, handle) }));
   }
 
   private tail(ctx: BackendContext): string {

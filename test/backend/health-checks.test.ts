@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { portCheck } from '../../dist/backend/process/port-check.js';
 import { hypervisorCheck } from '../../dist/backend/qemu/hypervisor-check.js';
@@ -22,6 +23,8 @@ function listen(server: Server, where: number | string): Promise<Server> {
 
 const store = new Store(scratch()).ensure();
 const never = new AbortController().signal;
+/** A member's process as the holder hands it to checks: this test process. */
+const member = { pid: process.pid, startTime: '0', exited: new Promise<never>(() => {}) };
 
 /** Just enough of a member for a backend's health check. */
 function ctx(port = 1): BackendContext {
@@ -35,12 +38,18 @@ function ctx(port = 1): BackendContext {
 }
 
 describe("backends' checks inside members", () => {
-  it('process port: passes when the member port accepts, fails when refused', async () => {
+  it('process port: passes while something listens on the member port (its own, in a cgroup), fails when nothing does', async () => {
     const server = await listen(createServer((socket) => socket.destroy()), 0);
     const port = (server.address() as { port: number }).port;
-    expect((await portCheck.check(ctx(port), never)).status).toBe('pass');
+    const handle = member;
+    expect(await portCheck.check(ctx(port), never, handle)).toMatchObject({ status: 'pass', detail: `127.0.0.1:${port} is listening` });
+    // A member in a cgroup that holds none of the listening processes: someone else has its port.
+    const elsewhere = { ...handle, cgroup: join(scratch(), 'no-such-cgroup') };
+    expect(await portCheck.check(ctx(port), never, elsewhere)).toMatchObject({ status: 'fail', detail: expect.stringContaining("is held by a process that is not web-1's") });
     await new Promise((resolve) => server.close(resolve));
-    expect(await portCheck.check(ctx(port), never)).toMatchObject({ status: 'fail', detail: expect.stringContaining('ECONNREFUSED') });
+    // The kernel's table is read at most every 40 ms for all members.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await portCheck.check(ctx(port), never, handle)).toMatchObject({ status: 'fail', detail: `nothing listens on 127.0.0.1:${port}` });
   });
 
   it('qemu hypervisor: speaks QMP (greeting, capabilities, query-status) and reads the VM state; no socket is a skip', async () => {
@@ -59,17 +68,17 @@ describe("backends' checks inside members", () => {
       path,
     );
     const check = hypervisorCheck(() => path);
-    expect(await check.check(ctx(), never)).toMatchObject({ status: 'pass' });
+    expect(await check.check(ctx(), never, member)).toMatchObject({ status: 'pass' });
     vm = 'paused';
-    expect(await check.check(ctx(), never)).toMatchObject({ status: 'fail', detail: 'hypervisor answers but the VM is paused' });
-    expect((await hypervisorCheck(() => `${store.runDir}/absent.sock`).check(ctx(), never)).status).toBe('skip');
+    expect(await check.check(ctx(), never, member)).toMatchObject({ status: 'fail', detail: 'hypervisor answers but the VM is paused' });
+    expect((await hypervisorCheck(() => `${store.runDir}/absent.sock`).check(ctx(), never, member)).status).toBe('skip');
   });
 
   it('qemu hypervisor: a QMP socket that never greets fails at the deadline', async () => {
     const path = `${store.runDir}/qmp-mute.sock`;
     await listen(createServer(() => {}), path);
     const check = hypervisorCheck(() => path);
-    const result = await runCheck({ name: check.name, check: ({ signal }) => check.check(ctx(), signal) }, (signal) => ({ store, signal }), { timeoutMs: 150, signal: never });
+    const result = await runCheck({ name: check.name, check: ({ signal }) => check.check(ctx(), signal, member) }, (signal) => ({ store, signal }), { timeoutMs: 150, signal: never });
     expect(result.status).toBe('fail');
   });
 });
