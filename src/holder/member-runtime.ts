@@ -1,6 +1,5 @@
-import { isActiveState } from '../protocol/health-levels.js';
 import type { AppliedShape, Backend, BackendContext, MemberExecOptions, MemberExecResult, MemberHandle } from '../backend/types.js';
-import type { CheckStatus } from '../protocol/health-levels.js';
+import { isActiveState, type CheckStatus } from '../protocol/health-levels.js';
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork } from '../net/types.js';
 import { crashPoint } from '../protocol/crash-point.js';
@@ -19,10 +18,6 @@ export interface RuntimeEvents {
   onChange(runtime: MemberRuntime): void;
 }
 
-/**
- * One member's life inside the holder: prepare → start → probe → running → stopping → stopped,
- * or error from any step. Owns the member's process handle and its network attachment.
- */
 /** Where a member is in its life, as the rest of the holder sees it (read-only). */
 export interface RuntimeSnapshot {
   state: MemberState;
@@ -34,6 +29,10 @@ export interface RuntimeSnapshot {
   handle: MemberHandle | undefined;
 }
 
+/**
+ * One member's life inside the holder: prepare → start → probe → running → stopping → stopped,
+ * or error from any step. Owns the member's process handle and its network attachment.
+ */
 export class MemberRuntime {
   /** Changed only here, by the lifecycle's own steps. */
   private readonly now: RuntimeSnapshot = { state: 'starting', since: new Date().toISOString(), error: undefined, progress: undefined, ip: null, handle: undefined };

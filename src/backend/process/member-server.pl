@@ -1,6 +1,6 @@
 # The default member program of the process backend: a TCP server on the member's own loopback
 # address (FLEETBOX_IP:FLEETBOX_PORT) that greets each connection with "fleetbox <name>" and
-# echoes what it is sent. Perl (Essential in Debian) instead of Node: ~6 MiB and ~20 ms a
+# echoes what it is sent. Perl (Essential in Debian) instead of Node: ~8 MiB and ~20 ms a
 # member instead of ~42 MiB and ~100 ms, which is what a cluster of 100 members costs.
 # One process, non-blocking, with at most 1 MiB waiting per connection (a peer that does not
 # read stops being read). Output: "<name> listening on <ip>:<port>", "<name> stopping on SIGTERM".
