@@ -1,5 +1,20 @@
 import { Command } from 'commander';
+import type { MemberView } from '../../control/status.js';
+import type { Store } from '../../store/layout.js';
 import { age, openStore, printJson, printTable } from '../output.js';
+
+/**
+ * The listing when some member has no live holder or did not answer: clean up what dead holders
+ * left (listing is where a user first looks after a crash), then each member's status, with the
+ * disk as the fallback.
+ */
+async function listCarefully(store: Store): Promise<MemberView[]> {
+  const { getStatus } = await import('../../control/status.js');
+  const { listClusters, listMembers } = await import('../../store/members.js');
+  const { reconcileCluster } = await import('../../store/reconcile.js');
+  for (const cluster of listClusters(store)) reconcileCluster(store, cluster);
+  return Promise.all(listMembers(store).map((ref) => getStatus(store, ref)));
+}
 
 export function lsCommand(): Command {
   return new Command('ls')
@@ -9,13 +24,9 @@ export function lsCommand(): Command {
     .option('--json', 'print as JSON')
     .action(async (opts: { quiet?: boolean; json?: boolean }) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
-      const { getStatus } = await import('../../control/status.js');
-      const { listClusters, listMembers } = await import('../../store/members.js');
-      const { reconcileCluster } = await import('../../store/reconcile.js');
+      const { listQuickly } = await import('../../health/quick-list.js');
       const store = openStore();
-      // Listing is where a user first looks after a crash: clean up what dead holders left.
-      for (const cluster of listClusters(store)) reconcileCluster(store, cluster);
-      const views = await Promise.all(listMembers(store).map((ref) => getStatus(store, ref)));
+      const views = (await listQuickly(store)) ?? (await listCarefully(store));
       if (opts.json) return printJson(views);
       if (opts.quiet) {
         if (views.length > 0) process.stdout.write(views.map((v) => v.name).join('\n') + '\n');
