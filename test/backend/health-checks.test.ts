@@ -47,8 +47,8 @@ describe("backends' checks inside members", () => {
     const elsewhere = { ...handle, cgroup: join(scratch(), 'no-such-cgroup') };
     expect(await portCheck.check(ctx(port), never, elsewhere)).toMatchObject({ status: 'fail', detail: expect.stringContaining("is held by a process that is not web-1's") });
     await new Promise((resolve) => server.close(resolve));
-    // The kernel's table is read at most every 40 ms for all members.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // A health round reads the kernel's table at most once a second for all members.
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
     expect(await portCheck.check(ctx(port), never, handle)).toMatchObject({ status: 'fail', detail: `nothing listens on 127.0.0.1:${port}` });
   });
 

@@ -17,9 +17,9 @@ function procHex(ip: string): string {
 const TABLE_TTL_MS = 40;
 let table: { at: number; listening: Map<string, string[]> } | undefined;
 
-function listeningTable(): Map<string, string[]> {
+function listeningTable(maxAgeMs: number): Map<string, string[]> {
   const now = performance.now();
-  if (table && now - table.at < TABLE_TTL_MS) return table.listening;
+  if (table && now - table.at < maxAgeMs) return table.listening;
   const listening = new Map<string, string[]>();
   for (const path of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
@@ -47,9 +47,9 @@ function listeningTable(): Map<string, string[]> {
  * tables are read once for every member probing within TABLE_TTL_MS: a hundred members starting
  * at once would otherwise read them thousands of times a second.
  */
-export function listeningInodes(ip: string, port: number): Set<string> {
+export function listeningInodes(ip: string, port: number, maxAgeMs = TABLE_TTL_MS): Set<string> {
   const v4 = procHex(ip);
-  const listening = listeningTable();
+  const listening = listeningTable(maxAgeMs);
   const inodes = new Set<string>();
   for (const address of [v4, '00000000', `0000000000000000FFFF0000${v4}`, '0'.repeat(32)]) {
     for (const inode of listening.get(`${address}:${port}`) ?? []) inodes.add(inode);
@@ -57,14 +57,31 @@ export function listeningInodes(ip: string, port: number): Set<string> {
   return inodes;
 }
 
+/** A listening socket and where a member's process holds it. */
+export interface HeldSocket {
+  pid: number;
+  fd: string;
+  inode: string;
+}
+
+/** Whether the process still holds that very socket at that descriptor: one readlink. */
+export function stillHeld(held: HeldSocket): boolean {
+  try {
+    return readlinkSync(`/proc/${held.pid}/fd/${held.fd}`) === `socket:[${held.inode}]`;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * True when one of the member's own processes holds a socket listening where its address and
- * port lead. Something else answering there (a stray server on 0.0.0.0:port) is not this member
- * being ready: the member itself may be dying of EADDRINUSE at that very moment.
+ * The socket listening where the member's address and port lead that one of the
+ * member's own processes holds, or undefined. Something else answering there (a stray server on
+ * 0.0.0.0:port) is not this member being ready: the member itself may be dying of EADDRINUSE at
+ * that very moment.
  */
-export function memberOwnsListener(member: { pid: number; cgroup?: string | undefined }, ip: string, port: number): boolean {
-  const inodes = listeningInodes(ip, port);
-  if (inodes.size === 0) return false;
+export function ownedListener(member: { pid: number; cgroup?: string | undefined }, ip: string, port: number, maxAgeMs = TABLE_TTL_MS): HeldSocket | undefined {
+  const inodes = listeningInodes(ip, port, maxAgeMs);
+  if (inodes.size === 0) return undefined;
   const pids = member.cgroup ? cgroupPids(member.cgroup) : processGroup(member.pid);
   for (const pid of pids) {
     let fds: string[];
@@ -76,11 +93,15 @@ export function memberOwnsListener(member: { pid: number; cgroup?: string | unde
     for (const fd of fds) {
       try {
         const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (match?.[1] && inodes.has(match[1])) return true;
+        if (match?.[1] && inodes.has(match[1])) return { pid, fd, inode: match[1] };
       } catch {
         // closed while we looked
       }
     }
   }
-  return false;
+  return undefined;
+}
+
+export function memberOwnsListener(member: { pid: number; cgroup?: string | undefined }, ip: string, port: number): boolean {
+  return ownedListener(member, ip, port) !== undefined;
 }

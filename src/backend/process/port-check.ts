@@ -1,20 +1,34 @@
-import type { MemberHealthCheck } from '../types.js';
-import { listeningInodes, memberOwnsListener } from './listener.js';
+import type { MemberHandle, MemberHealthCheck } from '../types.js';
+import { listeningInodes, ownedListener, stillHeld, type HeldSocket } from './listener.js';
+
+/** A health round reads the kernel's listening table at most once for all members. */
+const ROUND_TABLE_AGE_MS = 1_000;
+
+/** The listening socket last found to be each running member's own, and where it holds it. */
+const verified = new WeakMap<MemberHandle, HeldSocket>();
 
 /**
- * The member listens on its own address and port. Read from the kernel's listening table (one
- * read shared by every member's check) instead of a connection per member per poll, which was
- * most of an idle holder's CPU: a connect tells no more, since the kernel completes it for any
- * listening socket, answered or not. In a cgroup the socket must also be the member's own.
+ * The member listens on its own address and port. No connection per member per poll (that was
+ * most of an idle holder's CPU, and tells no more: the kernel completes a connect for any
+ * listening socket, answered or not). In a cgroup the socket must be the member's own: found once
+ * in the kernel's listening table and its processes' descriptors, then each poll is one readlink
+ * showing the member still holds that socket. Elsewhere the shared listening table is read.
  */
 export const portCheck: MemberHealthCheck = {
   name: 'port',
   check(ctx, _signal, handle) {
-    const where = `${ctx.network.ip}:${ctx.config.port}`;
-    if (listeningInodes(ctx.network.ip, ctx.config.port).size === 0) return Promise.resolve({ status: 'fail', detail: `nothing listens on ${where}` });
-    if (handle.cgroup && !memberOwnsListener(handle, ctx.network.ip, ctx.config.port)) {
-      return Promise.resolve({ status: 'fail', detail: `${where} is held by a process that is not ${ctx.config.name}'s` });
+    const { ip } = ctx.network;
+    const { port } = ctx.config;
+    const where = `${ip}:${port}`;
+    const pass = { status: 'pass', detail: `${where} is listening` } as const;
+    const known = verified.get(handle);
+    if (known && stillHeld(known)) return Promise.resolve(pass);
+    if (listeningInodes(ip, port, ROUND_TABLE_AGE_MS).size === 0) return Promise.resolve({ status: 'fail', detail: `nothing listens on ${where}` });
+    if (handle.cgroup) {
+      const held = ownedListener(handle, ip, port, ROUND_TABLE_AGE_MS);
+      if (!held) return Promise.resolve({ status: 'fail', detail: `${where} is held by a process that is not ${ctx.config.name}'s` });
+      verified.set(handle, held);
     }
-    return Promise.resolve({ status: 'pass', detail: `${where} is listening` });
+    return Promise.resolve(pass);
   },
 };
