@@ -85,7 +85,3 @@ function unreadable(ref: MemberRef, why: string): MemberView {
     createdAt: null,
   };
 }
-
-export async function isRunning(store: Store, ref: MemberRef): Promise<boolean> {
-  return (await getStatus(store, ref)).state === 'running';
-}

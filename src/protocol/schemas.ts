@@ -119,7 +119,6 @@ export type MemberRequest = z.infer<typeof MemberRequestSchema>;
 export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward', 'exec', 'write', 'read', 'fault'] as const;
 
 export const ControlRequestSchema = z.discriminatedUnion('cmd', [BindRequestSchema, AckRequestSchema]);
-export type ControlRequest = z.infer<typeof ControlRequestSchema>;
 export const CONTROL_COMMANDS = ['bind', 'ack'] as const;
 
 // ---- replies --------------------------------------------------------------------------------
@@ -138,7 +137,6 @@ export const ForwardReplySchema = z.object({
   ok: z.literal(true),
   forward: z.object({ host: z.string(), port: z.number().int(), memberPort: z.number().int() }),
 });
-export type ForwardReply = z.infer<typeof ForwardReplySchema>;
 /** An exec's output arrives in parts (base64, at most EXEC_PART_BYTES each), then its end. */
 export const EXEC_PART_BYTES = 256 * 1024;
 export const ExecPartSchema = z.object({
@@ -161,10 +159,3 @@ export const BindReplySchema = z.object({
 });
 export const AckReplySchema = z.object({ ok: z.literal(true) });
 
-export type StatusReply = z.infer<typeof StatusReplySchema>;
-export type BindReply = z.infer<typeof BindReplySchema>;
-
-/** A reply is either the success shape for the request or an error reply. */
-export function replySchema<T extends z.ZodType>(success: T) {
-  return z.union([success, ErrorReplySchema]);
-}
