@@ -52,11 +52,29 @@ export interface MemberExecResult {
   truncated: boolean;
 }
 
-/** A health check that looks inside a running member, run by the holder's health loop. */
-export interface MemberHealthCheck {
+/**
+ * A health check that looks inside a running member, run by the holder's health loop: `warn`
+ * makes the member amber, `fail` red. One that waits (a socket, the guest) gets a deadline and
+ * must give up when `signal` aborts; one that answers at once from the host's own tables
+ * (/proc) gives `checkNow` instead and runs without a timer.
+ */
+export type MemberHealthCheck = WaitingHealthCheck | ImmediateHealthCheck;
+
+export interface WaitingHealthCheck {
   readonly name: string;
-  /** `warn` makes the member amber, `fail` red; it must give up when `signal` aborts. */
-  check(ctx: BackendContext, signal: AbortSignal, handle: MemberHandle): Promise<{ status: CheckStatus; detail: string }>;
+  check(ctx: BackendContext, signal: AbortSignal, handle: MemberHandle): Promise<HealthOutcome>;
+  checkNow?: never;
+}
+
+export interface ImmediateHealthCheck {
+  readonly name: string;
+  checkNow(ctx: BackendContext, handle: MemberHandle): HealthOutcome;
+  check?: never;
+}
+
+export interface HealthOutcome {
+  status: CheckStatus;
+  detail: string;
 }
 
 /** A holder's settings that reach its backend (from HolderOptions). */

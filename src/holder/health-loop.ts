@@ -31,7 +31,9 @@ export interface HealthMonitorInit extends Omit<HealthSettings, 'enabled'> {
 /**
  * Runs checker rounds and writes heartbeats, each on its own timer: a round that waits out a
  * hung check's deadline does not delay the heartbeat, and a heartbeat is only missed when the
- * holder's event loop itself is stuck, which is exactly what `stale` is meant to catch.
+ * holder's event loop itself is stuck, which is exactly what `stale` is meant to catch. Every
+ * round ends with a heartbeat, and the heartbeat timer is re-armed by each write, so it only
+ * fires when a round is late: one write per poll, not two.
  * Everything is asynchronous; status requests are served between the steps.
  */
 export class HealthMonitor implements HealthLoop {
@@ -58,8 +60,6 @@ export class HealthMonitor implements HealthLoop {
 
   start(): this {
     this.heartbeat();
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.init.pollMs);
-    this.heartbeatTimer.unref();
     this.scheduleRound(0);
     return this;
   }
@@ -67,7 +67,7 @@ export class HealthMonitor implements HealthLoop {
   stop(): void {
     if (this.stopped) return;
     this.stopping.abort();
-    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.heartbeatTimer);
     clearTimeout(this.roundTimer);
     if (!this.init.write) {
       // A holder that exits leaves no heartbeat behind to be mistaken for a wedged one.
@@ -120,8 +120,8 @@ export class HealthMonitor implements HealthLoop {
       while (next < targets.length && !this.stopped) {
         const i = next++;
         const member = targets[i] as MemberTarget;
-        const inside: MemberChecker[] = member.inside.map((c) => ({ name: c.name, check: ({ signal }) => c.check(signal) }));
-        const injected: MemberChecker[] = member.faults.map((detail) => ({ name: 'fault', check: () => Promise.resolve({ status: 'warn', detail: `fault injected: ${detail}` }) }));
+        const inside: MemberChecker[] = member.inside.map((c) => (c.checkNow ? { name: c.name, checkNow: () => c.checkNow() } : { name: c.name, check: ({ signal }) => c.check(signal) }));
+        const injected: MemberChecker[] = member.faults.map((detail) => ({ name: 'fault', checkNow: () => ({ status: 'warn', detail: `fault injected: ${detail}` }) }));
         // A paused member is frozen on purpose: every other check would call it dead or hung.
         const checkers = member.paused ? [] : [...this.init.checkers.member, ...inside];
         memberChecks[i] = await Promise.all([...checkers, ...injected].map((checker) => runCheck(checker, (s) => ({ store, signal: s, member }), options)));
@@ -165,6 +165,8 @@ export class HealthMonitor implements HealthLoop {
       return;
     }
     this.seq++;
+    if (this.heartbeatTimer) this.heartbeatTimer.refresh();
+    else this.heartbeatTimer = setTimeout(() => this.heartbeat(), this.init.pollMs).unref();
     const file = this.record();
     const custom = this.init.write;
     this.writing = (custom ? custom(file) : this.writeFile(file))

@@ -1,5 +1,6 @@
 import type { AppliedShape, Backend, BackendContext, MemberExecOptions, MemberExecResult, MemberHandle } from '../backend/types.js';
-import { isActiveState, type CheckStatus } from '../protocol/health-levels.js';
+import { isActiveState } from '../protocol/health-levels.js';
+import type { InsideCheck } from './checkers/index.js';
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork } from '../net/types.js';
 import { crashPoint } from '../protocol/crash-point.js';
@@ -221,11 +222,13 @@ export class MemberRuntime {
   }
 
   /** The backend's checks of what runs inside the member, bound to it; none unless it runs. */
-  healthChecks(): { name: string; check(signal: AbortSignal): Promise<{ status: CheckStatus; detail: string }> }[] {
+  healthChecks(): InsideCheck[] {
     const { ctx } = this;
     const { handle } = this.now;
     if (this.now.state !== 'running' || !ctx || !handle) return [];
-    return this.backend.healthChecks.map((c) => ({ name: c.name, check: (signal: AbortSignal) => c.check(ctx, signal, handle) }));
+    return this.backend.healthChecks.map((c) =>
+      c.checkNow ? { name: c.name, checkNow: () => c.checkNow(ctx, handle) } : { name: c.name, check: (signal: AbortSignal) => c.check(ctx, signal, handle) },
+    );
   }
 
   private tail(ctx: BackendContext): string {

@@ -42,14 +42,14 @@ describe("backends' checks inside members", () => {
     const server = await listen(createServer((socket) => socket.destroy()), 0);
     const port = (server.address() as { port: number }).port;
     const handle = member;
-    expect(await portCheck.check(ctx(port), never, handle)).toMatchObject({ status: 'pass', detail: `127.0.0.1:${port} is listening` });
+    expect(portCheck.checkNow(ctx(port), handle)).toMatchObject({ status: 'pass', detail: `127.0.0.1:${port} is listening` });
     // A member in a cgroup that holds none of the listening processes: someone else has its port.
     const elsewhere = { ...handle, cgroup: join(scratch(), 'no-such-cgroup') };
-    expect(await portCheck.check(ctx(port), never, elsewhere)).toMatchObject({ status: 'fail', detail: expect.stringContaining("is held by a process that is not web-1's") });
+    expect(portCheck.checkNow(ctx(port), elsewhere)).toMatchObject({ status: 'fail', detail: expect.stringContaining("is held by a process that is not web-1's") });
     await new Promise((resolve) => server.close(resolve));
     // A health round reads the kernel's table at most once a second for all members.
     await new Promise((resolve) => setTimeout(resolve, 1_050));
-    expect(await portCheck.check(ctx(port), never, handle)).toMatchObject({ status: 'fail', detail: `nothing listens on 127.0.0.1:${port}` });
+    expect(portCheck.checkNow(ctx(port), handle)).toMatchObject({ status: 'fail', detail: `nothing listens on 127.0.0.1:${port}` });
   });
 
   it('qemu hypervisor: speaks QMP (greeting, capabilities, query-status) and reads the VM state; no socket is a skip', async () => {

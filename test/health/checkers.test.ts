@@ -69,17 +69,26 @@ describe('runCheck', () => {
     const liar = { name: 'liar', check: () => Promise.resolve({ status: 'great' }) } as unknown as MemberChecker;
     expect((await runCheck(liar, ctx, { timeoutMs: 100, signal: never })).status).toBe('fail');
   });
+
+  it('an immediate checker (no deadline timer) is judged alike: its answer, a throw, garbage', async () => {
+    const fine: MemberChecker = { name: 'now', checkNow: ({ member }) => ({ status: 'pass', detail: member.name }) };
+    expect(await runCheck(fine, ctx, { timeoutMs: 100, signal: never })).toMatchObject({ name: 'now', status: 'pass', detail: 'web-1' });
+    const thrower: MemberChecker = { name: 'now', checkNow: () => { throw new Error('kaput\nstack'); } };
+    expect(await runCheck(thrower, ctx, { timeoutMs: 100, signal: never })).toMatchObject({ status: 'fail', detail: 'checker threw: kaput' });
+    const liar = { name: 'now', checkNow: () => ({ status: 'great' }) } as unknown as MemberChecker;
+    expect((await runCheck(liar, ctx, { timeoutMs: 100, signal: never })).status).toBe('fail');
+  });
 });
 
 describe('shipped checkers', () => {
   const s = store();
 
-  it('process-alive: passes for a live process, fails for a gone or reused PID, skips without a process', async () => {
-    const check = (member: MemberTarget) => processAliveChecker.check({ store: s, signal: never, member });
-    expect((await check(target())).status).toBe('pass');
-    expect(await check(target({ process: { pid: process.pid, startTime: '1' } }))).toMatchObject({ status: 'fail', detail: expect.stringContaining('reused') });
-    expect(await check(target({ process: { pid: 2 ** 22 + 1, startTime: '1' } }))).toMatchObject({ status: 'fail', detail: expect.stringContaining('gone') });
-    expect((await check(target({ process: null, state: 'starting' }))).status).toBe('skip');
+  it('process-alive: passes for a live process, fails for a gone or reused PID, skips without a process', () => {
+    const check = (member: MemberTarget) => processAliveChecker.checkNow({ store: s, signal: never, member });
+    expect(check(target()).status).toBe('pass');
+    expect(check(target({ process: { pid: process.pid, startTime: '1' } }))).toMatchObject({ status: 'fail', detail: expect.stringContaining('reused') });
+    expect(check(target({ process: { pid: 2 ** 22 + 1, startTime: '1' } }))).toMatchObject({ status: 'fail', detail: expect.stringContaining('gone') });
+    expect(check(target({ process: null, state: 'starting' })).status).toBe('skip');
   });
 
   it('disk-space: pass, warn and fail by thresholds', async () => {

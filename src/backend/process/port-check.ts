@@ -1,4 +1,4 @@
-import type { MemberHandle, MemberHealthCheck } from '../types.js';
+import type { ImmediateHealthCheck, MemberHandle } from '../types.js';
 import { listeningInodes, ownedListener, stillHeld, type HeldSocket } from './listener.js';
 
 /** A health round reads the kernel's listening table at most once for all members. */
@@ -14,21 +14,21 @@ const verified = new WeakMap<MemberHandle, HeldSocket>();
  * in the kernel's listening table and its processes' descriptors, then each poll is one readlink
  * showing the member still holds that socket. Elsewhere the shared listening table is read.
  */
-export const portCheck: MemberHealthCheck = {
+export const portCheck: ImmediateHealthCheck = {
   name: 'port',
-  check(ctx, _signal, handle) {
+  checkNow(ctx, handle) {
     const { ip } = ctx.network;
     const { port } = ctx.config;
     const where = `${ip}:${port}`;
     const pass = { status: 'pass', detail: `${where} is listening` } as const;
     const known = verified.get(handle);
-    if (known && stillHeld(known)) return Promise.resolve(pass);
-    if (listeningInodes(ip, port, ROUND_TABLE_AGE_MS).size === 0) return Promise.resolve({ status: 'fail', detail: `nothing listens on ${where}` });
+    if (known && stillHeld(known)) return pass;
+    if (listeningInodes(ip, port, ROUND_TABLE_AGE_MS).size === 0) return { status: 'fail', detail: `nothing listens on ${where}` };
     if (handle.cgroup) {
       const held = ownedListener(handle, ip, port, ROUND_TABLE_AGE_MS);
-      if (!held) return Promise.resolve({ status: 'fail', detail: `${where} is held by a process that is not ${ctx.config.name}'s` });
+      if (!held) return { status: 'fail', detail: `${where} is held by a process that is not ${ctx.config.name}'s` };
       verified.set(handle, held);
     }
-    return Promise.resolve(pass);
+    return pass;
   },
 };

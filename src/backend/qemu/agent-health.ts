@@ -1,4 +1,4 @@
-import type { BackendContext, MemberHealthCheck } from '../types.js';
+import type { BackendContext, WaitingHealthCheck } from '../types.js';
 import type { GuestAgent } from './agent.js';
 import { agentReadFile } from './agent-files.js';
 
@@ -16,7 +16,7 @@ const CALL_MS = 5_000;
  * checks are blind: red), and its SSH server listens (without it only interactive `ssh` and
  * `forward` fail: amber).
  */
-export function agentHealthChecks(agentOf: (ctx: BackendContext) => GuestAgent): MemberHealthCheck[] {
+export function agentHealthChecks(agentOf: (ctx: BackendContext) => GuestAgent): WaitingHealthCheck[] {
   return [
     {
       name: 'agent',

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { BackendContext, MemberHealthCheck } from '../types.js';
+import type { BackendContext, WaitingHealthCheck } from '../types.js';
 import { QmpClient } from './qmp.js';
 
 /**
@@ -7,7 +7,7 @@ import { QmpClient } from './qmp.js';
  * the answer is in: QMP serves one client at a time in some configurations. A missing socket is
  * a `skip`, never a false alarm.
  */
-export function hypervisorCheck(qmpSocketOf: (ctx: BackendContext) => string): MemberHealthCheck {
+export function hypervisorCheck(qmpSocketOf: (ctx: BackendContext) => string): WaitingHealthCheck {
   return {
     name: 'hypervisor',
     async check(ctx, signal) {

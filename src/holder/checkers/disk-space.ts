@@ -1,5 +1,5 @@
 import { statfs } from 'node:fs/promises';
-import type { HolderChecker } from './types.js';
+import type { HolderCheckContext, WaitingChecker } from './types.js';
 
 export interface DiskThresholds {
   /** Below either of these: fail (the store cannot take another member disk or log). */
@@ -29,7 +29,7 @@ function human(bytes: number): string {
 }
 
 /** Free space on the file system of the store (member disks, logs, state files live there). */
-export function diskSpaceChecker(thresholds: DiskThresholds = DEFAULT_DISK_THRESHOLDS): HolderChecker {
+export function diskSpaceChecker(thresholds: DiskThresholds = DEFAULT_DISK_THRESHOLDS): WaitingChecker<HolderCheckContext> {
   return {
     name: 'disk-space',
     async check({ store }) {

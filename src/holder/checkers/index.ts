@@ -3,7 +3,7 @@ import { faultChecker } from './fault.js';
 import { processAliveChecker } from './process-alive.js';
 import type { HolderChecker, MemberChecker } from './types.js';
 
-export type { Checker, CheckOutcome, HolderChecker, MemberChecker, MemberTarget } from './types.js';
+export type { Checker, CheckOutcome, HolderChecker, InsideCheck, MemberChecker, MemberTarget } from './types.js';
 export { runCheck } from './run.js';
 
 /**

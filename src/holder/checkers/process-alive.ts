@@ -1,5 +1,5 @@
 import { readProcStat, type ProcStat } from '../../host/proc.js';
-import type { CheckOutcome, MemberChecker } from './types.js';
+import type { CheckOutcome, ImmediateChecker, MemberCheckContext } from './types.js';
 
 /** What /proc/<pid>/stat says of the member's process. */
 function verdict(pid: number, startTime: string, parsed: ProcStat | undefined): CheckOutcome {
@@ -15,13 +15,14 @@ function verdict(pid: number, startTime: string, parsed: ProcStat | undefined): 
  * The member's own process exists, is the very process that was started (PID and /proc start
  * time), and is not stopped or a zombie. Read synchronously: /proc/<pid>/stat is made by the
  * kernel in microseconds and never waits on a disk, while an asynchronous read costs four
- * thread-pool round trips (a quarter of an idle holder's CPU with 100 members).
+ * thread-pool round trips (a quarter of an idle holder's CPU with 100 members); and so it needs
+ * no deadline either.
  */
-export const processAliveChecker: MemberChecker = {
+export const processAliveChecker: ImmediateChecker<MemberCheckContext> = {
   name: 'process-alive',
-  check({ member }) {
-    if (!member.process) return Promise.resolve({ status: 'skip', detail: `no process (${member.state})` });
+  checkNow({ member }) {
+    if (!member.process) return { status: 'skip', detail: `no process (${member.state})` };
     const { pid, startTime } = member.process;
-    return Promise.resolve(verdict(pid, startTime, readProcStat(pid)));
+    return verdict(pid, startTime, readProcStat(pid));
   },
 };

@@ -15,12 +15,15 @@ export interface MemberTarget {
   /** The member's own process (VM or plain process), once started. */
   process: { pid: number; startTime: string } | null;
   /** The backend's checks inside the member (agent, SSH), bound to it; empty unless it runs. */
-  inside: { name: string; check(signal: AbortSignal): Promise<CheckOutcome> }[];
+  inside: InsideCheck[];
   /** Faults injected into this member, as an operator reads them (with the command that heals each). */
   faults: string[];
   /** Frozen by a pause fault: only the fault itself is reported; every other check would fail. */
   paused: boolean;
 }
+
+/** A backend's check of one member, bound to it: waits (with a deadline) or answers at once. */
+export type InsideCheck = { name: string; check(signal: AbortSignal): Promise<CheckOutcome>; checkNow?: never } | { name: string; checkNow(): CheckOutcome; check?: never };
 
 export interface HolderCheckContext {
   store: Store;
@@ -39,13 +42,28 @@ export interface CheckOutcome {
 }
 
 /**
- * A health check. It may be slow, hang or throw: the loop gives it a deadline, aborts its signal
- * when that passes and reports a failing check either way; the loop and the holder keep going.
+ * A health check that waits on something (a socket, a file system). It may be slow, hang or
+ * throw: the loop gives it a deadline, aborts its signal when that passes and reports a failing
+ * check either way; the loop and the holder keep going.
  */
-export interface Checker<C> {
+export interface WaitingChecker<C> {
   readonly name: string;
   check(ctx: C): Promise<CheckOutcome>;
+  checkNow?: never;
 }
+
+/**
+ * A health check that answers at once from the kernel's own tables (/proc), with nothing to wait
+ * on: it runs without a deadline timer, an abort controller or a promise race. Those cost more
+ * than the check itself, two checks per member per round (an idle holder of 100 members).
+ */
+export interface ImmediateChecker<C> {
+  readonly name: string;
+  checkNow(ctx: C): CheckOutcome;
+  check?: never;
+}
+
+export type Checker<C> = WaitingChecker<C> | ImmediateChecker<C>;
 
 export type MemberChecker = Checker<MemberCheckContext>;
 export type HolderChecker = Checker<HolderCheckContext>;
