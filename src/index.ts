@@ -3,7 +3,7 @@
  *
  *   await using cluster = await startCluster({ name: 'raft', members: 3 });
  */
-export { startCluster, attach, Cluster, uniqueSuffix, type StartClusterOptions } from './lib/cluster.js';
+export { startCluster, attach, Cluster, uniqueSuffix, type SnapshotInfo, type StartClusterOptions } from './lib/cluster.js';
 export { Member, type DelayOptions } from './lib/member.js';
 export { buildImage, listImages, removeImage, type BuildImageOptions, type ImageInfo } from './lib/image.js';
 export type { ExecOptions, ExecResult } from './lib/exec.js';

@@ -1,7 +1,7 @@
 import type { Store } from '../store/layout.js';
 import type { BackendKind, MemberConfig } from '../store/member-config.js';
 import type { Logger } from '../host/logger.js';
-import type { ClusterNetwork, MemberNetwork } from '../net/types.js';
+import type { ClusterNetwork, MemberNetwork, NetworkPlan } from '../net/types.js';
 import type { CheckStatus } from '../protocol/health-levels.js';
 import type { NetworkShape } from '../protocol/schemas.js';
 
@@ -122,7 +122,8 @@ export interface BackendSetup {
 export interface Backend {
   readonly kind: BackendKind;
   /** Cluster network for this backend; called once per holder. */
-  openNetwork(store: Store, cluster: string, log: Logger): Promise<ClusterNetwork>;
+  /** `plan`: where a network made now puts its members (a fork); an existing one keeps its own. */
+  openNetwork(store: Store, cluster: string, log: Logger, plan?: NetworkPlan): Promise<ClusterNetwork>;
   prepare(ctx: BackendContext, progress: (message: string) => void): Promise<void>;
   start(ctx: BackendContext): Promise<MemberHandle>;
   /** True once the member answers; false while it still boots. Must not throw for "not yet". */
@@ -151,6 +152,14 @@ export interface Backend {
    * `undefined` ends that; resolves once the member reports the change in force.
    */
   shapeNetwork(ctx: BackendContext, shape: AppliedShape | undefined): Promise<void>;
+  /**
+   * Saves a paused member whole (memory, devices, disk) into the empty folder `dir`, with what a
+   * start needs to restore it (a member whose config has `restore`). Absent: the backend's
+   * members cannot be saved. The member stays paused; the caller resumes it.
+   */
+  saveState?(ctx: BackendContext, handle: MemberHandle, dir: string): Promise<void>;
+  /** Why this running member cannot be saved (asked of every member before any is paused), or undefined. */
+  cannotSave?(ctx: BackendContext): string | undefined;
   /** Checks of what runs inside a member (e.g. its agent and SSH server); may be empty. */
   readonly healthChecks: readonly MemberHealthCheck[];
 }

@@ -14,6 +14,7 @@ import { rmCommand } from './commands/rm.js';
 import { doctorCommand, setupCommand } from './commands/setup.js';
 import { statusCommand } from './commands/status.js';
 import { upCommand } from './commands/up.js';
+import { snapshotCommand } from './commands/snapshot.js';
 import { EXIT, reportError } from './exit.js';
 import { endQuietlyOnClosedPipe } from './output.js';
 
@@ -35,12 +36,13 @@ Examples:
   $ fleetbox up demo -n 3 --backend process   start a 3-member cluster of plain processes
   $ fleetbox ls                                list members (--json for scripts)
   $ fleetbox down demo-2 && fleetbox up demo-2 stop one member, re-join it
+  $ fleetbox snapshot web warm && fleetbox up t1 --from warm   save a cluster, start a fork of it
   $ fleetbox rm demo --yes                     delete the cluster
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 not found.
 State lives in $FLEETBOX_HOME (default ~/.fleetbox).`,
     );
-  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand(), forwardCommand(), faultCommand(), execCommand(), sshCommand(), cpCommand(), imageCommand(), dashboardCommand(), setupCommand(), doctorCommand()]) {
+  for (const command of [upCommand(), downCommand(), statusCommand(), lsCommand(), rmCommand(), logsCommand(), forwardCommand(), faultCommand(), snapshotCommand(), execCommand(), sshCommand(), cpCommand(), imageCommand(), dashboardCommand(), setupCommand(), doctorCommand()]) {
     program.addCommand(command);
   }
   // Commander's own errors (unknown option, missing argument) become our usage exit code.

@@ -24,6 +24,7 @@ import { addMember, liveSibling } from './add-member.js';
 import { spawnHolder, type SpawnedHolder } from './spawn.js';
 import { getStatus, type MemberView } from './status.js';
 import { waitMembers } from './wait.js';
+import { forkPlan } from './snapshot.js';
 
 export type MemberSpecInput = Omit<MemberConfigInput, 'name' | 'cluster' | 'createdAt' | 'backend' | 'bootTimeoutMs'> & {
   backend?: BackendKind;
@@ -41,6 +42,8 @@ export interface UpOptions {
   bootTimeoutMs?: number;
   prepareTimeoutMs?: number;
   holderOptions?: Partial<HolderOptionsInput>;
+  /** Start the (new) cluster as a fork of this snapshot: its members as saved, running on. */
+  from?: string;
   onChange?(view: MemberView): void;
 }
 
@@ -240,6 +243,7 @@ function checkFast(config: MemberConfig): void {
  * cluster serialise here: the second finds the first's holder and attaches to it.
  */
 export async function up(store: Store, options: UpOptions): Promise<UpResult> {
+  if (options.from !== undefined) return upFrom(store, options, options.from);
   const plan = planMembers(store, options.names, options.count);
   const spec = options.spec ?? {};
   // A bad share is refused before any member's config is written.
@@ -286,6 +290,65 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
     return { members, spawned };
   } catch (error) {
     // A bound holder we started must not outlive a failed call: closing its owner connection stops it.
+    for (const holder of spawned.values()) holder.control?.destroy();
+    throw error;
+  }
+}
+
+/** The `up` flag of each member setting, for errors. */
+const SPEC_FLAGS: Record<string, string> = {
+  backend: '--backend', cmd: '--cmd', port: '--port', cpus: '--cpus', memoryMiB: '--mem', diskMiB: '--disk',
+  rootfs: '--rootfs', image: '--image', init: '--init', fast: '--fast/--boot', shares: '--share',
+};
+
+/**
+ * `up NEW --from SNAPSHOT`: a new cluster whose members are the snapshot's, restored where they
+ * were saved (same memory, same processes, same addresses in the fork's own namespace), each
+ * named after its place: web-2 of the snapshot becomes NEW-2.
+ */
+async function upFrom(store: Store, options: UpOptions, snapshot: string): Promise<UpResult> {
+  const [cluster, ...more] = options.names;
+  if (cluster === undefined || more.length > 0) throw new FleetboxError('usage', `--from starts one new cluster: fleetbox up NEW --from ${snapshot}`);
+  validateName(cluster, 'cluster name');
+  if (clusterOf(cluster) !== cluster) throw new FleetboxError('usage', `--from takes a cluster name; ${cluster} names a member of ${clusterOf(cluster)}`);
+  const given = Object.entries(options.spec ?? {}).filter(([, value]) => value !== undefined).map(([key]) => SPEC_FLAGS[key] ?? key);
+  if (given.length > 0) throw new FleetboxError('usage', `--from starts the members as they were saved; drop ${[...new Set(given)].join(', ')}`);
+  const plan = forkPlan(store, snapshot, cluster);
+  if (options.count !== undefined && options.count !== plan.members.length) {
+    throw new FleetboxError('usage', `snapshot ${snapshot} has ${plan.members.length} member(s); drop -n or give -n ${plan.members.length}`);
+  }
+  const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
+  const prepareTimeoutMs = options.prepareTimeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS;
+  const spawned = new Map<string, SpawnedHolder>();
+  try {
+    await withLock(store.clusterLockPath(cluster), async () => {
+      reconcileCluster(store, cluster);
+      if (listMembers(store, cluster).length > 0) {
+        throw new FleetboxError('usage', `cluster ${cluster} exists; a fork is a new cluster: pick another name or remove it first ('fleetbox rm ${cluster} --yes')`);
+      }
+      for (const member of plan.members) {
+        refuseLinks(store, cluster, member.name);
+        const { fast: _fast, restore: _restore, ...saved } = member.config;
+        writeMemberConfig(store, MemberConfigSchema.parse({ ...saved, name: member.name, cluster, bootTimeoutMs, createdAt: new Date().toISOString(), restore: { snapshot, member: member.from } }));
+      }
+      crashPoint('client-mid-up');
+      spawned.set(
+        cluster,
+        await spawnHolder(store, {
+          cluster,
+          members: plan.members.map((m) => m.name),
+          bound: options.bound ?? false,
+          holderOptions: { ...options.holderOptions, network: { subnet: plan.subnet, addresses: Object.fromEntries(plan.members.map((m) => [m.name, m.ip])) } },
+        }),
+      );
+    });
+    const members = await waitMembers(store, plan.members.map((m) => ({ cluster, name: m.name })), {
+      timeoutMs: bootTimeoutMs,
+      prepareTimeoutMs,
+      ...(options.onChange && { onChange: (view: MemberView) => options.onChange?.(view) }),
+    });
+    return { members, spawned };
+  } catch (error) {
     for (const holder of spawned.values()) holder.control?.destroy();
     throw error;
   }

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server, Socket } from 'node:net';
 import type { Backend, MemberExecOptions, MemberExecResult } from '../backend/types.js';
 
@@ -12,6 +14,7 @@ import type { Store } from '../store/layout.js';
 import { listMembers, readMemberConfig, writeMemberConfig, writeMemberState } from '../store/members.js';
 import { clusterOf, validateName } from '../store/names.js';
 import { removePidfile, writePidfile } from '../store/pidfile.js';
+import { bytesOnDisk } from '../store/snapshots.js';
 import { processStartTime } from '../host/proc.js';
 import { reconcileMember } from '../store/reconcile.js';
 import { createDialer, type Dialer } from '../net/dialer.js';
@@ -57,6 +60,8 @@ export class Holder {
   private health: HealthLoop | undefined;
   private forwards: Forwards | undefined;
   private readonly execsRunning = new Map<string, number>();
+  /** A snapshot is being taken: members are paused for it, on purpose. */
+  private snapshotting = false;
   private dialer: Dialer | undefined;
   private readonly startTime = processStartTime(process.pid) ?? '0';
 
@@ -89,7 +94,7 @@ export class Holder {
     // The control socket comes first: a second holder of this cluster fails here, touching nothing.
     this.controlServer = await serveControlSocket(this, store.controlSocketPath(cluster));
     crashPoint('holder-after-control-listen');
-    this.network = await this.init.backend.openNetwork(store, cluster, log);
+    this.network = await this.init.backend.openNetwork(store, cluster, log, this.init.options.network);
     this.faultSet = new Faults(store, cluster, this.network, this.runtimes, log);
     crashPoint('holder-after-network-open');
     for (const name of members) await this.adopt(name);
@@ -121,7 +126,8 @@ export class Holder {
         process: now.handle ? { pid: now.handle.pid, startTime: now.handle.startTime } : null,
         inside: runtime.healthChecks(),
         faults: (this.faultSet?.of(runtime.name) ?? []).map((f) => `${describeFault(f)} (heal: ${healCommand(f)})`),
-        paused: this.faultSet?.paused(runtime.name) ?? false,
+        // Paused for a snapshot is frozen on purpose too, for a second or two.
+        paused: this.snapshotting || (this.faultSet?.paused(runtime.name) ?? false),
       };
     });
   }
@@ -303,6 +309,56 @@ export class Holder {
         return { faults: faults.list() };
       default:
         return { faults: faults.list() };
+    }
+  }
+
+  /**
+   * Saves every member of the cluster into the snapshot folder `folder` (under snapshots/): all
+   * are paused first, so the save is one moment of the whole cluster (no member runs on while
+   * another is being saved), then each is saved, then all run on, whatever happened. Refused
+   * unless every member runs and no fault is in force (a shaped guest would carry its fault into
+   * every fork; a paused one is the user's to resume).
+   */
+  async snapshot(folder: string): Promise<{ members: { name: string; bytes: number }[]; pausedMs: number }> {
+    if (this.snapshotting) throw new FleetboxError('busy', `a snapshot of ${this.cluster} is being taken; retry when it is done`);
+    const runtimes = [...this.runtimes.values()].sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+    for (const runtime of runtimes) {
+      const { state } = runtime.snapshot();
+      if (state !== 'running') throw new FleetboxError('not_running', `${runtime.name} is ${state}; a snapshot takes a cluster whose members all run ('fleetbox up ${runtime.name}' or 'fleetbox rm ${runtime.name}' first)`);
+    }
+    for (const runtime of runtimes) {
+      const why = runtime.cannotSave();
+      if (why) throw new FleetboxError('usage', why);
+    }
+    const inForce = this.faultSet?.list() ?? [];
+    if (inForce.length > 0) {
+      throw new FleetboxError('usage', `faults are in force in ${this.cluster} (${inForce.map(describeFault).join('; ')}); heal them first: fleetbox fault heal ${this.cluster}`);
+    }
+    const root = join(this.init.store.snapshotsDir, folder);
+    if (!existsSync(root)) throw new FleetboxError('not_found', `snapshot folder ${folder} does not exist`);
+    this.snapshotting = true;
+    const paused: MemberRuntime[] = [];
+    const started = performance.now();
+    try {
+      for (const runtime of runtimes) {
+        await runtime.pause();
+        paused.push(runtime);
+      }
+      crashPoint('holder-mid-snapshot');
+      const members: { name: string; bytes: number }[] = [];
+      for (const runtime of runtimes) {
+        const dir = join(root, runtime.name);
+        mkdirSync(dir, { mode: 0o700 });
+        await runtime.saveState(dir);
+        members.push({ name: runtime.name, bytes: bytesOnDisk(dir) });
+      }
+      this.init.log.info('snapshot_saved', { folder, members: members.length, pausedMs: Math.round(performance.now() - started) });
+      return { members, pausedMs: Math.round(performance.now() - started) };
+    } finally {
+      for (const runtime of paused) {
+        await runtime.resume().catch((error: unknown) => this.init.log.error('snapshot_resume_failed', { member: runtime.name, message: String(error) }));
+      }
+      this.snapshotting = false;
     }
   }
 

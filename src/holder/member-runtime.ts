@@ -211,6 +211,22 @@ export class MemberRuntime {
     return this.backend.resume(this.ctx, this.now.handle);
   }
 
+  /** Why the member cannot be saved now, or undefined. */
+  cannotSave(): string | undefined {
+    if (this.now.state !== 'running' || !this.ctx) return `${this.name} is ${this.now.state}`;
+    if (!this.backend.saveState) return `${this.name} is a ${this.config.backend} member, which cannot be saved; snapshots take members that are VMs`;
+    return this.backend.cannotSave?.(this.ctx);
+  }
+
+  /** Saves the paused member whole into `dir` (a snapshot); refused by a backend that cannot. */
+  saveState(dir: string): Promise<void> {
+    if (this.now.state !== 'running' || !this.ctx || !this.now.handle) return Promise.reject(this.notRunning());
+    if (!this.backend.saveState) {
+      return Promise.reject(new FleetboxError('usage', `${this.name} is a ${this.config.backend} member, which cannot be saved; snapshots take members that are VMs`));
+    }
+    return this.backend.saveState(this.ctx, this.now.handle, dir);
+  }
+
   /** Shapes (or with undefined, stops shaping) what the running member sends; verified by the backend. */
   shapeNetwork(shape: AppliedShape | undefined): Promise<void> {
     if (this.now.state !== 'running' || !this.ctx) return Promise.reject(this.notRunning());

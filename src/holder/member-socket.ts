@@ -37,6 +37,7 @@ export interface MemberService {
   fault(member: string, request: FaultCall): Promise<{ faults: Fault[]; healed?: Fault[] }>;
   writeFile(name: string, path: string, data: Buffer, append: boolean): Promise<void>;
   readFile(name: string, path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean }>;
+  snapshot(folder: string): Promise<{ members: { name: string; bytes: number }[]; pausedMs: number }>;
 }
 
 /** A connection that has not sent its request by then is dropped (slow or stuck peers). */
@@ -81,6 +82,8 @@ async function handle(holder: MemberService, member: string, request: MemberRequ
     case 'write':
       await holder.writeFile(member, request.path, Buffer.from(request.data, 'base64'), request.append);
       return { ok: true };
+    case 'snapshot':
+      return { ok: true, snapshot: await holder.snapshot(request.folder) };
     case 'read': {
       const { data, eof } = await holder.readFile(member, request.path, request.offset, request.count);
       return { ok: true, read: { data: data.toString('base64'), eof } };

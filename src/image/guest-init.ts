@@ -334,3 +334,21 @@ export function cloneIdentityScript(identity: { name: string; ip: string; prefix
   ];
   return lines.join('\n');
 }
+
+/**
+ * What a member restored from a snapshot runs through its agent to become itself: the guest
+ * already has its address and everything the saved member had (a fork keeps the same addresses
+ * in its own network), so only the name, the clock and the entropy change; then the ready marker.
+ * The random bytes come on standard input: forks of one snapshot never share RNG state.
+ */
+export function forkIdentityScript(identity: { name: string; ip: string; prefix: number; epochSeconds: number }): string {
+  const { name, ip, prefix } = identity;
+  return [
+    'set -e',
+    `date -u -s @${Math.floor(identity.epochSeconds)} >/dev/null`,
+    `hostname ${name}`,
+    `printf '127.0.0.1 localhost\\n%s %s\\n' ${ip} ${name} > /etc/hosts`,
+    'cat > /dev/urandom',
+    `echo "${READY_MARKER} ${name} ip=${ip}/${prefix} restored uptime=$(cut -d' ' -f1 /proc/uptime)s" > /dev/ttyS0`,
+  ].join('\n');
+}

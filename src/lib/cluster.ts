@@ -16,6 +16,7 @@ import { Member } from './member.js';
 import { DEFAULT_BACKEND } from '../store/backend-kinds.js';
 import type { BackendKind } from '../store/member-config.js';
 import { checkFaultOrder, sendFaultOrder } from '../control/faults.js';
+import { takeSnapshot } from '../control/snapshot.js';
 import type { Fault } from '../protocol/schemas.js';
 
 export interface StartClusterOptions {
@@ -61,6 +62,24 @@ export interface StartClusterOptions {
   prepareTimeoutMs?: number;
   /** Store directory (default $FLEETBOX_HOME or ~/.fleetbox). */
   home?: string;
+  /**
+   * Start as a fork of this snapshot (`cluster.snapshot(NAME)` / `fleetbox snapshot`): every
+   * member as it was saved (memory, processes, disk), running on, with the same addresses in the
+   * fork's own network; `<name>-2` is the snapshot's second member. Member settings
+   * (backend, cpus, …) come from the snapshot and may not be given.
+   */
+  from?: string;
+}
+
+/** What `cluster.snapshot()` saved. */
+export interface SnapshotInfo {
+  name: string;
+  cluster: string;
+  members: string[];
+  /** Bytes on disk. */
+  bytes: number;
+  /** How long the members stood paused for the save. */
+  pausedMs: number;
 }
 
 /** A random suffix that can never read as `-<digits>` (which would name a member, not a cluster). */
@@ -140,6 +159,15 @@ export class Cluster {
     return (await sendFaultOrder(this.store, via, { op: 'list' })).faults;
   }
 
+  /**
+   * Saves every member (memory, processes, disks) as snapshot `name`, to start forks of it with
+   * `startCluster({ from: name })`. The members are paused for the save and run on after it.
+   */
+  async snapshot(name: string): Promise<SnapshotInfo> {
+    const manifest = await takeSnapshot(this.store, this.name, name);
+    return { name: manifest.name, cluster: manifest.cluster, members: manifest.members.map((m) => m.name), bytes: manifest.bytes, pausedMs: manifest.pausedMs };
+  }
+
   /** Stops every member (state kept on disk); for a bound cluster the holder exits too. */
   async stop(): Promise<void> {
     await stopMembersLocked(this.store, listMembers(this.store, this.name));
@@ -163,7 +191,8 @@ export class Cluster {
 
 function specOf(options: StartClusterOptions): MemberSpecInput {
   return {
-    backend: options.backend ?? DEFAULT_BACKEND,
+    // A fork's members are the snapshot's: only what the caller gave is passed (and refused).
+    ...(options.from === undefined ? { backend: options.backend ?? DEFAULT_BACKEND } : options.backend !== undefined && { backend: options.backend }),
     ...(options.cpus !== undefined && { cpus: options.cpus }),
     ...(options.memoryMiB !== undefined && { memoryMiB: options.memoryMiB }),
     ...(options.diskMiB !== undefined && { diskMiB: options.diskMiB }),
@@ -193,7 +222,8 @@ export async function startCluster(options: StartClusterOptions): Promise<Cluste
   const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
   const result = await up(store, {
     names: [name],
-    count: options.members ?? 1,
+    ...(options.from === undefined ? { count: options.members ?? 1 } : options.members !== undefined && { count: options.members }),
+    ...(options.from !== undefined && { from: options.from }),
     spec: specOf(options),
     bound: !options.detached,
     bootTimeoutMs,

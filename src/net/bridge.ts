@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { Logger } from '../host/logger.js';
-import type { ClusterNetwork, MemberNetwork } from './types.js';
+import type { ClusterNetwork, MemberNetwork, NetworkPlan } from './types.js';
 import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { NetworkRecord } from '../store/network-record.js';
@@ -101,7 +101,7 @@ function readRecordOrNone(store: Store, cluster: string, log: Logger): NetworkRe
  * leaves a record that reconcile can act on. An existing record keeps its subnet and address
  * book, so members that come back get their old addresses.
  */
-export async function openBridgeNetwork(store: Store, cluster: string, log: Logger): Promise<ClusterNetwork> {
+export async function openBridgeNetwork(store: Store, cluster: string, log: Logger, plan?: NetworkPlan): Promise<ClusterNetwork> {
   const startTime = processStartTime(process.pid);
   if (startTime === null) throw new FleetboxError('internal', 'cannot read this process start time from /proc');
   const me = { pid: process.pid, startTime };
@@ -114,7 +114,9 @@ export async function openBridgeNetwork(store: Store, cluster: string, log: Logg
   if (previous?.kind === 'bridge' && previous.namespace) {
     record = { ...previous, owner: me };
   } else {
-    const subnet = await pickFreeSubnet(store, cluster);
+    // A fork's subnet is its snapshot's, in use by the cluster it was taken of too: the two never
+    // meet (each lives in its own namespace), and its guests already have their addresses.
+    const subnet = plan?.subnet ?? (await pickFreeSubnet(store, cluster));
     record = {
       cluster,
       kind: 'bridge',
@@ -122,7 +124,7 @@ export async function openBridgeNetwork(store: Store, cluster: string, log: Logg
       prefix: PREFIX,
       gateway: `${subnet}.1`,
       namespace: namespaceFor(store, cluster),
-      addresses: {},
+      addresses: { ...plan?.addresses },
       owner: me,
       createdAt: new Date().toISOString(),
     };

@@ -13,6 +13,12 @@ export interface MemberNetwork {
   mac: string;
 }
 
+/** Where a new network must put its members (a fork: the subnet and addresses of its snapshot). */
+export interface NetworkPlan {
+  subnet: string;
+  addresses: Record<string, string>;
+}
+
 /** A cluster's network, owned by its holder for as long as it runs. */
 export interface ClusterNetwork {
   readonly cluster: string;

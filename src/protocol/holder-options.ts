@@ -31,6 +31,11 @@ export const HolderOptionsSchema = z.object({
   health: HealthSettingsSchema.default({ enabled: true, pollMs: 2_000, checkTimeoutMs: 1_000, staleAfterMs: 10_000 }),
   /** Forces the accelerator of VM members instead of the cached probe's verdict (FLEETBOX_ACCEL). */
   accel: z.enum(['kvm', 'tcg']).optional(),
+  /**
+   * A fork of a snapshot (`up --from`): the subnet and addresses its members had, given again in
+   * the fork's own namespace when its network is first made (a saved guest keeps its address).
+   */
+  network: z.object({ subnet: z.string().regex(/^\d{1,3}\.\d{1,3}\.\d{1,3}$/), addresses: z.record(z.string(), z.string()) }).optional(),
 });
 export type HolderOptions = z.infer<typeof HolderOptionsSchema>;
 export type HolderOptionsInput = z.input<typeof HolderOptionsSchema>;

@@ -102,6 +102,14 @@ export const FaultRequestSchema = z
     expiresAt,
   })
   .strict();
+/**
+ * Saves every member of the holder's cluster into the snapshot folder being made (a name under
+ * the store's snapshots/, never a path: the holder writes nowhere else). All members are paused
+ * for the save, so the snapshot is one moment of the whole cluster, and resumed after.
+ */
+export const SnapshotRequestSchema = z
+  .object({ cmd: z.literal('snapshot'), folder: z.string().regex(/^\.partial-[a-z0-9][a-z0-9.-]{0,120}$/), expiresAt })
+  .strict();
 export const BindRequestSchema = z.object({ cmd: z.literal('bind'), version: z.string() }).strict();
 export const AckRequestSchema = z.object({ cmd: z.literal('ack') }).strict();
 
@@ -114,9 +122,10 @@ export const MemberRequestSchema = z.discriminatedUnion('cmd', [
   WriteRequestSchema,
   ReadRequestSchema,
   FaultRequestSchema,
+  SnapshotRequestSchema,
 ]);
 export type MemberRequest = z.infer<typeof MemberRequestSchema>;
-export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward', 'exec', 'write', 'read', 'fault'] as const;
+export const MEMBER_COMMANDS = ['status', 'stop', 'addmember', 'forward', 'exec', 'write', 'read', 'fault', 'snapshot'] as const;
 
 export const ControlRequestSchema = z.discriminatedUnion('cmd', [BindRequestSchema, AckRequestSchema]);
 export const CONTROL_COMMANDS = ['bind', 'ack'] as const;
@@ -151,6 +160,11 @@ export const ExecReplySchema = z.object({
 export const FaultReplySchema = z.object({ ok: z.literal(true), faults: z.array(FaultSchema), healed: z.array(FaultSchema).optional() });
 export const WriteReplySchema = z.object({ ok: z.literal(true) });
 export const ReadReplySchema = z.object({ ok: z.literal(true), read: z.object({ data: z.string(), eof: z.boolean() }) });
+/** What `snapshot` saved: each member's bytes on disk, and how long the cluster stood paused. */
+export const SnapshotReplySchema = z.object({
+  ok: z.literal(true),
+  snapshot: z.object({ members: z.array(z.object({ name: z.string(), bytes: z.number().int() })), pausedMs: z.number() }),
+});
 export const BindReplySchema = z.object({
   ok: z.literal(true),
   version: z.string(),

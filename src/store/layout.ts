@@ -74,6 +74,13 @@ export class Store {
   get logsDir(): string {
     return join(this.home, 'logs');
   }
+  /** Saved clusters (`fleetbox snapshot`): one folder each, made whole or not at all. */
+  get snapshotsDir(): string {
+    return join(this.home, 'snapshots');
+  }
+  snapshotDir(name: string): string {
+    return join(this.snapshotsDir, validateName(name, 'snapshot name'));
+  }
 
   clusterDir(cluster: string): string {
     return join(this.clustersDir, validateName(cluster, 'cluster name'));

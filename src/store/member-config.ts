@@ -38,6 +38,11 @@ export const MemberConfigSchema = z.object({
    * for a member that cannot be; false (`up --boot`): never.
    */
   fast: z.boolean().optional(),
+  /**
+   * qemu: start from a saved member instead of booting (`up --from`): the snapshot and the member
+   * of it this one is a copy of. Every start restores it again.
+   */
+  restore: z.object({ snapshot: z.string(), member: z.string() }).optional(),
   /** The holder's boot budget for this member; `up --timeout` / `bootTimeoutMs` set it per call. */
   bootTimeoutMs: z.number().int().positive().max(3_600_000).default(DEFAULT_BOOT_TIMEOUT_MS),
   createdAt: z.string(),

@@ -91,6 +91,11 @@ export interface QemuInvocation {
   memoryFile?: { path: string; shared: boolean };
   /** A network device on a hub with nothing else on it (a template's: clones restore its state). */
   isolatedNic?: boolean;
+  /**
+   * Guest RAM as a named memory backend of plain anonymous memory: a member restored from a
+   * snapshot of a clone, whose RAM was a named backend too (the names must match to restore).
+   */
+  memoryRam?: boolean;
   /** Wait for an incoming migration (a clone restores a template's state; QMP migrate-incoming). */
   incoming?: boolean;
 }
@@ -98,7 +103,7 @@ export interface QemuInvocation {
 /** Arguments of qemu-system-x86_64 for one microVM member. */
 export function qemuArguments(vm: QemuInvocation): string[] {
   const args = [
-    '-M', vm.fileServer || vm.memoryFile ? 'microvm,memory-backend=mem' : 'microvm',
+    '-M', vm.fileServer || vm.memoryFile || vm.memoryRam ? 'microvm,memory-backend=mem' : 'microvm',
     '-accel', vm.accel,
     ...(vm.accel === 'kvm' ? ['-cpu', 'host'] : []),
     '-m', String(vm.memoryMiB),
@@ -127,6 +132,7 @@ export function qemuArguments(vm: QemuInvocation): string[] {
   if (vm.memoryFile) {
     args.push('-object', `memory-backend-file,id=mem,size=${vm.memoryMiB}M,mem-path=${optionValue(vm.memoryFile.path)},share=${vm.memoryFile.shared ? 'on' : 'off'}`);
   }
+  if (vm.memoryRam) args.push('-object', `memory-backend-ram,id=mem,size=${vm.memoryMiB}M`);
   if (vm.qmpSocket) args.push('-qmp', `unix:${optionValue(vm.qmpSocket)},server=on,wait=off`);
   if (vm.agentSocket) {
     args.push(

@@ -8,7 +8,7 @@ import { crashPoint } from '../../protocol/crash-point.js';
 import { FleetboxError } from '../../protocol/errors.js';
 import type { Store } from '../../store/layout.js';
 import type { Logger } from '../../host/logger.js';
-import type { ClusterNetwork } from '../../net/types.js';
+import type { ClusterNetwork, NetworkPlan } from '../../net/types.js';
 import type { Backend, BackendContext, BackendSettings, MemberHandle } from '../types.js';
 import { kernelCommandLine, qemuArguments } from './command-line.js';
 import { ensureDisk } from './disk.js';
@@ -32,6 +32,7 @@ import { findVirtiofsd, startFileServer, type FileServer, type ServedRoot } from
 import { readRootImage } from '../../store/root-images.js';
 import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
 import { stopQemu } from './stop.js';
+import { cannotSave, findRestorable, restoreMember, saveMember, type Launched, type Restorable } from './saved-member.js';
 
 export interface QemuBackendOptions extends BackendSettings {
   /** Extra kernel command line words, appended last (tests use them to make a guest fail). */
@@ -116,6 +117,8 @@ interface Prepared {
   accel: 'kvm' | 'tcg';
   /** `fast` members: the template they are cloned from. */
   template?: { template: Template; spec: TemplateSpec };
+  /** Members of a fork (`up --from`): the saved member they start from. */
+  restore?: Restorable;
 }
 
 /** Real microVMs: QEMU microvm with the fleetbox guest image on the cluster's bridge (DESIGN §6). */
@@ -131,6 +134,8 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
   const fileServers = new Map<string, { server: FileServer; stopping: boolean; failure?: string }>();
   /** The image each member prepared with, so start boots exactly what prepare verified. */
   const prepared = new Map<string, Prepared>();
+  /** How each running member was launched: what a snapshot of it records. */
+  const launched = new Map<string, Launched>();
 
   const prepare = async (ctx: BackendContext, progress: (message: string) => void): Promise<Prepared> => {
     checkRuntimeTools();
@@ -141,6 +146,12 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     await ensureSshKey(ctx.store);
     const verdict = await chooseAccelerator(ctx.store, image, progress, options.accel);
     const entry: Prepared = { image, accel: verdict.accel };
+    if (ctx.config.restore) {
+      // A fork member restores what it was saved as; checked now, before anything starts.
+      entry.restore = findRestorable(ctx.store, ctx.config, image);
+      prepared.set(`${ctx.config.cluster}/${ctx.config.name}`, entry);
+      return entry;
+    }
     // Cloned unless told to boot, whenever the member can be (a clone carries no disk or shares).
     // Kernel arguments of a test change the boot itself: such members always boot.
     if (ctx.config.fast !== false && !needsFileServer(ctx) && ctx.config.diskMiB === 0 && !options.extraKernelArgs?.length) {
@@ -185,6 +196,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       crashPoint('holder-mid-clone');
       await restoreClone(entry.template, target, handle, agent);
       ctx.log.info('qemu_started', { member: config.name, pid: handle.pid, accel: entry.spec.accel, ip: network.ip, tap: network.tap, clone: entry.template.manifest.key, restoreMs: Date.now() - started });
+      launched.set(key, { accel: entry.spec.accel, cmdline: entry.template.manifest.bootCmdline, memoryBackend: true, image: entry.spec.image, mac: network.mac, disk: false });
       return handle;
     } catch (error) {
       ctx.log.warn('template_fallback', { member: config.name, template: entry.template.manifest.key, why: (error as Error).message });
@@ -201,8 +213,8 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
   return {
     kind: 'qemu',
 
-    openNetwork(store: Store, cluster: string, log: Logger): Promise<ClusterNetwork> {
-      return openBridgeNetwork(store, cluster, log);
+    openNetwork(store: Store, cluster: string, log: Logger, plan?: NetworkPlan): Promise<ClusterNetwork> {
+      return openBridgeNetwork(store, cluster, log, plan);
     },
 
     async prepare(ctx, progress) {
@@ -217,11 +229,30 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       // An agent connection of this member's previous boot talks to a guest that is gone.
       agents.get(`${config.cluster}/${config.name}`)?.close();
       agents.delete(`${config.cluster}/${config.name}`);
-      const { image, accel, template: entryTemplate } = prepared.get(`${config.cluster}/${config.name}`) ?? (await prepare(ctx, () => {}));
+      const { image, accel, template: entryTemplate, restore } = prepared.get(`${config.cluster}/${config.name}`) ?? (await prepare(ctx, () => {}));
       const paths = memberPaths(ctx);
       await clearStaleQmpSocket(paths.qmp, config.name);
       // A fresh console per boot: a ready marker from the previous run must not count.
       rmSync(paths.serial, { force: true });
+      launched.delete(`${config.cluster}/${config.name}`);
+      if (restore) {
+        const { prefix, cgroup } = enterCgroup(ctx.store.home, config.name);
+        const key = `${config.cluster}/${config.name}`;
+        const agent = new GuestAgent(paths.agent, config.name);
+        agents.set(key, agent);
+        const started = Date.now();
+        try {
+          const handle = await restoreMember(ctx, restore, image, paths, (args) => spawnQemu(launchArgv(args, network.namespace, prefix), paths.qemuLog, paths.dir, cgroup), agent);
+          const { record } = restore;
+          launched.set(key, { accel: record.accel, cmdline: record.cmdline, memoryBackend: record.memoryBackend, image, mac: record.mac, disk: record.disk });
+          ctx.log.info('qemu_started', { member: config.name, pid: handle.pid, accel: record.accel, ip: network.ip, tap: network.tap, snapshot: config.restore?.snapshot, restoreMs: Date.now() - started });
+          return handle;
+        } catch (error) {
+          agent.close();
+          agents.delete(key);
+          throw error;
+        }
+      }
       if (config.diskMiB > 0) ensureDisk(paths.disk, config.diskMiB);
       const args = qemuArguments({
         ...(needsFileServer(ctx) && { fileServer: paths.fsSocket }),
@@ -272,6 +303,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       }
       ctx.log.info('qemu_started', { member: config.name, pid: handle.pid, accel, ip: network.ip, tap: network.tap });
       agents.set(key, new GuestAgent(paths.agent, config.name));
+      launched.set(key, { accel, cmdline: args[args.indexOf('-append') + 1] ?? '', memoryBackend: needsFileServer(ctx), image, mac: network.mac, disk: config.diskMiB > 0 });
       const entry = fileServers.get(key);
       if (!entry) return handle;
       // A member whose file server died has lost its files: end it, and say why.
@@ -333,12 +365,25 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       verifyShape(ctx.config.name, shape, result);
     },
 
+    cannotSave(ctx) {
+      return cannotSave(ctx, launched.get(`${ctx.config.cluster}/${ctx.config.name}`));
+    },
+
+    async saveState(ctx, handle, dir) {
+      const found = launched.get(`${ctx.config.cluster}/${ctx.config.name}`);
+      const why = cannotSave(ctx, found);
+      if (why || !found) throw new FleetboxError('usage', why ?? `${ctx.config.name} cannot be saved`);
+      const paths = memberPaths(ctx);
+      await saveMember(ctx, found, { qmp: paths.qmp, disk: paths.disk }, handle, dir);
+    },
+
     healthChecks: [hypervisorCheck((ctx) => memberPaths(ctx).qmp), ...agentHealthChecks((ctx) => agentOf(ctx))],
 
     async stop(ctx, handle, timeoutMs): Promise<void> {
       const key = `${ctx.config.cluster}/${ctx.config.name}`;
       agents.get(key)?.close();
       agents.delete(key);
+      launched.delete(key);
       const paths = memberPaths(ctx);
       const served = fileServers.get(key);
       if (served) served.stopping = true;

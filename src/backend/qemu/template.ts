@@ -1,4 +1,3 @@
-import { pollUntil } from '../../host/poll.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,9 +17,10 @@ import { withLock } from '../../store/lock.js';
 import type { MemberHandle } from '../types.js';
 import { GuestAgent } from './agent.js';
 import { agentExec } from './agent-exec.js';
+import { migrationDone, qmpWhenUp, restoreIncoming, shellQuote, waitFor } from './migration.js';
+import type { QmpClient } from './qmp.js';
 import { kernelCommandLine, qemuArguments, type Accelerator, type QemuInvocation } from './command-line.js';
 import { hostCpuKhz } from './host-cpu.js';
-import { QmpClient } from './qmp.js';
 import { readTail } from '../../host/tail.js';
 import { consoleTail, readConsole } from './serial-console.js';
 import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
@@ -37,7 +37,6 @@ import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
 /** Bumped when what a template holds changes in a way the key does not capture. */
 const TEMPLATE_FORMAT = '2';
 const BUILD_BUDGET_MS = 90_000;
-const RESTORE_BUDGET_MS = 15_000;
 
 export interface TemplateSpec {
   image: GuestImage;
@@ -78,15 +77,15 @@ export function templatesDir(store: Store): string {
   return join(store.imagesDir, 'templates');
 }
 
-/** The QEMU build: a clone must restore on the same binary that saved its state. */
-function qemuIdentity(): string {
+/** The QEMU build: a clone (or a snapshot) must restore on the same binary that saved its state. */
+export function qemuIdentity(): string {
   const qemu = findBinary(QEMU_BINARY);
   if (!qemu) return 'none';
   const s = statSync(qemu);
   return `${qemu}:${s.size}:${s.mtimeMs}`;
 }
 
-function fileIdentity(path: string): string {
+export function fileIdentity(path: string): string {
   const s = statSync(path);
   return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 }
@@ -140,38 +139,6 @@ async function verifyTemplate(dir: string, key: string): Promise<{ template?: Te
     return { problem: 'its state file is missing, truncated or damaged' };
   }
   return { template: { dir, ram, state, manifest } };
-}
-
-/** `exec:` migration URIs go through /bin/sh: the path is single-quoted. */
-function shellQuote(path: string): string {
-  return `'${path.replace(/'/g, `'\\''`)}'`;
-}
-
-async function waitFor<T>(what: string, budgetMs: number, poll: () => T | undefined | Promise<T | undefined>, gone?: () => boolean): Promise<T> {
-  const value = await pollUntil(
-    async () => {
-      const answer = await poll();
-      if (answer === undefined && gone?.()) throw new FleetboxError('boot_failed', `QEMU exited while ${what}`);
-      return answer;
-    },
-    budgetMs,
-    10,
-  );
-  if (value === undefined) throw new FleetboxError('boot_timeout', `${what} took longer than ${budgetMs} ms`);
-  return value;
-}
-
-async function qmpWhenUp(path: string, gone: () => boolean): Promise<QmpClient> {
-  return waitFor('QEMU opened its QMP socket', 10_000, async () => (existsSync(path) ? await QmpClient.connect(path, 2_000).catch(() => undefined) : undefined), gone);
-}
-
-/** Polls query-migrate until it ends; throws with QEMU's words when it failed. */
-async function migrationDone(qmp: QmpClient, what: string, gone: () => boolean): Promise<void> {
-  await waitFor(what, RESTORE_BUDGET_MS, async () => {
-    const info = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
-    if (info.status === 'failed' || info.status === 'cancelled') throw new FleetboxError('io', `${what} failed: ${info['error-desc'] ?? info.status}`);
-    return info.status === 'completed' ? true : undefined;
-  }, gone);
 }
 
 /** The QEMU arguments a template and its clones share: same devices in the same order. */
@@ -385,23 +352,7 @@ export function cloneArguments(template: Template, spec: TemplateSpec, target: C
  * then carries the ready marker, so the usual readiness check follows.
  */
 export async function restoreClone(template: Template, target: CloneTarget, handle: MemberHandle, agent: GuestAgent): Promise<void> {
-  let exited = false;
-  void handle.exited.then(() => (exited = true));
-  const qmp = await qmpWhenUp(target.qmpSocket, () => exited);
-  try {
-    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-    await qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(template.state)}` });
-    await waitFor('restoring the template', RESTORE_BUDGET_MS, async () => {
-      const status = ((await qmp.execute('query-status')) as { status?: string }).status;
-      return status === 'paused' || status === 'postmigrate' ? true : status === 'running' ? true : undefined;
-    }, () => exited);
-    const status = ((await qmp.execute('query-status')) as { status?: string }).status;
-    if (status !== 'running') await qmp.execute('cont');
-    const after = ((await qmp.execute('query-status')) as { status?: string }).status;
-    if (after !== 'running') throw new FleetboxError('boot_failed', `${target.name}: QEMU reports ${after ?? 'nothing'} after restoring the template`);
-  } finally {
-    qmp.close();
-  }
+  await restoreIncoming({ qmpSocket: target.qmpSocket, state: template.state, ignoreShared: true, handle, what: 'restoring the template', member: target.name });
   const script = cloneIdentityScript({ name: target.name, ip: target.ip, prefix: target.prefix, gateway: target.gateway, mac: target.tap.mac, epochSeconds: Date.now() / 1000 });
   const result = await agentExec(agent, target.name, script, { timeoutMs: 10_000, input: randomBytes(64) });
   if (result.exitCode !== 0) {

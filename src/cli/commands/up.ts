@@ -24,6 +24,7 @@ export function upCommand(): Command {
     .option('--share <SRC[:DST][:ro|rw]>', 'qemu: a host folder in every member at DST (default: SRC), read-write unless :ro; repeatable', (spec: string, all: string[] = []) => [...all, spec])
     .option('--fast', 'qemu: insist on starting members as clones of a booted template (the default wherever a member can be cloned: the RAM guest without --disk/--share); refused where it cannot')
     .option('--boot', 'qemu: boot the members instead of cloning them (kept for their later starts)')
+    .option('--from <snapshot>', "start a new cluster as a fork of a snapshot ('fleetbox snapshot'): its members as saved, same addresses, own network")
     .option('--timeout <seconds>', 'boot timeout per call (image preparation is not charged)', whole(1, 3600), 120)
     .option('--json', 'print the members as JSON')
     .addHelpText(
@@ -36,11 +37,12 @@ Examples:
   $ fleetbox up web-2                            re-join web-2 to the live cluster web
   $ fleetbox up db -n 3 --rootfs host            guests run the host's installed software
   $ fleetbox up app -n 2 --share ./build:/opt/app:ro   a host folder in every member
-  $ fleetbox up pg -n 2 --image pg --disk 1024    members boot an image (fleetbox image build)`,
+  $ fleetbox up pg -n 2 --image pg --disk 1024    members boot an image (fleetbox image build)
+  $ fleetbox up t1 --from warm                   a fork of snapshot warm (fleetbox snapshot)`,
     )
     .action(async (names: string[], opts: {
       count?: number; backend: BackendKind; cmd?: string; port?: number; cpus?: number; mem?: number; disk?: number; timeout: number; json?: boolean;
-      rootfs?: (typeof ROOTFS_KINDS)[number]; image?: string; init?: (typeof INIT_KINDS)[number]; share?: string[]; fast?: boolean; boot?: boolean;
+      rootfs?: (typeof ROOTFS_KINDS)[number]; image?: string; init?: (typeof INIT_KINDS)[number]; share?: string[]; fast?: boolean; boot?: boolean; from?: string;
     }, command: Command) => {
       // Loaded when the command runs: the CLI starts without zod and the store code.
       const { up } = await import('../../control/up.js');
@@ -66,6 +68,7 @@ Examples:
           ...(opts.share !== undefined && { shares: opts.share.map((spec) => parseShareSpec(spec)) }),
         },
         bound: false,
+        ...(opts.from !== undefined && { from: opts.from }),
         bootTimeoutMs: opts.timeout * 1000,
         ...(!opts.json && { onChange: bootProgress(notice) }),
       });

@@ -1,0 +1,131 @@
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { processStartTime } from '../host/proc.js';
+import { crashPoint } from '../protocol/crash-point.js';
+import { FleetboxError, isFleetboxError } from '../protocol/errors.js';
+import { SnapshotReplySchema } from '../protocol/schemas.js';
+import { readJson, writeJsonAtomic } from '../store/atomic.js';
+import type { Store } from '../store/layout.js';
+import { withLock } from '../store/lock.js';
+import { listClusters, listMembers, readMemberConfig } from '../store/members.js';
+import { validateName } from '../store/names.js';
+import { NetworkRecordSchema } from '../store/network-record.js';
+import { listSnapshots, partialName, readSnapshot, removeAbandonedPartials, requireSnapshot, type SnapshotManifest } from '../store/snapshots.js';
+import { request } from './client.js';
+
+/** Saving is RAM-sized work per member (a few hundred MiB each under emulation). */
+const SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * `fleetbox snapshot <cluster> NAME`: saves every member of a running cluster (RAM, devices,
+ * disks) as snapshot NAME, from which `up --from NAME` starts forks. Under the cluster lock, so
+ * no `up`/`down`/`rm` changes the cluster meanwhile; the holder pauses all members for the save
+ * (one moment of the whole cluster) and resumes them. The snapshot appears by rename with its
+ * manifest, complete, or not at all (a crash leaves a partial folder the next snapshot removes).
+ */
+export async function takeSnapshot(store: Store, cluster: string, name: string, options: { onSaving?: () => void } = {}): Promise<SnapshotManifest> {
+  validateName(cluster, 'cluster name');
+  validateName(name, 'snapshot name');
+  store.ensure();
+  mkdirSync(store.snapshotsDir, { recursive: true, mode: 0o700 });
+  const taken = () => new FleetboxError('usage', `a snapshot named ${name} exists; pick another name or remove it first: fleetbox snapshot rm ${name}`);
+  if (readSnapshot(store, name)) throw taken();
+  removeAbandonedPartials(store);
+  return withLock(store.clusterLockPath(cluster), async () => {
+    const refs = listMembers(store, cluster);
+    if (refs.length === 0) throw new FleetboxError('not_found', `no cluster named ${cluster}; see 'fleetbox ls'`);
+    const first = refs[0];
+    if (!first) throw new FleetboxError('not_found', `no cluster named ${cluster}`);
+    const configs = refs.map((ref) => {
+      const config = readMemberConfig(store, cluster, ref.name);
+      if (!config) throw new FleetboxError('state_corrupt', `${ref.name} has no readable config; 'fleetbox rm ${ref.name} --yes' or fix it first`);
+      return config;
+    });
+    const network = readJson(store.networkPath(cluster), NetworkRecordSchema);
+    if (!network) throw new FleetboxError('not_running', `cluster ${cluster} is not running; start it first: fleetbox up ${cluster}`);
+    const folder = partialName(name, process.pid, processStartTime(process.pid) ?? '0');
+    const partial = join(store.snapshotsDir, folder);
+    mkdirSync(partial, { mode: 0o700 });
+    try {
+      options.onSaving?.();
+      const reply = await request(store.memberSocketPath(first.name), { cmd: 'snapshot', folder }, SnapshotReplySchema, {
+        timeoutMs: SNAPSHOT_TIMEOUT_MS,
+        startWithinMs: 10_000,
+      }).catch((error: unknown) => {
+        if (isFleetboxError(error, 'unreachable')) {
+          throw new FleetboxError('not_running', `cluster ${cluster} is not running (no holder answers for ${first.name}); start it first: fleetbox up ${cluster}`, { cause: error });
+        }
+        throw error;
+      });
+      // The holder saves VMs only, which live on a bridge network; anything else is a bug.
+      if (network.kind !== 'bridge') throw new FleetboxError('internal', `cluster ${cluster} has a ${network.kind} network, yet its holder saved it`);
+      const saved = new Map(reply.snapshot.members.map((m) => [m.name, m.bytes]));
+      const missing = configs.find((config) => !saved.has(config.name));
+      if (missing) throw new FleetboxError('internal', `the holder did not save ${missing.name}`);
+      const manifest: SnapshotManifest = {
+        version: 1,
+        name,
+        cluster,
+        createdAt: new Date().toISOString(),
+        network: { subnet: network.subnet, prefix: network.prefix, gateway: network.gateway },
+        members: configs.map((config) => ({ name: config.name, ip: network.addresses[config.name] ?? '', config })),
+        bytes: [...saved.values()].reduce((a, b) => a + b, 0),
+        pausedMs: reply.snapshot.pausedMs,
+      };
+      const noAddress = manifest.members.find((m) => m.ip === '');
+      if (noAddress) throw new FleetboxError('state_corrupt', `${noAddress.name} has no address in ${cluster}'s network record`);
+      writeJsonAtomic(join(partial, 'manifest.json'), manifest);
+      crashPoint('client-mid-snapshot');
+      try {
+        renameSync(partial, store.snapshotDir(name));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') throw taken();
+        throw error;
+      }
+      return manifest;
+    } catch (error) {
+      rmSync(partial, { recursive: true, force: true });
+      throw error;
+    }
+  });
+}
+
+/** Clusters with a member that starts from snapshot `name` (its forks). */
+export function forksOf(store: Store, name: string): string[] {
+  return listClusters(store).filter((cluster) =>
+    listMembers(store, cluster).some((ref) => {
+      try {
+        return readMemberConfig(store, cluster, ref.name)?.restore?.snapshot === name;
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
+/**
+ * Removes snapshot `name` (its folder, whole). A fork restores it at every start, so while forks
+ * exist it is refused unless `force`: they could then no longer start again.
+ */
+export function removeSnapshot(store: Store, name: string, options: { force: boolean } = { force: false }): void {
+  validateName(name, 'snapshot name');
+  const listed = listSnapshots(store).find((s) => s.name === name);
+  if (!listed) throw new FleetboxError('not_found', `no snapshot named ${name}; see 'fleetbox snapshot ls'`);
+  const forks = forksOf(store, name);
+  if (forks.length > 0 && !options.force) {
+    const which = forks.length === 1 ? `cluster ${forks.join('')} was` : `clusters ${forks.join(', ')} were`;
+    throw new FleetboxError('usage', `${which} forked from ${name} and restore${forks.length === 1 ? 's' : ''} it at each start; remove ${forks.length === 1 ? 'it' : 'them'} first ('fleetbox rm ${forks.join(' ')} --yes') or give --force`);
+  }
+  rmSync(store.snapshotDir(name), { recursive: true, force: true });
+}
+
+/** The member configs of a fork `cluster` of snapshot `name`, and the addresses its members get. */
+export function forkPlan(store: Store, name: string, cluster: string): { members: { name: string; from: string; ip: string; config: SnapshotManifest['members'][number]['config'] }[]; subnet: string } {
+  const manifest = requireSnapshot(store, name);
+  const members = manifest.members.map((member) => {
+    const suffix = member.name.slice(manifest.cluster.length);
+    return { name: validateName(`${cluster}${suffix}`, 'member name'), from: member.name, ip: member.ip, config: member.config };
+  });
+  return { members, subnet: manifest.network.subnet };
+}
