@@ -51,6 +51,8 @@ export function snapshotCommand(): Command {
     .argument('[cluster]', 'the running cluster to save')
     .argument('[name]', 'the snapshot name (for up --from NAME)')
     .option('--json', 'print the snapshot as JSON')
+    // 'snapshot ls --json': an option after a subcommand is the subcommand's.
+    .enablePositionalOptions()
     .addHelpText(
       'after',
       `
@@ -58,7 +60,7 @@ Every member is paused for the save (one moment of the whole cluster), saved, an
 fork starts each member where it was saved, with the same addresses, in its own network:
 
 Examples:
-  $ fleetbox up db -n 3 && fleetbox exec db-1 -- ./load-fixtures
+  $ fleetbox up db -n 3 && fleetbox ssh db-1 -- ./load-fixtures
   $ fleetbox snapshot db warm
   $ fleetbox up t1 --from warm        t1-1..3: db-1..3 as saved, renamed
   $ fleetbox snapshot ls
