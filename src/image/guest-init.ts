@@ -3,6 +3,8 @@
  * text here changes the image hash, so the next `prepare` rebuilds the image.
  */
 
+import { reseedLines } from './reseed-program.js';
+
 /** Printed on the serial console once the guest is configured and SSH listens. */
 export const READY_MARKER = 'FLEETBOX_READY';
 
@@ -329,7 +331,9 @@ export function cloneIdentityScript(identity: { name: string; ip: string; prefix
     `ip addr add ${ip}/${prefix} dev eth0`,
     'ip link set eth0 up',
     ...(gateway ? [`ip route add default via ${gateway}`] : []),
+    // Fresh bytes into the pool, then a reseed from it now: see reseed-program.ts.
     'cat > /dev/urandom',
+    ...reseedLines(),
     `echo "${READY_MARKER} ${name} ip=${ip}/${prefix} clone uptime=$(cut -d' ' -f1 /proc/uptime)s" > /dev/ttyS0`,
   ];
   return lines.join('\n');
@@ -339,7 +343,8 @@ export function cloneIdentityScript(identity: { name: string; ip: string; prefix
  * What a member restored from a snapshot runs through its agent to become itself: the guest
  * already has its address and everything the saved member had (a fork keeps the same addresses
  * in its own network), so only the name, the clock and the entropy change; then the ready marker.
- * The random bytes come on standard input: forks of one snapshot never share RNG state.
+ * The random bytes come on standard input and the generator is reseeded from them at once:
+ * forks of one snapshot never share RNG state.
  */
 export function forkIdentityScript(identity: { name: string; ip: string; prefix: number; epochSeconds: number }): string {
   const { name, ip, prefix } = identity;
@@ -349,6 +354,7 @@ export function forkIdentityScript(identity: { name: string; ip: string; prefix:
     `hostname ${name}`,
     `printf '127.0.0.1 localhost\\n%s %s\\n' ${ip} ${name} > /etc/hosts`,
     'cat > /dev/urandom',
+    ...reseedLines(),
     `echo "${READY_MARKER} ${name} ip=${ip}/${prefix} restored uptime=$(cut -d' ' -f1 /proc/uptime)s" > /dev/ttyS0`,
   ].join('\n');
 }
