@@ -38,7 +38,29 @@ function dropTemplates(s: Store, memoryMiB: number): void {
   }
 }
 
-const SCENARIOS: { point: string; during: string; setup: string[][]; crash: string[]; freshTemplate?: number }[] = [
+/** The fork's source is not part of what recovery checks (the fork restores from the snapshot). */
+async function removeSource(s: Store): Promise<void> {
+  const rm = await cli(s, ['rm', 'cq', '--yes'], {}, 60_000);
+  expect(rm.code, rm.stderr).toBe(0);
+}
+
+/** After the holder died during `snapshot`: nothing listed, and its client removed the partial folder. */
+async function holderCrashedMidSnapshot(s: Store): Promise<void> {
+  const listed = await cli(s, ['snapshot', 'ls', '--json'], {}, 60_000);
+  expect(listed.stdout).toBe('[]\n');
+  expect(readdirSync(s.snapshotsDir)).toEqual([]);
+}
+
+/** After the client died during `snapshot`: nothing listed, the members run on, the next snapshot removes the partial. */
+async function clientCrashedMidSnapshot(s: Store): Promise<void> {
+  const listed = await cli(s, ['snapshot', 'ls', '--json'], {}, 60_000);
+  expect(listed.stdout).toBe('[]\n');
+  const again = await cli(s, ['snapshot', 'cq', 'again'], {}, 120_000);
+  expect(again.code, again.stderr).toBe(0);
+  expect(readdirSync(s.snapshotsDir)).toEqual(['again']);
+}
+
+const SCENARIOS: { point: string; during: string; setup: string[][]; crash: string[]; freshTemplate?: number; cluster?: string; after?: (s: Store) => Promise<void> }[] = [
   { point: 'holder-mid-network-setup', during: '`up cq -n 2` (namespace recorded, taps being made)', setup: [], crash: UP },
   { point: 'holder-mid-boot', during: '`up cq -n 2 --boot` (QEMU started, guest booting)', setup: [], crash: [...UP, '--boot'] },
   { point: 'holder-mid-boot', during: '`up cq -n 2` (clones restored, identities given)', setup: [], crash: UP },
@@ -51,6 +73,9 @@ const SCENARIOS: { point: string; during: string; setup: string[][]; crash: stri
   { point: 'holder-mid-template', during: '`up cq -n 2 --fast --mem 192` (template guest booting)', setup: [], crash: [...UP, '--fast', '--mem', '192'], freshTemplate: 192 },
   { point: 'holder-mid-clone', during: '`up cq -n 2 --fast --mem 192` (clone QEMU waiting for its state)', setup: [], crash: [...UP, '--fast', '--mem', '192'] },
   { point: 'client-mid-up', during: '`up cq -n 2` (configs written, cluster lock held)', setup: [], crash: UP },
+  { point: 'holder-mid-snapshot', during: '`snapshot cq warm` (every member paused, none saved yet)', setup: [UP], crash: ['snapshot', 'cq', 'warm'], after: holderCrashedMidSnapshot },
+  { point: 'client-mid-snapshot', during: '`snapshot cq warm` (members saved and resumed, manifest written, folder not yet renamed)', setup: [UP], crash: ['snapshot', 'cq', 'warm'], after: clientCrashedMidSnapshot },
+  { point: 'holder-mid-restore', during: '`up cf --from warm` (fork QEMU waiting for its saved state)', setup: [UP, ['snapshot', 'cq', 'warm']], crash: ['up', 'cf', '--from', 'warm'], cluster: 'cf', after: removeSource },
   // Members on the host root: a virtiofsd per member beside QEMU.
   { point: 'holder-after-file-server', during: '`up cq -n 2 --rootfs host` (virtiofsd serving, QEMU not started)', setup: [], crash: [...UP, '--rootfs', 'host'] },
   { point: 'holder-mid-boot', during: '`up cq -n 2 --rootfs host` (virtiofsd and QEMU running, guest booting)', setup: [], crash: [...UP, '--rootfs', 'host'] },
@@ -72,6 +97,8 @@ describe.skipIf(skip)('kill -9 at named points with real VMs', () => {
       noteNetworks(s);
       if (scenario.point.startsWith('client-')) expect(crashed.signal, crashed.stderr).toBe('SIGKILL');
       else if (scenario.crash[0] === 'up') expect(crashed.code, crashed.stdout).toBe(1);
+      else if (scenario.crash[0] === 'snapshot') expect(crashed.code, crashed.stdout).not.toBe(0);
+      await scenario.after?.(s);
       if (scenario.crash[0] === 'fault') {
         expect(crashed.code, crashed.stdout).not.toBe(0);
         // The record outlived its holder; the next look at the faults clears it, with the namespace.
@@ -79,7 +106,7 @@ describe.skipIf(skip)('kill -9 at named points with real VMs', () => {
         expect(listed.stdout).toBe('[]\n');
         expect(existsSync(faultsPath(s, 'cq'))).toBe(false);
       }
-      await expectRecovery(s, 'cq', 2, true, 'qemu');
+      await expectRecovery(s, scenario.cluster ?? 'cq', 2, true, 'qemu');
       report.cover(scenario.point);
       report.count('crash injections');
     });
