@@ -252,7 +252,7 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
   const refs: MemberRef[] = [];
   const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
   const prepareTimeoutMs = options.prepareTimeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS;
-  try {
+  return startThenWait(store, options, refs, spawned, async () => {
     for (const [cluster, members] of plan) {
       members.forEach((name) => refs.push({ cluster, name }));
       await withLock(store.clusterLockPath(cluster), async () => {
@@ -282,14 +282,24 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
         );
       });
     }
+  });
+}
+
+/**
+ * Runs `start` (configs written, holders asked or spawned), then waits for `refs` to run. A
+ * bound holder this call started must not outlive a failed call: closing its owner connection
+ * stops it.
+ */
+async function startThenWait(store: Store, options: UpOptions, refs: MemberRef[], spawned: Map<string, SpawnedHolder>, start: () => Promise<void>): Promise<UpResult> {
+  try {
+    await start();
     const members = await waitMembers(store, refs, {
-      timeoutMs: bootTimeoutMs,
-      prepareTimeoutMs,
+      timeoutMs: options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS,
+      prepareTimeoutMs: options.prepareTimeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS,
       ...(options.onChange && { onChange: (view: MemberView) => options.onChange?.(view) }),
     });
     return { members, spawned };
   } catch (error) {
-    // A bound holder we started must not outlive a failed call: closing its owner connection stops it.
     for (const holder of spawned.values()) holder.control?.destroy();
     throw error;
   }
@@ -318,10 +328,10 @@ async function upFrom(store: Store, options: UpOptions, snapshot: string): Promi
     throw new FleetboxError('usage', `snapshot ${snapshot} has ${plan.members.length} member(s); drop -n or give -n ${plan.members.length}`);
   }
   const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
-  const prepareTimeoutMs = options.prepareTimeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS;
   const spawned = new Map<string, SpawnedHolder>();
-  try {
-    await withLock(store.clusterLockPath(cluster), async () => {
+  const refs = plan.members.map((m) => ({ cluster, name: m.name }));
+  return startThenWait(store, options, refs, spawned, () =>
+    withLock(store.clusterLockPath(cluster), async () => {
       reconcileCluster(store, cluster);
       if (listMembers(store, cluster).length > 0) {
         throw new FleetboxError('usage', `cluster ${cluster} exists; a fork is a new cluster: pick another name or remove it first ('fleetbox rm ${cluster} --yes')`);
@@ -341,15 +351,6 @@ async function upFrom(store: Store, options: UpOptions, snapshot: string): Promi
           holderOptions: { ...options.holderOptions, network: { subnet: plan.subnet, addresses: Object.fromEntries(plan.members.map((m) => [m.name, m.ip])) } },
         }),
       );
-    });
-    const members = await waitMembers(store, plan.members.map((m) => ({ cluster, name: m.name })), {
-      timeoutMs: bootTimeoutMs,
-      prepareTimeoutMs,
-      ...(options.onChange && { onChange: (view: MemberView) => options.onChange?.(view) }),
-    });
-    return { members, spawned };
-  } catch (error) {
-    for (const holder of spawned.values()) holder.control?.destroy();
-    throw error;
-  }
+    }),
+  );
 }
