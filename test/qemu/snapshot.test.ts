@@ -121,6 +121,14 @@ describe.skipIf(skip)('cluster snapshot and fork on real VMs', () => {
     expect(await sh('sn-1', 'cat /tmp/marker')).toBe('warm-one');
     const listed = JSON.parse((await cli(['snapshot', 'ls', '--json'])).stdout) as { forks: string[] }[];
     expect(listed[0]?.forks).toEqual(['fk']);
+    // A fork member restores the snapshot at every start: down + up puts it back as saved.
+    await sh('fk-2', 'echo changed > /tmp/marker');
+    expect((await cli(['down', 'fk-2'])).code).toBe(0);
+    const again = await cli(['up', 'fk-2']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await sh('fk-2', 'cat /tmp/marker')).toBe('warm-two');
+    expect(await sh('fk-2', 'hostname')).toBe('fk-2');
+    expect(await sh('fk-1', 'ping -c 1 -W 5 fk-2 >/dev/null && echo reached')).toBe('reached');
   });
 
   it('startCluster({ from }): a library fork, its own RNG state, destroyed with its owner', async () => {
