@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, truncateSyn
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type Cluster } from '../../dist/index.js';
+import { listSnapshots, removeSnapshot, startCluster, type Cluster } from '../../dist/index.js';
 import { Store } from '../../dist/store/layout.js';
 import { CLI, destroyStore } from '../helpers.js';
 import { cannotBootVms, reportSkip, vmStore } from './harness.js';
@@ -141,11 +141,17 @@ describe.skipIf(skip)('cluster snapshot and fork on real VMs', () => {
       const a = (await fork.member('lib-1').exec('head -c 16 /dev/urandom | od -An -tx1')).stdout;
       const b = await sh('fk-1', 'head -c 16 /dev/urandom | od -An -tx1');
       expect(a.trim()).not.toBe(b);
+      expect(listSnapshots({ home: store.home }).find((s) => s.name === 'warm')?.forks).toEqual(['fk', 'lib']);
+      // A fork can be saved in turn, from the library.
+      const info = await fork.snapshot('of-lib');
+      expect(info).toMatchObject({ name: 'of-lib', cluster: 'lib', members: ['lib-1', 'lib-2'] });
+      removeSnapshot('of-lib', { home: store.home });
     } finally {
       await fork.destroy();
     }
     expect(await members('lib')).toEqual([]);
     expect(qemuOf('lib-1')).toEqual([]);
+    expect(() => removeSnapshot('warm', { home: store.home })).toThrow(/cluster fk was forked from warm/);
   });
 
   it('bad input: one line each, non-zero exit, nothing made', async () => {
