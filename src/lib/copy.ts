@@ -14,6 +14,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { findBinary } from '../host/binaries.js';
 import { MACHINE_BACKENDS } from '../store/backend-kinds.js';
@@ -21,7 +22,7 @@ import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
 import { execOn, type ExecOptions, type ExecResult } from './exec.js';
-import { readMemberFile } from './member-files.js';
+import { readMemberFile, writeMemberFileFrom } from './member-files.js';
 import { execTarget } from './target.js';
 
 export interface CopyOptions extends Omit<ExecOptions, 'input'> {
@@ -63,10 +64,33 @@ export async function copyToMember(store: Store, ref: MemberRef, localPath: stri
   const source = readSource(localPath, localPath, options.recursive === true);
   // A member that is not a machine of its own writes into the host's tree: never into the source.
   if (source.isDirectory && !MACHINE_BACKENDS.has(target.config.backend)) refuseIntoItself(source, remotePath, where, localPath);
-  const archive = await hostTar(['-c', '-f', '-', '-C', dirname(source.path), `./${basename(source.path)}`], undefined, `cannot pack ${localPath}`);
   const script = copyInScript(guestPath(remotePath, where), source.name, basename(source.path), source.isDirectory);
-  const result = await execOn(target, script, { timeoutMs: options.timeoutMs, input: archive });
-  if (result.exitCode !== 0) throw guestFailure(result, 'to', where);
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const budget = () => Math.max(1, deadline - Date.now());
+  // The archive streams from tar: a small one goes whole as the script's input (one request);
+  // a bigger one is written piece by piece to a file in the member, which the script reads.
+  const { MAX_EXEC_INPUT } = await import('../protocol/schemas.js');
+  const packing = packStream(['-c', '-f', '-', '-C', dirname(source.path), `./${basename(source.path)}`], `cannot pack ${localPath}`);
+  let staged: string | undefined;
+  try {
+    const head = await packing.read(MAX_EXEC_INPUT + 1);
+    let result;
+    if (head.length <= MAX_EXEC_INPUT) {
+      await packing.done;
+      result = await execOn(target, script, { timeoutMs: budget(), input: head });
+    } else {
+      staged = `/tmp/${STAGE_PREFIX}in.${randomBytes(8).toString('hex')}.tar`;
+      await writeMemberFileFrom(target, staged, head, packing.rest());
+      await packing.done;
+      // The script takes the staged archive as its input and unlinks it before unpacking.
+      result = await execOn(target, `exec < ${quote(staged)} && rm -f ${quote(staged)}\n${script}`, { timeoutMs: budget() });
+      staged = undefined;
+    }
+    if (result.exitCode !== 0) throw guestFailure(result, 'to', where);
+  } finally {
+    packing.stop();
+    if (staged) await execOn(target, `rm -f ${quote(staged)}`, { timeoutMs: 10_000 }).catch(() => undefined);
+  }
 }
 
 /** Copies a file, or with `recursive` a directory tree, from a member to the host. */
@@ -95,7 +119,7 @@ export async function copyFromMember(store: Store, ref: MemberRef, remotePath: s
       if (statSync(archive).size !== size) throw new FleetboxError('io', `copy from ${where} failed: ${statSync(archive).size} of ${size} bytes arrived`);
       const unpacked = join(stage, 'unpacked');
       mkdirSync(unpacked);
-      await hostTar(['-x', '-o', '-p', '-f', archive, '-C', unpacked], undefined, `cannot unpack ${where} into ${destination.parent}`);
+      await hostTar(['-x', '-o', '-p', '-f', archive, '-C', unpacked], `cannot unpack ${where} into ${destination.parent}`);
       const [entry] = readdirSync(unpacked);
       if (entry === undefined) throw new FleetboxError('io', `copy from ${where} failed: the guest sent an empty archive`);
       // `.` or `..` name no entry; the copy is then named as the guest resolved it.
@@ -213,12 +237,59 @@ function statOrUndefined(path: string): Stats | undefined {
   }
 }
 
-/** Runs the host's tar; `input` is its standard input, the result its standard output. */
-async function hostTar(args: string[], input: Buffer | undefined, what: string): Promise<Buffer> {
+/** tar's output as it comes: at least the first `bytes` (or all, if less), then the rest as a stream; `done` settles with its exit. */
+interface PackStream {
+  read(bytes: number): Promise<Buffer>;
+  rest(): AsyncIterable<Buffer>;
+  done: Promise<void>;
+  stop(): void;
+}
+
+/** Runs the host's tar with its output streamed (a tree of any size is never held whole). */
+function packStream(args: string[], what: string): PackStream {
+  const tar = findBinary('tar');
+  if (!tar) throw new FleetboxError('missing_prerequisite', 'tar is not installed on the host; install the tar package');
+  const child = spawn(tar, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr = (stderr + text).slice(-4096)));
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', (error) => reject(new FleetboxError('io', `${what}: ${error.message}`, { cause: error })));
+    child.once('close', (code, signal) => (code === 0 ? resolve() : reject(new FleetboxError('io', `${what}: ${lastWords(stderr) || `tar ended with ${signal ?? `exit ${code}`}`}`))));
+  });
+  done.catch(() => undefined);
+  const chunks = child.stdout[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  return {
+    async read(bytes) {
+      const parts: Buffer[] = [];
+      let size = 0;
+      while (size < bytes) {
+        const next = await chunks.next();
+        if (next.done) break;
+        parts.push(next.value);
+        size += next.value.length;
+      }
+      return Buffer.concat(parts);
+    },
+    async *rest() {
+      for (;;) {
+        const next = await chunks.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    },
+    done,
+    stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** Runs the host's tar (no input), for its exit; its output is returned. */
+async function hostTar(args: string[], what: string): Promise<Buffer> {
   const tar = findBinary('tar');
   if (!tar) throw new FleetboxError('missing_prerequisite', 'tar is not installed on the host; install the tar package');
   const { execa } = await import('execa');
-  const result = await execa(tar, args, { reject: false, encoding: 'buffer', stripFinalNewline: false, ...(input ? { input } : { stdin: 'ignore' }) });
+  const result = await execa(tar, args, { reject: false, encoding: 'buffer', stripFinalNewline: false, stdin: 'ignore' });
   if (result.exitCode !== 0) {
     throw new FleetboxError('io', `${what}: ${lastWords(Buffer.from(result.stderr).toString('utf8')) || result.message}`);
   }

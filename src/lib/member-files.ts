@@ -19,6 +19,36 @@ export async function writeMemberFile(target: ExecTarget, path: string, data: Bu
   } while (at < data.length);
 }
 
+/**
+ * Writes what `source` yields to a file in a member, piece by piece as it comes: nothing is held
+ * whole in memory (a 500 MB archive travels 512 KiB at a time). `first` is what was read already.
+ */
+export async function writeMemberFileFrom(target: ExecTarget, path: string, first: Buffer, source: AsyncIterable<Buffer>): Promise<number> {
+  const socket = target.store.memberSocketPath(target.config.name);
+  let written = 0;
+  let pending: Buffer[] = [first];
+  let size = first.length;
+  const flush = async (all: boolean) => {
+    let buffered = Buffer.concat(pending);
+    while (buffered.length >= MAX_FILE_PIECE || (all && (buffered.length > 0 || written === 0))) {
+      const piece = buffered.subarray(0, MAX_FILE_PIECE);
+      await request(socket, { cmd: 'write', path, data: piece.toString('base64'), append: written > 0 }, WriteReplySchema, { timeoutMs: PIECE_TIMEOUT_MS });
+      written += piece.length;
+      buffered = buffered.subarray(piece.length);
+      if (piece.length === 0) break;
+    }
+    pending = [buffered];
+    size = buffered.length;
+  };
+  for await (const chunk of source) {
+    pending.push(chunk);
+    size += chunk.length;
+    if (size >= MAX_FILE_PIECE) await flush(false);
+  }
+  await flush(true);
+  return written;
+}
+
 /** Reads a member's file piece by piece, handing each to `sink`; resolves with the byte count. */
 export async function readMemberFile(target: ExecTarget, path: string, sink: (piece: Buffer) => void): Promise<number> {
   const socket = target.store.memberSocketPath(target.config.name);

@@ -1,5 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,6 +83,16 @@ describe.skipIf(skip)('fleetbox cp on a real VM', () => {
     expect(await cli(['cp', 'cpq-1:/tmp/g.sh', join(dir, 'g.sh')])).toMatchObject({ code: 0, stderr: '' });
     expect((statSync(join(dir, 'g.sh')).mode & 0o7777).toString(8)).toBe('711');
     expect(execFileSync(join(dir, 'g.sh'), { encoding: 'utf8' })).toBe('guest-ran\n');
+  }, 120_000);
+
+  it('a file bigger than one request streams in through a staged archive and arrives byte for byte; nothing staged is left', async () => {
+    const dir = scratch();
+    const big = join(dir, 'big.bin');
+    writeFileSync(big, randomBytes(3 << 20));
+    expect(await cli(['cp', big, 'cpq-1:/root/big.bin'])).toMatchObject({ code: 0, stderr: '' });
+    const local = createHash('sha256').update(readFileSync(big)).digest('hex');
+    expect(await guest('sha256sum /root/big.bin | cut -d" " -f1')).toBe(`${local}\n`);
+    expect(await guest("ls -a /tmp | grep -c '^\\.fleetbox-cp\\.in\\.' || true")).toBe('0\n');
   }, 120_000);
 
   it('-r copies a tree with a subdirectory and a symlink both ways; an existing directory receives the source under its name', async () => {
