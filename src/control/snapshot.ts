@@ -120,6 +120,27 @@ export function removeSnapshot(store: Store, name: string, options: { force: boo
   rmSync(store.snapshotDir(name), { recursive: true, force: true });
 }
 
+/**
+ * Where the network of a fork must put its members when a holder makes it anew (the first `up
+ * --from`, and any later `up` after the whole cluster stopped): the subnet and addresses of the
+ * snapshot, which its saved guests still have. Undefined for members that are not a fork's, or
+ * when the snapshot is gone (their start then fails, saying so).
+ */
+export function forkNetwork(store: Store, cluster: string, members: string[]): { subnet: string; addresses: Record<string, string> } | undefined {
+  const configs = members.map((name) => readMemberConfig(store, cluster, name));
+  const snapshot = configs.find((config) => config?.restore)?.restore?.snapshot;
+  if (snapshot === undefined) return undefined;
+  const manifest = readSnapshot(store, snapshot);
+  if (!manifest) return undefined;
+  const saved = new Map(manifest.members.map((m) => [m.name, m.ip]));
+  const addresses: Record<string, string> = {};
+  for (const config of configs) {
+    const ip = config?.restore?.snapshot === snapshot ? saved.get(config.restore.member) : undefined;
+    if (config && ip) addresses[config.name] = ip;
+  }
+  return { subnet: manifest.network.subnet, addresses };
+}
+
 /** The member configs of a fork `cluster` of snapshot `name`, and the addresses its members get. */
 export function forkPlan(store: Store, name: string, cluster: string): { members: { name: string; from: string; ip: string; config: SnapshotManifest['members'][number]['config'] }[]; subnet: string } {
   const manifest = requireSnapshot(store, name);

@@ -24,7 +24,7 @@ import { addMember, liveSibling } from './add-member.js';
 import { spawnHolder, type SpawnedHolder } from './spawn.js';
 import { getStatus, type MemberView } from './status.js';
 import { waitMembers } from './wait.js';
-import { forkPlan } from './snapshot.js';
+import { forkNetwork, forkPlan } from './snapshot.js';
 
 export type MemberSpecInput = Omit<MemberConfigInput, 'name' | 'cluster' | 'createdAt' | 'backend' | 'bootTimeoutMs'> & {
   backend?: BackendKind;
@@ -271,13 +271,16 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
           await Promise.all(idle.map((name) => addMember(store, name, { bootTimeoutMs, prepareTimeoutMs })));
           return;
         }
+        // A fork's holder makes its network where the snapshot's guests have their addresses.
+        const network = forkNetwork(store, cluster, members);
+        const holderOptions = network ? { ...options.holderOptions, network } : options.holderOptions;
         spawned.set(
           cluster,
           await spawnHolder(store, {
             cluster,
             members: idle,
             bound: options.bound ?? false,
-            ...(options.holderOptions && { holderOptions: options.holderOptions }),
+            ...(holderOptions && { holderOptions }),
           }),
         );
       });

@@ -111,8 +111,10 @@ export async function openBridgeNetwork(store: Store, cluster: string, log: Logg
     throw new FleetboxError('busy', `the network of cluster ${cluster} belongs to the live process ${previous.owner.pid}; stop that holder first ('fleetbox down ${cluster}')`);
   }
   let record: NetworkRecord;
-  if (previous?.kind === 'bridge' && previous.namespace) {
-    record = { ...previous, owner: me };
+  // A fork's plan wins over a record of another subnet (a leftover of an earlier cluster of
+  // this name): its saved guests have the plan's addresses.
+  if (previous?.kind === 'bridge' && previous.namespace && (!plan || previous.subnet === plan.subnet)) {
+    record = { ...previous, addresses: { ...previous.addresses, ...plan?.addresses }, owner: me };
   } else {
     // A fork's subnet is its snapshot's, in use by the cluster it was taken of too: the two never
     // meet (each lives in its own namespace), and its guests already have their addresses.

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +128,15 @@ describe.skipIf(skip)('cluster snapshot and fork on real VMs', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(await sh('fk-2', 'cat /tmp/marker')).toBe('warm-two');
     expect(await sh('fk-2', 'hostname')).toBe('fk-2');
+    expect(await sh('fk-1', 'ping -c 1 -W 5 fk-2 >/dev/null && echo reached')).toBe('reached');
+    // The whole fork stopped (its holder and network gone) and started again, its network record
+    // lost meanwhile: a new network, at the snapshot's addresses, which its restored guests have.
+    expect((await cli(['down', 'fk'])).code).toBe(0);
+    writeFileSync(store.networkPath('fk'), '{ torn');
+    const restarted = await cli(['up', 'fk']);
+    expect(restarted.code, restarted.stderr).toBe(0);
+    expect((await members('fk')).map((m) => m.ip)).toEqual(source.map((m) => m.ip));
+    expect(await sh('fk-1', 'cat /tmp/marker')).toBe('warm-one');
     expect(await sh('fk-1', 'ping -c 1 -W 5 fk-2 >/dev/null && echo reached')).toBe('reached');
   });
 
