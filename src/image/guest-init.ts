@@ -81,6 +81,10 @@ export const GUEST_TOOLS = '/run/fleetbox';
 
 /** The virtio-serial port name the guest agent (qemu-ga) listens on; QEMU's conventional name. */
 export const AGENT_PORT = 'org.qemu.guest_agent.0';
+/** The virtio-serial port of bulk bytes (copies), served by the init's bulk loop. */
+export const BULK_PORT = 'org.fleetbox.bulk.0';
+/** What the bulk loop answers to a hello: its protocol. */
+export const BULK_HELLO = 'FLEETBOX_BULK 1';
 
 /** Where the dropbear host key and the authorised client key sit inside the initramfs. */
 export const GUEST_HOST_KEY = '/etc/dropbear/dropbear_ed25519_host_key';
@@ -113,7 +117,49 @@ start_agent() {
   else
     fail "agent: no virtio-serial port named ${AGENT_PORT}"
   fi
+  start_bulk
   AGENT_STARTED=1
+}
+
+# The bulk loop on its own port: a copy's bytes raw, not as JSON and base64 parsed by the agent
+# in the emulated guest. One request at a time, a header line and then the bytes
+# (src/backend/qemu/bulk.ts is the other end):
+#   H 0 0 0                     -> ${BULK_HELLO}
+#   W <append> <size> <n><path> + <size> bytes -> OK | ERR <why>   (path: n bytes after the line)
+#   R <offset> <count> <n><path> -> OK <bytes> <eof> + that many bytes | ERR <why>
+# A file that cannot be written still has its bytes read off the port, so the stream stays in step.
+bulk_serve() {
+  while :; do
+    exec 3<>"$1" || { sleep 1; continue; }
+    while read -r op a b n <&3; do
+      # dd, not head: busybox's head reads ahead (stdio) and would eat the next bytes.
+      p=; [ "$n" -gt 0 ] && p=$(dd bs="$n" count=1 iflag=fullblock <&3 2>/dev/null)
+      case "$op" in
+        H) echo "${BULK_HELLO}" >&3 ;;
+        W) if [ "$b" -gt 0 ]; then dd bs="$b" count=1 iflag=fullblock <&3 2>/dev/null; fi |
+             { if [ "$a" = 1 ]; then cat >> "$p"; else cat > "$p"; fi 2>/dev/null || { cat >/dev/null; false; }; }
+           if [ $? = 0 ]; then echo OK >&3; else echo "ERR cannot write $p" >&3; fi ;;
+        R) if [ -d "$p" ] || ! s=$(stat -c %s "$p" 2>/dev/null) || ! [ -r "$p" ]; then echo "ERR cannot read $p" >&3; continue; fi
+           c=$((s - a)); [ $c -lt 0 ] && c=0; [ $c -gt "$b" ] && c=$b
+           e=0; [ $((a + c)) -ge $s ] && e=1
+           echo "OK $c $e" >&3
+           # Exactly c bytes whatever happens to the file meanwhile (padded with zeros), written in
+           # one go: the port takes big writes in few exits of the emulated guest.
+           [ "$c" -gt 0 ] || continue
+           if [ $((a % 65536)) = 0 ]; then { dd if="$p" bs=65536 skip=$((a / 65536)) count=$(((c + 65535) / 65536)) 2>/dev/null; head -c "$c" /dev/zero; }
+           else { tail -c +$((a + 1)) "$p" 2>/dev/null; head -c "$c" /dev/zero; }; fi | dd bs="$c" count=1 iflag=fullblock 2>/dev/null >&3 ;;
+        *) echo "ERR unknown request $op" >&3 ;;
+      esac
+    done
+    exec 3<&-
+    sleep 1
+  done
+}
+start_bulk() {
+  for p in /sys/class/virtio-ports/*; do
+    [ "$(cat $p/name 2>/dev/null)" = ${BULK_PORT} ] || continue
+    ( cd /root && bulk_serve /dev/\${p##*/} ) </dev/null >/dev/null 2>>/run/fleetbox-bulk.log &
+  done
 }
 
 if [ "$1" = stage2 ] || [ "$1" = services ]; then

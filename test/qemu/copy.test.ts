@@ -85,7 +85,7 @@ describe.skipIf(skip)('fleetbox cp on a real VM', () => {
     expect(execFileSync(join(dir, 'g.sh'), { encoding: 'utf8' })).toBe('guest-ran\n');
   }, 120_000);
 
-  it('a file bigger than one request streams in through a staged archive and arrives byte for byte; nothing staged is left', async () => {
+  it('a file bigger than one request streams in (staged archive) and out over the bulk port, byte for byte; nothing staged is left', async () => {
     const dir = scratch();
     const big = join(dir, 'big.bin');
     writeFileSync(big, randomBytes(3 << 20));
@@ -93,6 +93,11 @@ describe.skipIf(skip)('fleetbox cp on a real VM', () => {
     const local = createHash('sha256').update(readFileSync(big)).digest('hex');
     expect(await guest('sha256sum /root/big.bin | cut -d" " -f1')).toBe(`${local}\n`);
     expect(await guest("ls -a /tmp | grep -c '^\\.fleetbox-cp\\.in\\.' || true")).toBe('0\n');
+    // And back out, piece by piece from an offset.
+    expect(await cli(['cp', 'cpq-1:/root/big.bin', join(dir, 'back.bin')])).toMatchObject({ code: 0, stderr: '' });
+    expect(readFileSync(join(dir, 'back.bin')).equals(readFileSync(big))).toBe(true);
+    // Both ways went over the bulk port, not the agent's fallback.
+    expect(readFileSync(store.holderLogPath('cpq'), 'utf8')).not.toContain('bulk_port_unusable');
   }, 120_000);
 
   it('-r copies a tree with a subdirectory and a symlink both ways; an existing directory receives the source under its name', async () => {

@@ -1,4 +1,4 @@
-import { AGENT_PORT, CMDLINE_KEYS, FS_TAG } from '../../image/guest-init.js';
+import { AGENT_PORT, BULK_PORT, CMDLINE_KEYS, FS_TAG } from '../../image/guest-init.js';
 import type { MemberNetwork } from '../../net/types.js';
 
 export type Accelerator = 'kvm' | 'tcg';
@@ -100,6 +100,11 @@ export interface QemuInvocation {
   incoming?: boolean;
 }
 
+/** The bulk port's socket sits beside the agent's: `<x>.qga` → `<x>.blk`. */
+export function bulkSocketOf(agentSocket: string): string {
+  return agentSocket.replace(/\.[^./]*$/, '') + '.blk';
+}
+
 /** Arguments of qemu-system-x86_64 for one microVM member. */
 export function qemuArguments(vm: QemuInvocation): string[] {
   const args = [
@@ -139,6 +144,9 @@ export function qemuArguments(vm: QemuInvocation): string[] {
       '-device', 'virtio-serial-device',
       '-chardev', `socket,id=agent0,path=${optionValue(vm.agentSocket)},server=on,wait=off`,
       '-device', `virtserialport,chardev=agent0,name=${AGENT_PORT}`,
+      // Bulk bytes (copies) beside the agent, raw: see bulk.ts.
+      '-chardev', `socket,id=bulk0,path=${optionValue(bulkSocketOf(vm.agentSocket))},server=on,wait=off`,
+      '-device', `virtserialport,chardev=bulk0,name=${BULK_PORT}`,
     );
   }
   if (vm.tap) {

@@ -10,7 +10,8 @@ import type { Store } from '../../store/layout.js';
 import type { Logger } from '../../host/logger.js';
 import type { ClusterNetwork, NetworkPlan } from '../../net/types.js';
 import type { Backend, BackendContext, BackendSettings, MemberHandle } from '../types.js';
-import { kernelCommandLine, qemuArguments } from './command-line.js';
+import { bulkSocketOf, kernelCommandLine, qemuArguments } from './command-line.js';
+import { BulkPort } from './bulk.js';
 import { ensureDisk } from './disk.js';
 import { GuestAgent } from './agent.js';
 import { agentExec } from './agent-exec.js';
@@ -130,6 +131,21 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     if (!agent) throw new FleetboxError('not_running', `${ctx.config.name} is not running here`);
     return agent;
   };
+  /** Each started guest's bulk port (copies), opened on first use; given up for the agent if it fails. */
+  const bulks = new Map<string, BulkPort>();
+  const bulkOf = (ctx: BackendContext): BulkPort => {
+    const key = `${ctx.config.cluster}/${ctx.config.name}`;
+    let bulk = bulks.get(key);
+    if (!bulk) {
+      bulk = new BulkPort(bulkSocketOf(memberPaths(ctx).agent), ctx.config.name, (why) => ctx.log.warn('bulk_port_unusable', { member: ctx.config.name, why }));
+      bulks.set(key, bulk);
+    }
+    return bulk;
+  };
+  const dropBulk = (key: string) => {
+    bulks.get(key)?.close();
+    bulks.delete(key);
+  };
   /** Each running member's file server, and why it ended the member if it did. */
   const fileServers = new Map<string, { server: FileServer; stopping: boolean; failure?: string }>();
   /** The image each member prepared with, so start boots exactly what prepare verified. */
@@ -229,6 +245,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       // An agent connection of this member's previous boot talks to a guest that is gone.
       agents.get(`${config.cluster}/${config.name}`)?.close();
       agents.delete(`${config.cluster}/${config.name}`);
+      dropBulk(`${config.cluster}/${config.name}`);
       const { image, accel, template: entryTemplate, restore } = prepared.get(`${config.cluster}/${config.name}`) ?? (await prepare(ctx, () => {}));
       const paths = memberPaths(ctx);
       await clearStaleQmpSocket(paths.qmp, config.name);
@@ -344,12 +361,15 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       return agentExec(agentOf(ctx), ctx.config.name, command, options);
     },
 
-    writeFile(ctx, path, data, append) {
-      return agentWriteFile(agentOf(ctx), path, data, append);
+    async writeFile(ctx, path, data, append) {
+      const agent = agentOf(ctx);
+      if (await bulkOf(ctx).write(path, data, append)) return;
+      await agentWriteFile(agent, path, data, append);
     },
 
-    readFile(ctx, path, offset, count) {
-      return agentReadFile(agentOf(ctx), path, offset, count);
+    async readFile(ctx, path, offset, count) {
+      const agent = agentOf(ctx);
+      return (await bulkOf(ctx).read(path, offset, count)) ?? (await agentReadFile(agent, path, offset, count));
     },
 
     async pause(ctx) {
@@ -383,6 +403,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       const key = `${ctx.config.cluster}/${ctx.config.name}`;
       agents.get(key)?.close();
       agents.delete(key);
+      dropBulk(key);
       launched.delete(key);
       const paths = memberPaths(ctx);
       const served = fileServers.get(key);
@@ -399,6 +420,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         }
         rmSync(paths.fsSocket, { force: true });
         rmSync(paths.agent, { force: true });
+        rmSync(bulkSocketOf(paths.agent), { force: true });
       }
     },
 

@@ -1,0 +1,164 @@
+import { connect, type Socket } from 'node:net';
+import { BULK_HELLO } from '../../image/guest-init.js';
+import { FleetboxError } from '../../protocol/errors.js';
+
+/*
+ * The holder's end of a member's bulk port: a second virtio-serial port beside the agent's, on
+ * which the guest's init serves file bytes raw (`bulk_serve` in image/guest-init.ts). Through the
+ * agent a copy travels as base64 inside JSON that qemu-ga parses character by character in the
+ * emulated guest (~2.6 MiB/s in); here a piece is a header line and its bytes.
+ *
+ * One request at a time. A request that fails on the way (a timeout, a closed socket) leaves the
+ * stream out of step: the port is then given up for good and the caller uses the agent, which
+ * is always there. So is a guest without the loop (an image made before it).
+ */
+
+/** A hello must be answered within this; a piece (512 KiB) within the other. */
+const HELLO_TIMEOUT_MS = 3_000;
+const PIECE_TIMEOUT_MS = 30_000;
+
+export class BulkPort {
+  private socket: Socket | undefined;
+  private opening: Promise<boolean> | undefined;
+  /** Given up: the caller goes through the agent. */
+  private broken = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  private buffered: Buffer = Buffer.alloc(0);
+  private wake: (() => void) | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly member: string,
+    private readonly onGiveUp: (why: string) => void = () => undefined,
+    private readonly timeouts = { helloMs: HELLO_TIMEOUT_MS, pieceMs: PIECE_TIMEOUT_MS },
+  ) {}
+
+  /** Writes (or appends) `data` to `path` in the guest; false when the port is not usable (use the agent). */
+  write(path: string, data: Buffer, append: boolean): Promise<boolean> {
+    return this.serial(async () => {
+      const name = Buffer.from(path);
+      this.send(Buffer.concat([Buffer.from(`W ${append ? 1 : 0} ${data.length} ${name.length}\n`), name, data]));
+      const answer = await this.line(this.timeouts.pieceMs);
+      if (answer !== 'OK') throw new FleetboxError('io', `${this.member}: ${answer.replace(/^ERR /, '')}`);
+    });
+  }
+
+  /** Up to `count` bytes of `path` from `offset`; undefined when the port is not usable (use the agent). */
+  read(path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean } | undefined> {
+    let result: { data: Buffer; eof: boolean } | undefined;
+    return this.serial(async () => {
+      const name = Buffer.from(path);
+      this.send(Buffer.concat([Buffer.from(`R ${offset} ${count} ${name.length}\n`), name]));
+      const answer = await this.line(this.timeouts.pieceMs);
+      const ok = /^OK (\d+) ([01])$/.exec(answer);
+      if (!ok) throw new FleetboxError('io', `${this.member}: ${answer.replace(/^ERR /, '')}`);
+      const data = await this.bytes(Number(ok[1]), this.timeouts.pieceMs);
+      result = { data, eof: ok[2] === '1' };
+    }).then((usable) => (usable ? result : undefined));
+  }
+
+  close(): void {
+    this.broken = true;
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  /**
+   * Runs `step` when the ones before it are done, on an open port. Resolves false when the port
+   * is not usable. A guest's refusal (ERR) is thrown as it is; anything else gives the port up.
+   */
+  private serial(step: () => Promise<void>): Promise<boolean> {
+    const run = async (): Promise<boolean> => {
+      if (!(await this.open())) return false;
+      try {
+        await step();
+        return true;
+      } catch (error) {
+        if (error instanceof FleetboxError && error.code === 'io' && !this.ended) throw error;
+        this.giveUp(`a request failed: ${(error as Error).message}`);
+        return false;
+      }
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private open(): Promise<boolean> {
+    if (this.broken) return Promise.resolve(false);
+    this.opening ??= (async () => {
+      try {
+        const socket = await new Promise<Socket>((resolve, reject) => {
+          const s = connect(this.path);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        });
+        this.socket = socket;
+        socket.on('data', (chunk: Buffer) => {
+          this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+          this.wake?.();
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          this.ended = true;
+          this.wake?.();
+        });
+        this.send(Buffer.from('H 0 0 0\n'));
+        const hello = await this.line(this.timeouts.helloMs);
+        if (hello !== BULK_HELLO) throw new Error(`it answered ${JSON.stringify(hello.slice(0, 40))}`);
+        return true;
+      } catch (error) {
+        this.giveUp(`no bulk port: ${(error as Error).message}`);
+        return false;
+      }
+    })();
+    return this.opening;
+  }
+
+  private giveUp(why: string): void {
+    if (this.broken) return;
+    this.broken = true;
+    this.socket?.destroy();
+    this.socket = undefined;
+    this.onGiveUp(why);
+  }
+
+  private send(bytes: Buffer): void {
+    if (!this.socket || this.ended) throw new Error('the bulk port is closed');
+    this.socket.write(bytes);
+  }
+
+  /** Waits until `ready()` says enough has arrived, the port closes, or `timeoutMs` passes. */
+  private async waitFor(ready: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!ready()) {
+      if (this.ended) throw new Error(`the port closed while waiting for ${what}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${what} within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  private async line(timeoutMs: number): Promise<string> {
+    await this.waitFor(() => this.buffered.includes(0x0a), timeoutMs, 'answer');
+    const end = this.buffered.indexOf(0x0a);
+    const text = this.buffered.subarray(0, end).toString('utf8');
+    this.buffered = this.buffered.subarray(end + 1);
+    return text;
+  }
+
+  private async bytes(count: number, timeoutMs: number): Promise<Buffer> {
+    await this.waitFor(() => this.buffered.length >= count, timeoutMs, `${count} bytes`);
+    const data = Buffer.from(this.buffered.subarray(0, count));
+    this.buffered = this.buffered.subarray(count);
+    return data;
+  }
+}
