@@ -86,8 +86,8 @@ try {
     ['exec `true`: SSH, shared connection (old path)', both(sshMux)],
     ['exec `true`: SSH, fresh connection', both(sshFresh)],
     ['execAll(hostname) on 3 members: agent', both(all)],
-    [`copy ${mib} MiB in: agent (copyTo)`, rate(copies.agentIn)],
-    [`copy ${mib} MiB out: agent (copyFrom)`, rate(copies.agentOut)],
+    [`copy ${mib} MiB in: copyTo (bulk port; the agent if it fails)`, rate(copies.agentIn)],
+    [`copy ${mib} MiB out: copyFrom (bulk port; the agent if it fails)`, rate(copies.agentOut)],
     [`copy ${mib} MiB in: SSH cat`, rate(copies.sshIn)],
     [`copy ${mib} MiB out: SSH cat`, rate(copies.sshOut)],
   ]);
