@@ -18,8 +18,9 @@ afterEach(() => {
 });
 
 /** A fake guest: files in a map; `behaviour` breaks it on purpose. */
-function fakeGuest(behaviour: Behaviour): { path: string; files: Map<string, Buffer> } {
+function fakeGuest(behaviour: Behaviour): { path: string; files: Map<string, Buffer>; reads: number[] } {
   const files = new Map<string, Buffer>();
+  const reads: number[] = [];
   const path = join(scratch(), 'bulk.sock');
   const server = createServer((socket: Socket) => {
     let buffered = Buffer.alloc(0);
@@ -48,6 +49,7 @@ function fakeGuest(behaviour: Behaviour): { path: string; files: Map<string, Buf
             socket.write('OK\n');
           }
         } else if (op === 'R') {
+          reads.push(Number(a));
           const file = files.get(name);
           if (!file) socket.write(`ERR cannot read ${name}\n`);
           else {
@@ -61,7 +63,7 @@ function fakeGuest(behaviour: Behaviour): { path: string; files: Map<string, Buf
   });
   server.listen(path);
   servers.push(server);
-  return { path, files };
+  return { path, files, reads };
 }
 
 const quick = { helloMs: 300, pieceMs: 300 };
@@ -86,6 +88,29 @@ describe('bulk port (holder side)', () => {
     const all = await Promise.all([port.write('/a', Buffer.from('A'), false), port.write('/b', Buffer.from('B'), false), port.read('/tmp/f', 0, 4)]);
     expect(all[2]?.data.equals(Buffer.alloc(4, 1))).toBe(true);
     expect(guest.files.get('/a')?.toString()).toBe('A');
+    port.close();
+  });
+
+  it('reads ahead: a file read piece by piece costs one request per 4 MiB; a read from the start sees the file as it is now', async () => {
+    const guest = fakeGuest('serve');
+    const port = new BulkPort(guest.path, 'm-1', undefined, quick);
+    const file = Buffer.alloc(1_500_000);
+    for (let i = 0; i < file.length; i += 4) file.writeUInt32LE(i, i);
+    guest.files.set('/big', file);
+    const pieces: Buffer[] = [];
+    for (let offset = 0, eof = false; !eof; ) {
+      const piece = await port.read('/big', offset, 524_288);
+      if (!piece) throw new Error('port unusable');
+      pieces.push(piece.data);
+      offset += piece.data.length;
+      eof = piece.eof;
+    }
+    expect(Buffer.concat(pieces).equals(file)).toBe(true);
+    expect(pieces.map((p) => p.length)).toEqual([524_288, 524_288, 1_500_000 - 2 * 524_288]);
+    expect(guest.reads).toEqual([0]);
+    guest.files.set('/big', Buffer.from('new'));
+    expect((await port.read('/big', 0, 524_288))?.data.toString()).toBe('new');
+    expect(guest.reads).toEqual([0, 0]);
     port.close();
   });
 

@@ -16,6 +16,8 @@ import { FleetboxError } from '../../protocol/errors.js';
 /** A hello must be answered within this; a piece (512 KiB) within the other. */
 const HELLO_TIMEOUT_MS = 3_000;
 const PIECE_TIMEOUT_MS = 30_000;
+/** Bytes one read fetches from the guest (a copy asks for 512 KiB at a time). */
+const READ_AHEAD = 4 << 20;
 
 export class BulkPort {
   private socket: Socket | undefined;
@@ -26,6 +28,8 @@ export class BulkPort {
   private buffered: Buffer = Buffer.alloc(0);
   private wake: (() => void) | undefined;
   private ended = false;
+  /** What the last read fetched beyond the piece asked for. */
+  private ahead: { path: string; offset: number; data: Buffer; eof: boolean } | undefined;
 
   constructor(
     private readonly path: string,
@@ -37,6 +41,7 @@ export class BulkPort {
   /** Writes (or appends) `data` to `path` in the guest; false when the port is not usable (use the agent). */
   write(path: string, data: Buffer, append: boolean): Promise<boolean> {
     return this.serial(async () => {
+      this.ahead = undefined;
       const name = Buffer.from(path);
       this.send(Buffer.concat([Buffer.from(`W ${append ? 1 : 0} ${data.length} ${name.length}\n`), name, data]));
       const answer = await this.line(this.timeouts.pieceMs);
@@ -44,17 +49,34 @@ export class BulkPort {
     });
   }
 
-  /** Up to `count` bytes of `path` from `offset`; undefined when the port is not usable (use the agent). */
+  /**
+   * Up to `count` bytes of `path` from `offset`; undefined when the port is not usable (use the
+   * agent). Reads ahead: a copy reads its staged archive piece after piece, and each request
+   * costs the guest a few short processes, so one request fetches READ_AHEAD and the pieces
+   * that follow are served from it. Any write, a read elsewhere or from the start drops what was
+   * read ahead.
+   */
   read(path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean } | undefined> {
     let result: { data: Buffer; eof: boolean } | undefined;
     return this.serial(async () => {
+      const ahead = this.ahead;
+      // A read from the start is a new read of the file: what it holds now, not what was read ahead.
+      if (ahead && offset > 0 && ahead.path === path && offset >= ahead.offset && offset < ahead.offset + ahead.data.length) {
+        const data = ahead.data.subarray(offset - ahead.offset, offset - ahead.offset + count);
+        result = { data: Buffer.from(data), eof: ahead.eof && offset + data.length >= ahead.offset + ahead.data.length };
+        return;
+      }
+      this.ahead = undefined;
       const name = Buffer.from(path);
-      this.send(Buffer.concat([Buffer.from(`R ${offset} ${count} ${name.length}\n`), name]));
+      const want = Math.max(count, READ_AHEAD);
+      this.send(Buffer.concat([Buffer.from(`R ${offset} ${want} ${name.length}\n`), name]));
       const answer = await this.line(this.timeouts.pieceMs);
       const ok = /^OK (\d+) ([01])$/.exec(answer);
       if (!ok) throw new FleetboxError('io', `${this.member}: ${answer.replace(/^ERR /, '')}`);
       const data = await this.bytes(Number(ok[1]), this.timeouts.pieceMs);
-      result = { data, eof: ok[2] === '1' };
+      const eof = ok[2] === '1';
+      this.ahead = { path, offset, data, eof };
+      result = { data: Buffer.from(data.subarray(0, count)), eof: eof && count >= data.length };
     }).then((usable) => (usable ? result : undefined));
   }
 
