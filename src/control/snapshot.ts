@@ -1,4 +1,5 @@
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import type { z } from 'zod';
 import { join } from 'node:path';
 import { processStartTime } from '../host/proc.js';
 import { crashPoint } from '../protocol/crash-point.js';
@@ -13,8 +14,8 @@ import { NetworkRecordSchema } from '../store/network-record.js';
 import { listSnapshots, partialName, readSnapshot, removeAbandonedPartials, requireSnapshot, type SnapshotManifest } from '../store/snapshots.js';
 import { request } from './client.js';
 
-/** Saving is RAM-sized work per member (a few hundred MiB each under emulation). */
-const SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
+/** The holder's budget for saving one member (backend/qemu/saved-member.ts): RAM-sized work. */
+const SAVE_BUDGET_MS = 5 * 60_000;
 
 /**
  * `fleetbox snapshot <cluster> NAME`: saves every member of a running cluster (RAM, devices,
@@ -29,13 +30,12 @@ export async function takeSnapshot(store: Store, cluster: string, name: string, 
   store.ensure();
   mkdirSync(store.snapshotsDir, { recursive: true, mode: 0o700 });
   const taken = () => new FleetboxError('usage', `a snapshot named ${name} exists; pick another name or remove it first: fleetbox snapshot rm ${name}`);
-  if (readSnapshot(store, name)) throw taken();
+  // Any folder of that name, a damaged one too: found now, not after the cluster was saved.
+  if (existsSync(store.snapshotDir(name))) throw taken();
   removeAbandonedPartials(store);
   return withLock(store.clusterLockPath(cluster), async () => {
     const refs = listMembers(store, cluster);
     if (refs.length === 0) throw new FleetboxError('not_found', `no cluster named ${cluster}; see 'fleetbox ls'`);
-    const first = refs[0];
-    if (!first) throw new FleetboxError('not_found', `no cluster named ${cluster}`);
     const configs = refs.map((ref) => {
       const config = readMemberConfig(store, cluster, ref.name);
       if (!config) throw new FleetboxError('state_corrupt', `${ref.name} has no readable config; 'fleetbox rm ${ref.name} --yes' or fix it first`);
@@ -48,15 +48,25 @@ export async function takeSnapshot(store: Store, cluster: string, name: string, 
     mkdirSync(partial, { mode: 0o700 });
     try {
       options.onSaving?.();
-      const reply = await request(store.memberSocketPath(first.name), { cmd: 'snapshot', folder }, SnapshotReplySchema, {
-        timeoutMs: SNAPSHOT_TIMEOUT_MS,
-        startWithinMs: 10_000,
-      }).catch((error: unknown) => {
-        if (isFleetboxError(error, 'unreachable')) {
-          throw new FleetboxError('not_running', `cluster ${cluster} is not running (no holder answers for ${first.name}); start it first: fleetbox up ${cluster}`, { cause: error });
+      // Through any member the holder serves (a stopped one has no socket); the holder itself
+      // refuses a cluster with a stopped member. Its budget: each member's save, one after another.
+      const body = { cmd: 'snapshot', folder };
+      const budget = { timeoutMs: refs.length * SAVE_BUDGET_MS + 60_000, startWithinMs: 10_000 };
+      let reply: z.infer<typeof SnapshotReplySchema> | undefined;
+      for (const ref of refs) {
+        try {
+          reply = await request(store.memberSocketPath(ref.name), body, SnapshotReplySchema, budget);
+          break;
+        } catch (error) {
+          if (!isFleetboxError(error, 'unreachable') || ref === refs.at(-1)) {
+            if (isFleetboxError(error, 'unreachable')) {
+              throw new FleetboxError('not_running', `cluster ${cluster} is not running (no holder answers); start it first: fleetbox up ${cluster}`, { cause: error });
+            }
+            throw error;
+          }
         }
-        throw error;
-      });
+      }
+      if (!reply) throw new FleetboxError('not_running', `cluster ${cluster} is not running; start it first: fleetbox up ${cluster}`);
       // The holder saves VMs only, which live on a bridge network; anything else is a bug.
       if (network.kind !== 'bridge') throw new FleetboxError('internal', `cluster ${cluster} has a ${network.kind} network, yet its holder saved it`);
       const saved = new Map(reply.snapshot.members.map((m) => [m.name, m.bytes]));
@@ -126,8 +136,9 @@ export function removeSnapshot(store: Store, name: string, options: { force: boo
  * snapshot, which its saved guests still have. Undefined for members that are not a fork's, or
  * when the snapshot is gone (their start then fails, saying so).
  */
-export function forkNetwork(store: Store, cluster: string, members: string[]): { subnet: string; addresses: Record<string, string> } | undefined {
-  const configs = members.map((name) => readMemberConfig(store, cluster, name));
+export function forkNetwork(store: Store, cluster: string): { subnet: string; addresses: Record<string, string> } | undefined {
+  // Every member of the fork, not only those starting now: one started later joins this network.
+  const configs = listMembers(store, cluster).map((ref) => readMemberConfig(store, cluster, ref.name));
   const snapshot = configs.find((config) => config?.restore)?.restore?.snapshot;
   if (snapshot === undefined) return undefined;
   const manifest = readSnapshot(store, snapshot);

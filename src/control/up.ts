@@ -272,7 +272,7 @@ export async function up(store: Store, options: UpOptions): Promise<UpResult> {
           return;
         }
         // A fork's holder makes its network where the snapshot's guests have their addresses.
-        const network = forkNetwork(store, cluster, members);
+        const network = forkNetwork(store, cluster);
         const holderOptions = network ? { ...options.holderOptions, network } : options.holderOptions;
         spawned.set(
           cluster,

@@ -267,6 +267,14 @@ export class Faults {
     return blocks;
   }
 
+  /**
+   * Runs `work` with no fault changing meanwhile (a snapshot: what it checked before pausing the
+   * members stays true until they run again).
+   */
+  whileUnchanged<T>(work: (inForce: readonly Fault[]) => Promise<T>): Promise<T> {
+    return this.serial(() => work(this.list()));
+  }
+
   private serial<T>(work: () => Promise<T>): Promise<T> {
     const run = this.queue.then(work, work);
     this.queue = run.catch(() => undefined);

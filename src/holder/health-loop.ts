@@ -32,8 +32,8 @@ export interface HealthMonitorInit extends Omit<HealthSettings, 'enabled'> {
  * Runs checker rounds and writes heartbeats, each on its own timer: a round that waits out a
  * hung check's deadline does not delay the heartbeat, and a heartbeat is only missed when the
  * holder's event loop itself is stuck, which is exactly what `stale` is meant to catch. Every
- * round ends with a heartbeat, and the heartbeat timer is re-armed by each write, so it only
- * fires when a round is late: one write per poll, not two.
+ * round ends with a heartbeat, and the heartbeat timer (1.5 polls) is re-armed by each write, so
+ * it only fires when a round is late: one write per poll, not two.
  * Everything is asynchronous; status requests are served between the steps.
  */
 export class HealthMonitor implements HealthLoop {
@@ -165,8 +165,11 @@ export class HealthMonitor implements HealthLoop {
       return;
     }
     this.seq++;
+    // 1.5 polls: a round that ends a little later than the one before must not make it fire
+    // (two writes in that poll); stale is never below two polls plus a check, so a late round
+    // still has its heartbeat written in time.
     if (this.heartbeatTimer) this.heartbeatTimer.refresh();
-    else this.heartbeatTimer = setTimeout(() => this.heartbeat(), this.init.pollMs).unref();
+    else this.heartbeatTimer = setTimeout(() => this.heartbeat(), Math.round(this.init.pollMs * 1.5)).unref();
     const file = this.record();
     const custom = this.init.write;
     this.writing = (custom ? custom(file) : this.writeFile(file))

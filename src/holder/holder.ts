@@ -320,23 +320,36 @@ export class Holder {
    * every fork; a paused one is the user's to resume).
    */
   async snapshot(folder: string): Promise<{ members: { name: string; bytes: number }[]; pausedMs: number }> {
+    const faults = this.faultSet;
+    if (!faults) throw new FleetboxError('busy', `holder of ${this.cluster} is still starting; retry`);
     if (this.snapshotting) throw new FleetboxError('busy', `a snapshot of ${this.cluster} is being taken; retry when it is done`);
+    this.snapshotting = true;
+    try {
+      // No fault changes while the members stand paused: a pause injected meanwhile would be
+      // undone by the resume below, a delay would land in the saved guests.
+      return await faults.whileUnchanged((inForce) => this.saveAll(folder, inForce));
+    } finally {
+      this.snapshotting = false;
+    }
+  }
+
+  private async saveAll(folder: string, inForce: readonly Fault[]): Promise<{ members: { name: string; bytes: number }[]; pausedMs: number }> {
     const runtimes = [...this.runtimes.values()].sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+    // Every member of the cluster on disk, not only those held: a stopped one is not in a snapshot.
+    const held = new Set(runtimes.map((r) => r.name));
+    const absent = listMembers(this.init.store, this.cluster).find((ref) => !held.has(ref.name));
+    if (absent) throw new FleetboxError('not_running', `${absent.name} is stopped; a snapshot takes a cluster whose members all run ('fleetbox up ${absent.name}' or 'fleetbox rm ${absent.name}' first)`);
     for (const runtime of runtimes) {
       const { state } = runtime.snapshot();
       if (state !== 'running') throw new FleetboxError('not_running', `${runtime.name} is ${state}; a snapshot takes a cluster whose members all run ('fleetbox up ${runtime.name}' or 'fleetbox rm ${runtime.name}' first)`);
-    }
-    for (const runtime of runtimes) {
       const why = runtime.cannotSave();
       if (why) throw new FleetboxError('usage', why);
     }
-    const inForce = this.faultSet?.list() ?? [];
     if (inForce.length > 0) {
       throw new FleetboxError('usage', `faults are in force in ${this.cluster} (${inForce.map(describeFault).join('; ')}); heal them first: fleetbox fault heal ${this.cluster}`);
     }
     const root = join(this.init.store.snapshotsDir, folder);
     if (!existsSync(root)) throw new FleetboxError('not_found', `snapshot folder ${folder} does not exist`);
-    this.snapshotting = true;
     const paused: MemberRuntime[] = [];
     const started = performance.now();
     try {
@@ -352,13 +365,13 @@ export class Holder {
         await runtime.saveState(dir);
         members.push({ name: runtime.name, bytes: bytesOnDisk(dir) });
       }
-      this.init.log.info('snapshot_saved', { folder, members: members.length, pausedMs: Math.round(performance.now() - started) });
-      return { members, pausedMs: Math.round(performance.now() - started) };
+      const pausedMs = Math.round(performance.now() - started);
+      this.init.log.info('snapshot_saved', { folder, members: members.length, pausedMs });
+      return { members, pausedMs };
     } finally {
       for (const runtime of paused) {
         await runtime.resume().catch((error: unknown) => this.init.log.error('snapshot_resume_failed', { member: runtime.name, message: String(error) }));
       }
-      this.snapshotting = false;
     }
   }
 

@@ -80,7 +80,7 @@ export async function copyToMember(store: Store, ref: MemberRef, localPath: stri
       result = await execOn(target, script, { timeoutMs: budget(), input: head });
     } else {
       staged = `/tmp/${STAGE_PREFIX}in.${randomBytes(8).toString('hex')}.tar`;
-      await writeMemberFileFrom(target, staged, head, packing.rest());
+      await writeMemberFileFrom(target, staged, head, packing.rest(), deadline);
       await packing.done;
       // The script takes the staged archive as its input and unlinks it before unpacking.
       result = await execOn(target, `exec < ${quote(staged)} && rm -f ${quote(staged)}\n${script}`, { timeoutMs: budget() });

@@ -1,3 +1,4 @@
+import { FleetboxError } from '../protocol/errors.js';
 import { MAX_FILE_PIECE, ReadReplySchema, WriteReplySchema } from '../protocol/schemas.js';
 import { request } from '../control/client.js';
 import type { ExecTarget } from './target.js';
@@ -23,7 +24,7 @@ export async function writeMemberFile(target: ExecTarget, path: string, data: Bu
  * Writes what `source` yields to a file in a member, piece by piece as it comes: nothing is held
  * whole in memory (a 500 MB archive travels 512 KiB at a time). `first` is what was read already.
  */
-export async function writeMemberFileFrom(target: ExecTarget, path: string, first: Buffer, source: AsyncIterable<Buffer>): Promise<number> {
+export async function writeMemberFileFrom(target: ExecTarget, path: string, first: Buffer, source: AsyncIterable<Buffer>, deadline = Number.POSITIVE_INFINITY): Promise<number> {
   const socket = target.store.memberSocketPath(target.config.name);
   let written = 0;
   let pending: Buffer[] = [first];
@@ -31,8 +32,10 @@ export async function writeMemberFileFrom(target: ExecTarget, path: string, firs
   const flush = async (all: boolean) => {
     let buffered = Buffer.concat(pending);
     while (buffered.length >= MAX_FILE_PIECE || (all && (buffered.length > 0 || written === 0))) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new FleetboxError('exec_timeout', `writing ${path} on ${target.config.name} did not finish in time (${written} bytes written); give a longer timeout`);
       const piece = buffered.subarray(0, MAX_FILE_PIECE);
-      await request(socket, { cmd: 'write', path, data: piece.toString('base64'), append: written > 0 }, WriteReplySchema, { timeoutMs: PIECE_TIMEOUT_MS });
+      await request(socket, { cmd: 'write', path, data: piece.toString('base64'), append: written > 0 }, WriteReplySchema, { timeoutMs: Math.min(PIECE_TIMEOUT_MS, left) });
       written += piece.length;
       buffered = buffered.subarray(piece.length);
       if (piece.length === 0) break;

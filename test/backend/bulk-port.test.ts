@@ -114,17 +114,24 @@ describe('bulk port (holder side)', () => {
     port.close();
   });
 
-  it('no port, a wrong hello, or a guest that stops answering: the port is given up (false), once and for all', async () => {
+  it('no port or a wrong hello: the agent is used; a guest that stops answering: a write is an error, a read falls back; the port is given up', async () => {
     const reasons: string[] = [];
     const absent = new BulkPort(join(scratch(), 'none.sock'), 'm-1', (why) => reasons.push(why), quick);
     expect(await absent.write('/f', Buffer.from('x'), false)).toBe(false);
     expect(await absent.read('/f', 0, 1)).toBeUndefined();
     const wrong = new BulkPort(fakeGuest('wrong-hello').path, 'm-1', (why) => reasons.push(why), quick);
     expect(await wrong.write('/f', Buffer.from('x'), false)).toBe(false);
+    // A write cut off on its way is an error (the guest may have written part of it), never
+    // handed to the agent to do again; the port is given up, so the next one goes there.
     const mute = new BulkPort(fakeGuest('mute-after-hello').path, 'm-1', (why) => reasons.push(why), quick);
-    expect(await mute.write('/f', Buffer.from('x'), false)).toBe(false);
-    expect(await mute.write('/f', Buffer.from('x'), false)).toBe(false);
-    expect(reasons).toHaveLength(3);
+    await expect(mute.write('/f', Buffer.from('x'), true)).rejects.toThrow(/a write was cut off on its way/);
+    expect(await mute.write('/f', Buffer.from('x'), true)).toBe(false);
+    // A read can be asked again elsewhere: it falls back at once.
+    const muteRead = new BulkPort(fakeGuest('mute-after-hello').path, 'm-1', (why) => reasons.push(why), quick);
+    expect(await muteRead.read('/f', 0, 1)).toBeUndefined();
+    // A path the guest's line protocol cannot carry goes to the agent without touching the port.
+    expect(await new BulkPort(fakeGuest('serve').path, 'm-1', undefined, quick).write('/a\nb', Buffer.from('x'), false)).toBe(false);
+    expect(reasons).toHaveLength(4);
     expect(reasons[0]).toMatch(/no bulk port/);
     expect(reasons[1]).toMatch(/answered "hello\?"/);
     expect(reasons[2]).toMatch(/no answer within 300 ms/);

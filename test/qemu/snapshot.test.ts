@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -214,7 +214,23 @@ describe.skipIf(skip)('cluster snapshot and fork on real VMs', () => {
   });
 
   it('a truncated or changed state file is refused with a clear line; no QEMU is left running', async () => {
-    expect((await cli(['up', 'tr', '-n', '1'])).code).toBe(0);
+    expect((await cli(['up', 'tr', '-n', '2'])).code).toBe(0);
+    // A cluster with a stopped member is refused by its holder, and nothing is made or paused.
+    expect((await cli(['down', 'tr-2'])).code).toBe(0);
+    const stopped = await cli(['snapshot', 'tr', 'broken']);
+    expect(stopped.code).not.toBe(0);
+    expect(stopped.stderr).toMatch(/tr-2 is stopped; a snapshot takes a cluster whose members all run/);
+    expect(readdirSync(store.snapshotsDir)).not.toContain('broken');
+    expect(readdirSync(store.snapshotsDir).filter((name) => name.startsWith('.partial-'))).toEqual([]);
+    expect((await cli(['rm', 'tr-2', '--yes'])).code).toBe(0);
+    // A damaged snapshot folder (no manifest) takes its name: refused before anything is saved,
+    // listed with its problem, and removable.
+    mkdirSync(store.snapshotDir('dmg'));
+    const damaged = await cli(['snapshot', 'tr', 'dmg']);
+    expect(damaged.code).toBe(2);
+    expect(damaged.stderr).toMatch(/a snapshot named dmg exists/);
+    expect((JSON.parse((await cli(['snapshot', 'ls', '--json'])).stdout) as { name: string; problem?: string }[]).find((x) => x.name === 'dmg')).toMatchObject({ problem: 'no manifest' });
+    expect((await cli(['snapshot', 'rm', 'dmg'])).code).toBe(0);
     expect((await cli(['snapshot', 'tr', 'broken'])).code).toBe(0);
     const state = join(store.snapshotDir('broken'), 'tr-1', 'state');
     // Other bytes at the same size (its times change with them).

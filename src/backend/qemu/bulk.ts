@@ -19,13 +19,18 @@ const PIECE_TIMEOUT_MS = 30_000;
 /** Bytes one read fetches from the guest (a copy asks for 512 KiB at a time). */
 const READ_AHEAD = 4 << 20;
 
+/** A guest's refusal (its `ERR` line): the stream is still in step, the port stays in use. */
+class Refused extends FleetboxError {}
+
 export class BulkPort {
   private socket: Socket | undefined;
   private opening: Promise<boolean> | undefined;
   /** Given up: the caller goes through the agent. */
   private broken = false;
   private queue: Promise<unknown> = Promise.resolve();
-  private buffered: Buffer = Buffer.alloc(0);
+  /** What arrived and was not taken yet, in the order it came. */
+  private chunks: Buffer[] = [];
+  private size = 0;
   private wake: (() => void) | undefined;
   private ended = false;
   /** What the last read fetched beyond the piece asked for. */
@@ -38,68 +43,91 @@ export class BulkPort {
     private readonly timeouts = { helloMs: HELLO_TIMEOUT_MS, pieceMs: PIECE_TIMEOUT_MS },
   ) {}
 
-  /** Writes (or appends) `data` to `path` in the guest; false when the port is not usable (use the agent). */
+  /**
+   * Writes (or appends) `data` to `path` in the guest; false when the port is not usable and
+   * nothing was sent (use the agent). A write cut off on its way is an error, never retried
+   * elsewhere: the guest may have appended part of it.
+   */
   write(path: string, data: Buffer, append: boolean): Promise<boolean> {
-    return this.serial(async () => {
+    if (path.includes('\n')) return Promise.resolve(false);
+    return this.serial('fail', async () => {
       this.ahead = undefined;
       const name = Buffer.from(path);
       this.send(Buffer.concat([Buffer.from(`W ${append ? 1 : 0} ${data.length} ${name.length}\n`), name, data]));
       const answer = await this.line(this.timeouts.pieceMs);
-      if (answer !== 'OK') throw new FleetboxError('io', `${this.member}: ${answer.replace(/^ERR /, '')}`);
+      if (answer !== 'OK') throw this.refusal(answer);
     });
   }
 
   /**
    * Up to `count` bytes of `path` from `offset`; undefined when the port is not usable (use the
-   * agent). Reads ahead: a copy reads its staged archive piece after piece, and each request
-   * costs the guest a few short processes, so one request fetches READ_AHEAD and the pieces
-   * that follow are served from it. Any write, a read elsewhere or from the start drops what was
-   * read ahead.
+   * agent: a read can be asked again anywhere). Reads ahead: a copy reads its staged archive
+   * piece after piece, and each request costs the guest a few short processes, so one request
+   * fetches READ_AHEAD and the pieces that follow are served from it until it is used up. Any
+   * write, a read elsewhere or from the start drops what was read ahead.
    */
   read(path: string, offset: number, count: number): Promise<{ data: Buffer; eof: boolean } | undefined> {
+    if (path.includes('\n')) return Promise.resolve(undefined);
     let result: { data: Buffer; eof: boolean } | undefined;
-    return this.serial(async () => {
+    return this.serial('fallback', async () => {
       const ahead = this.ahead;
       // A read from the start is a new read of the file: what it holds now, not what was read ahead.
       if (ahead && offset > 0 && ahead.path === path && offset >= ahead.offset && offset < ahead.offset + ahead.data.length) {
-        const data = ahead.data.subarray(offset - ahead.offset, offset - ahead.offset + count);
-        result = { data: Buffer.from(data), eof: ahead.eof && offset + data.length >= ahead.offset + ahead.data.length };
+        result = this.slice(ahead, offset, count);
         return;
       }
       this.ahead = undefined;
       const name = Buffer.from(path);
-      const want = Math.max(count, READ_AHEAD);
-      this.send(Buffer.concat([Buffer.from(`R ${offset} ${want} ${name.length}\n`), name]));
+      this.send(Buffer.concat([Buffer.from(`R ${offset} ${Math.max(count, READ_AHEAD)} ${name.length}\n`), name]));
       const answer = await this.line(this.timeouts.pieceMs);
       const ok = /^OK (\d+) ([01])$/.exec(answer);
-      if (!ok) throw new FleetboxError('io', `${this.member}: ${answer.replace(/^ERR /, '')}`);
-      const data = await this.bytes(Number(ok[1]), this.timeouts.pieceMs);
-      const eof = ok[2] === '1';
-      this.ahead = { path, offset, data, eof };
-      result = { data: Buffer.from(data.subarray(0, count)), eof: eof && count >= data.length };
+      if (!ok) throw this.refusal(answer);
+      const fetched = { path, offset, data: await this.bytes(Number(ok[1]), this.timeouts.pieceMs), eof: ok[2] === '1' };
+      this.ahead = fetched;
+      result = this.slice(fetched, offset, count);
     }).then((usable) => (usable ? result : undefined));
   }
 
   close(): void {
     this.broken = true;
+    this.ahead = undefined;
     this.socket?.destroy();
     this.socket = undefined;
   }
 
+  /** `count` bytes from what was read ahead; once it is used up, it is let go. */
+  private slice(ahead: NonNullable<BulkPort['ahead']>, offset: number, count: number): { data: Buffer; eof: boolean } {
+    const from = offset - ahead.offset;
+    const data = Buffer.from(ahead.data.subarray(from, from + count));
+    const usedUp = from + data.length >= ahead.data.length;
+    if (usedUp) this.ahead = undefined;
+    return { data, eof: ahead.eof && usedUp };
+  }
+
+  /** The guest's `ERR` line as an error; anything else it said is the stream out of step. */
+  private refusal(answer: string): Error {
+    if (answer.startsWith('ERR ')) return new Refused('io', `${this.member}: ${answer.slice(4)}`);
+    return new Error(`it answered ${JSON.stringify(answer.slice(0, 40))}`);
+  }
+
   /**
    * Runs `step` when the ones before it are done, on an open port. Resolves false when the port
-   * is not usable. A guest's refusal (ERR) is thrown as it is; anything else gives the port up.
+   * is not usable and nothing was sent. A guest's refusal is thrown as it is. Any other failure
+   * gives the port up: a read then resolves false (`fallback`: ask the agent), a write throws
+   * (`fail`: part of it may have landed).
    */
-  private serial(step: () => Promise<void>): Promise<boolean> {
+  private serial(onFailure: 'fallback' | 'fail', step: () => Promise<void>): Promise<boolean> {
     const run = async (): Promise<boolean> => {
       if (!(await this.open())) return false;
       try {
         await step();
         return true;
       } catch (error) {
-        if (error instanceof FleetboxError && error.code === 'io' && !this.ended) throw error;
-        this.giveUp(`a request failed: ${(error as Error).message}`);
-        return false;
+        if (error instanceof Refused) throw error;
+        const why = (error as Error).message;
+        this.giveUp(`a request failed: ${why}`);
+        if (onFailure === 'fallback') return false;
+        throw new FleetboxError('io', `${this.member}: a write was cut off on its way (${why}); nothing more goes over the bulk port, try again`, { cause: error });
       }
     };
     const next = this.queue.then(run, run);
@@ -118,7 +146,8 @@ export class BulkPort {
         });
         this.socket = socket;
         socket.on('data', (chunk: Buffer) => {
-          this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+          this.chunks.push(chunk);
+          this.size += chunk.length;
           this.wake?.();
         });
         socket.on('error', () => undefined);
@@ -141,6 +170,7 @@ export class BulkPort {
   private giveUp(why: string): void {
     if (this.broken) return;
     this.broken = true;
+    this.ahead = undefined;
     this.socket?.destroy();
     this.socket = undefined;
     this.onGiveUp(why);
@@ -169,18 +199,27 @@ export class BulkPort {
     }
   }
 
-  private async line(timeoutMs: number): Promise<string> {
-    await this.waitFor(() => this.buffered.includes(0x0a), timeoutMs, 'answer');
-    const end = this.buffered.indexOf(0x0a);
-    const text = this.buffered.subarray(0, end).toString('utf8');
-    this.buffered = this.buffered.subarray(end + 1);
-    return text;
+  /** Takes the first `count` bytes that arrived (joined once, not at every chunk). */
+  private take(count: number): Buffer {
+    const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    const taken = Buffer.from(all.subarray(0, count));
+    const rest = all.subarray(count);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.size = rest.length;
+    return taken;
   }
 
-  private async bytes(count: number, timeoutMs: number): Promise<Buffer> {
-    await this.waitFor(() => this.buffered.length >= count, timeoutMs, `${count} bytes`);
-    const data = Buffer.from(this.buffered.subarray(0, count));
-    this.buffered = this.buffered.subarray(count);
-    return data;
+  private async line(timeoutMs: number): Promise<string> {
+    await this.waitFor(() => this.chunks.some((chunk) => chunk.includes(0x0a)), timeoutMs, 'answer');
+    const all = this.take(this.size);
+    const end = all.indexOf(0x0a);
+    const rest = all.subarray(end + 1);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.size = rest.length;
+    return all.subarray(0, end).toString('utf8');
+  }
+
+  private bytes(count: number, timeoutMs: number): Promise<Buffer> {
+    return this.waitFor(() => this.size >= count, timeoutMs, `${count} bytes`).then(() => this.take(count));
   }
 }

@@ -16,7 +16,7 @@ import type { BackendContext, MemberHandle } from '../types.js';
 import type { GuestAgent } from './agent.js';
 import { agentExec } from './agent-exec.js';
 import { bulkSocketOf, qemuArguments, type Accelerator } from './command-line.js';
-import { migrationDone, restoreIncoming, shellQuote } from './migration.js';
+import { migrationDone, restoreIncoming, shellQuote, waitFor } from './migration.js';
 import { QmpClient } from './qmp.js';
 import { fileIdentity, qemuIdentity } from './template.js';
 
@@ -81,15 +81,26 @@ export function cannotSave(ctx: BackendContext, launched: Launched | undefined):
 /** Saves the paused member into `dir`: its state (RAM and devices), its disk, and the record. */
 export async function saveMember(ctx: BackendContext, launched: Launched, paths: { qmp: string; disk: string }, handle: MemberHandle, dir: string): Promise<void> {
   const state = join(dir, 'state');
+  const partial = `${state}.part`;
   let exited = false;
   void handle.exited.then(() => (exited = true));
   const qmp = await QmpClient.connect(paths.qmp, 5_000);
+  let migrating = false;
   try {
     const status = ((await qmp.execute('query-status')) as { status?: string }).status;
     if (status !== 'paused') throw new FleetboxError('io', `${ctx.config.name}: QEMU reports ${status ?? 'nothing'}, not paused, before saving`);
     await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: false }] });
-    await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(state)}` });
+    // The file gets its name once `cat` has written all of it: QEMU reports the migration
+    // completed when it has handed the last bytes to the pipe, not when they are in the file.
+    await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(partial)} && mv ${shellQuote(partial)} ${shellQuote(state)}` });
+    migrating = true;
     await migrationDone(qmp, `saving ${ctx.config.name}`, () => exited, SAVE_BUDGET_MS);
+    migrating = false;
+    await waitFor(`the state of ${ctx.config.name} written`, 60_000, () => (existsSync(state) ? true : undefined), () => exited);
+  } catch (error) {
+    // A save that failed must not go on writing once the member runs again.
+    if (migrating) await qmp.execute('migrate_cancel').catch(() => undefined);
+    throw new FleetboxError('io', `saving ${ctx.config.name} failed: ${(error as Error).message}`, { cause: error });
   } finally {
     qmp.close();
   }
