@@ -14,8 +14,11 @@ import { NetworkRecordSchema } from '../store/network-record.js';
 import { listSnapshots, partialName, readSnapshot, removeAbandonedPartials, requireSnapshot, type SnapshotManifest } from '../store/snapshots.js';
 import { request } from './client.js';
 
-/** The holder's budget for saving one member (backend/qemu/saved-member.ts): RAM-sized work. */
-const SAVE_BUDGET_MS = 5 * 60_000;
+/**
+ * The longest the holder may take to save one member (backend/qemu/saved-member.ts): 5 min of
+ * migration, 1 min for the file to land, 5 min of disk copy, and the connects around them.
+ */
+const SAVE_BUDGET_MS = 11 * 60_000 + 30_000;
 
 /**
  * `fleetbox snapshot <cluster> NAME`: saves every member of a running cluster (RAM, devices,
@@ -138,7 +141,13 @@ export function removeSnapshot(store: Store, name: string, options: { force: boo
  */
 export function forkNetwork(store: Store, cluster: string): { subnet: string; addresses: Record<string, string> } | undefined {
   // Every member of the fork, not only those starting now: one started later joins this network.
-  const configs = listMembers(store, cluster).map((ref) => readMemberConfig(store, cluster, ref.name));
+  const configs = listMembers(store, cluster).map((ref) => {
+    try {
+      return readMemberConfig(store, cluster, ref.name);
+    } catch {
+      return undefined; // a damaged config fails its own member's start, not the others'
+    }
+  });
   const snapshot = configs.find((config) => config?.restore)?.restore?.snapshot;
   if (snapshot === undefined) return undefined;
   const manifest = readSnapshot(store, snapshot);

@@ -281,6 +281,9 @@ export class Holder {
   async fault(member: string, request: FaultCall): Promise<{ faults: Fault[]; healed?: Fault[] }> {
     const faults = this.faultSet;
     if (!faults) throw new FleetboxError('busy', `holder of ${this.cluster} is still starting; retry`);
+    // Not queued behind a snapshot (minutes, maybe): its client would give up and the fault
+    // would still land later. Said at once instead.
+    if (this.snapshotting && request.op !== 'list') throw new FleetboxError('busy', `a snapshot of ${this.cluster} is being taken; retry when it is done`);
     const targets = request.members && request.members.length > 0 ? request.members : [member];
     for (const name of [...targets, ...(request.sides?.flat() ?? []), ...(request.to ?? [])]) {
       if (clusterOf(name) !== this.cluster) throw new FleetboxError('usage', `${name} is not a member of cluster ${this.cluster}`);

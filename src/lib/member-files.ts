@@ -32,10 +32,10 @@ export async function writeMemberFileFrom(target: ExecTarget, path: string, firs
   const flush = async (all: boolean) => {
     let buffered = Buffer.concat(pending);
     while (buffered.length >= MAX_FILE_PIECE || (all && (buffered.length > 0 || written === 0))) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new FleetboxError('exec_timeout', `writing ${path} on ${target.config.name} did not finish in time (${written} bytes written); give a longer timeout`);
+      // Checked between pieces only: a piece cut short by the deadline would still land later.
+      if (Date.now() >= deadline) throw new FleetboxError('exec_timeout', `writing ${path} on ${target.config.name} did not finish in time (${written} bytes written); give a longer timeout`);
       const piece = buffered.subarray(0, MAX_FILE_PIECE);
-      await request(socket, { cmd: 'write', path, data: piece.toString('base64'), append: written > 0 }, WriteReplySchema, { timeoutMs: Math.min(PIECE_TIMEOUT_MS, left) });
+      await request(socket, { cmd: 'write', path, data: piece.toString('base64'), append: written > 0 }, WriteReplySchema, { timeoutMs: PIECE_TIMEOUT_MS });
       written += piece.length;
       buffered = buffered.subarray(piece.length);
       if (piece.length === 0) break;

@@ -119,6 +119,11 @@ export class BulkPort {
   private serial(onFailure: 'fallback' | 'fail', step: () => Promise<void>): Promise<boolean> {
     const run = async (): Promise<boolean> => {
       if (!(await this.open())) return false;
+      // Closed since (QEMU gone): nothing of this request is sent, so the agent may take it.
+      if (!this.socket || this.ended) {
+        this.giveUp('the bulk port closed');
+        return false;
+      }
       try {
         await step();
         return true;

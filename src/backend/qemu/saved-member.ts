@@ -92,11 +92,14 @@ export async function saveMember(ctx: BackendContext, launched: Launched, paths:
     await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: false }] });
     // The file gets its name once `cat` has written all of it: QEMU reports the migration
     // completed when it has handed the last bytes to the pipe, not when they are in the file.
-    await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(partial)} && mv ${shellQuote(partial)} ${shellQuote(state)}` });
+    // In the background, reading QEMU's pipe through fd 3 (a background job's own stdin is
+    // /dev/null): some QEMU builds end the channel's shell when they close the pipe, which must
+    // not cut `cat` short or skip the rename.
+    await qmp.execute('migrate', { uri: `exec:exec 3<&0; { cat <&3 > ${shellQuote(partial)} && mv ${shellQuote(partial)} ${shellQuote(state)}; } &` });
     migrating = true;
-    await migrationDone(qmp, `saving ${ctx.config.name}`, () => exited, SAVE_BUDGET_MS);
+    await migrationDone(qmp, 'writing the state', () => exited, SAVE_BUDGET_MS);
     migrating = false;
-    await waitFor(`the state of ${ctx.config.name} written`, 60_000, () => (existsSync(state) ? true : undefined), () => exited);
+    await waitFor('the state file landing', 60_000, () => (existsSync(state) ? true : undefined), () => exited);
   } catch (error) {
     // A save that failed must not go on writing once the member runs again.
     if (migrating) await qmp.execute('migrate_cancel').catch(() => undefined);
