@@ -6,7 +6,7 @@ import type { Backend, MemberExecOptions, MemberExecResult } from '../backend/ty
 
 import type { Logger } from '../host/logger.js';
 import type { ClusterNetwork } from '../net/types.js';
-import { crashPoint } from '../protocol/crash-point.js';
+import { crashPoint, holdPoint } from '../protocol/crash-point.js';
 import { FleetboxError, toFleetboxError } from '../protocol/errors.js';
 import type { HolderOptions } from '../protocol/holder-options.js';
 import type { MemberStatus } from '../protocol/schemas.js';
@@ -361,6 +361,7 @@ export class Holder {
         paused.push(runtime);
       }
       crashPoint('holder-mid-snapshot');
+      await holdPoint('holder-mid-snapshot');
       const members: { name: string; bytes: number }[] = [];
       for (const runtime of runtimes) {
         const dir = join(root, runtime.name);

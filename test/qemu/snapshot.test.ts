@@ -18,8 +18,8 @@ const run = promisify(execFile);
 const skip = reportSkip('cluster snapshots on real VMs', cannotBootVms());
 let store: Store;
 
-function cli(args: string[]) {
-  return run(CLI, args, { env: { ...process.env, FLEETBOX_HOME: store.home }, timeout: 180_000 }).then(
+function cli(args: string[], env: Record<string, string> = {}) {
+  return run(CLI, args, { env: { ...process.env, FLEETBOX_HOME: store.home, ...env }, timeout: 180_000 }).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
@@ -198,6 +198,25 @@ describe.skipIf(skip)('cluster snapshot and fork on real VMs', () => {
     expect(readdirSync(store.snapshotsDir)).toEqual(['warm']);
     // The source still answers (it was never paused for a refused snapshot).
     expect(await sh('sn-2', 'cat /tmp/marker')).toBe('warm-two');
+  });
+
+  it('a fault order while a snapshot holds the members paused is refused at once (busy), and lands nowhere later', async () => {
+    // The holder waits 4 s at its paused step (test hook), so the order surely meets the snapshot there.
+    const up = await cli(['up', 'hb', '-n', '1'], { FLEETBOX_HOLD_AT: 'holder-mid-snapshot:4000' });
+    expect(up.code, up.stderr).toBe(0);
+    const saving = cli(['snapshot', 'hb', 'held']);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const t0 = Date.now();
+    const pause = await cli(['fault', 'pause', 'hb-1']);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(pause.code).not.toBe(0);
+    expect(pause.stderr).toMatch(/a snapshot of hb is being taken; retry when it is done/);
+    expect((await saving).code).toBe(0);
+    const listed = await cli(['fault', 'ls', '--json']);
+    expect(listed.stdout).toBe('[]\n');
+    expect(await sh('hb-1', 'echo alive')).toBe('alive');
+    expect((await cli(['rm', 'hb', '--yes'])).code).toBe(0);
+    expect((await cli(['snapshot', 'rm', 'held'])).code).toBe(0);
   });
 
   it('a booted member with a disk: the disk comes along, as it was at the save', async () => {
