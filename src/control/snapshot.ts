@@ -104,6 +104,38 @@ export async function takeSnapshot(store: Store, cluster: string, name: string, 
   });
 }
 
+/** A snapshot as `snapshot ls` and the library list it. */
+export interface SnapshotSummary {
+  name: string;
+  cluster?: string;
+  members?: string[];
+  /** Bytes on disk. */
+  bytes?: number;
+  createdAt?: string;
+  /** How long the members stood paused for the save. */
+  pausedMs?: number;
+  /** Clusters forked from it (they restore it at each start). */
+  forks: string[];
+  /** Why it cannot be read (a damaged folder); `snapshot rm` still clears it. */
+  problem?: string;
+}
+
+/** Every snapshot of the store with its forks. */
+export function snapshotSummaries(store: Store): SnapshotSummary[] {
+  return listSnapshots(store).map(({ name, manifest, problem }) => ({
+    name,
+    ...(manifest && {
+      cluster: manifest.cluster,
+      members: manifest.members.map((m) => m.name),
+      bytes: manifest.bytes,
+      createdAt: manifest.createdAt,
+      pausedMs: manifest.pausedMs,
+    }),
+    forks: forksOf(store, name),
+    ...(problem !== undefined && { problem }),
+  }));
+}
+
 /** Clusters with a member that starts from snapshot `name` (its forks). */
 export function forksOf(store: Store, name: string): string[] {
   return listClusters(store).filter((cluster) =>

@@ -9,15 +9,8 @@ function lsSnapshotsCommand(): Command {
     .description('list the snapshots')
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
-      const { listSnapshots } = await import('../../store/snapshots.js');
-      const { forksOf } = await import('../../control/snapshot.js');
-      const store = openStore();
-      const rows = listSnapshots(store).map((s) => ({
-        name: s.name,
-        ...(s.manifest && { cluster: s.manifest.cluster, members: s.manifest.members.map((m) => m.name), bytes: s.manifest.bytes, createdAt: s.manifest.createdAt, pausedMs: s.manifest.pausedMs }),
-        forks: forksOf(store, s.name),
-        ...(s.problem && { problem: s.problem }),
-      }));
+      const { snapshotSummaries } = await import('../../control/snapshot.js');
+      const rows = snapshotSummaries(openStore());
       if (opts.json) return printJson(rows);
       if (rows.length === 0) {
         notice("no snapshots; take one of a running cluster with 'fleetbox snapshot CLUSTER NAME'");
