@@ -86,6 +86,84 @@ export const BULK_PORT = 'org.fleetbox.bulk.0';
 /** What the bulk loop answers to a hello: its protocol. */
 export const BULK_HELLO = 'FLEETBOX_BULK 1';
 
+/**
+ * The exec ports, `org.fleetbox.exec.<k>`: each is served by a loop of its own
+ * (EXEC_LOOP), so up to EXEC_PORTS commands run side by side without the agent; more go to it.
+ */
+export const EXEC_PORT_PREFIX = 'org.fleetbox.exec.';
+export const EXEC_PORTS = 4;
+/** What an exec loop answers to a hello, before the hello's nonce and the loop's PID. */
+export const EXEC_HELLO = 'FLEETBOX_EXEC 1';
+/** Output kept of each stream of a command, as qemu-ga keeps (beyond it the result says truncated). */
+export const EXEC_OUTPUT_CAP = 16 << 20;
+/** Each exec port's own tmpfs holds its command's input and output: both streams at the cap fill it. */
+export const EXEC_DIR = '/run/fleetbox-exec';
+const EXEC_DIR_MIB = 34;
+/** What a command starts with, as dropbear gives an SSH command: the loop runs under exactly this. */
+export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/sh'];
+
+/**
+ * An exec port's loop, run by busybox sh as 'sh -c EXEC_LOOP exec-loop <port> <dir>' (the init
+ * puts it in single quotes: it has none). <port> is the port's device, or '-' when fd 3 is open
+ * on it already (tests run the loop on the host that way). One request at a time
+ * (src/backend/qemu/exec-port.ts is the other end):
+ *   H <nonce>                  -> ${EXEC_HELLO} <nonce> <pid of the loop>
+ *   E <id> <input bytes>\n<command>\0<input>
+ *                              -> X <id> <exit code> <stdout size> <stderr size>\n
+ *                                 <stdout, at most the cap><stderr, at most the cap>Z <id>\n
+ * Under emulation a fork costs ~1 ms and an exec ~3 ms, so the loop forks the shell of the next
+ * request before the request comes; that shell reads it with 'read' (a builtin) and execs
+ * '/bin/sh -c <command>', as SSH and the agent run a command. Its output goes to files of its
+ * own (a new pair per request, so a process it left behind cannot write into the next one's);
+ * 'stat' and 'dd' run only for output that is there. The files are emptied once sent and
+ * removed every 256 requests. The port's fd is closed for the command; a timeout is the host's
+ * to enforce (it ends the loop's children through the agent).
+ */
+export const EXEC_LOOP = `P=$1 D=$2 N=0 CAP=${EXEC_OUTPUT_CAP}
+while :; do
+  if [ "$P" != - ]; then exec 3<>"$P" || { sleep 1; continue; }; fi
+  while :; do
+    N=$((N + 1)); o=$D/$N.o e=$D/$N.e
+    : >"$D/id"
+    # The shell of the next request, forked before the request comes: it reads the request, then
+    # becomes /bin/sh -c <command>. What it was is left in $D/id for the loop.
+    (
+      read -r op id m <&3 || { echo EOF >"$D/id"; exit; }
+      case "$op" in
+        H) echo "${EXEC_HELLO} $id $$" >&3; echo H >"$D/id"; exit ;;
+        E) ;;
+        *) echo "? $id" >&3; echo H >"$D/id"; exit ;;
+      esac
+      IFS= read -r -d "" c <&3
+      i=/dev/null
+      if [ "$m" -gt 0 ]; then i=$D/$N.i; dd bs="$m" count=1 iflag=fullblock <&3 >"$i" 2>/dev/null; fi
+      echo "E $id" >"$D/id"
+      exec /bin/sh -c "$c" <"$i" 3>&-
+    ) >"$o" 2>"$e"
+    x=$? kind= id=
+    read -r kind id <"$D/id"
+    case "$kind" in
+      E) ;;
+      EOF) break ;;
+      *) continue ;;
+    esac
+    so=0 se=0
+    if [ -s "$o" ] || [ -s "$e" ]; then set -- $(stat -c %s "$o" "$e"); so=\${1:-0} se=\${2:-0}; fi
+    echo "X $id $x $so $se" >&3
+    [ "$so" -gt 0 ] && dd if="$o" bs=$((so < CAP ? so : CAP)) count=1 2>/dev/null >&3
+    [ "$se" -gt 0 ] && dd if="$e" bs=$((se < CAP ? se : CAP)) count=1 2>/dev/null >&3
+    echo "Z $id" >&3
+    : >"$o"; : >"$e"; [ ! -e "$D/$N.i" ] || : >"$D/$N.i"
+    [ $((N % 256)) != 0 ] || rm -f "$D"/*
+  done
+  [ "$P" != - ] || exit 0
+  # No host on the port (a read gives end of file at once): look again in a second.
+  exec 3<&-
+  sleep 1
+done
+`;
+if (EXEC_LOOP.includes("'")) throw new Error('EXEC_LOOP goes inside single quotes in the init: it must have none');
+
 /** Where the dropbear host key and the authorised client key sit inside the initramfs. */
 export const GUEST_HOST_KEY = '/etc/dropbear/dropbear_ed25519_host_key';
 export const GUEST_AUTHORIZED_KEYS = '/root/.ssh/authorized_keys';
@@ -117,7 +195,7 @@ start_agent() {
   else
     fail "agent: no virtio-serial port named ${AGENT_PORT}"
   fi
-  start_bulk
+  start_ports
   AGENT_STARTED=1
 }
 
@@ -155,10 +233,24 @@ bulk_serve() {
     sleep 1
   done
 }
-start_bulk() {
+# The bulk loop and the exec loops, one per port. Each exec port gets a tmpfs of its own, so
+# one command's output cannot fill another's; the loops run with exactly the environment a
+# command gets (GUEST_ENV). \`read\`, not \`cat\`: every exec at boot is boot time.
+start_ports() {
+  d=
+  for k in ${Array.from({ length: EXEC_PORTS }, (_, k) => k).join(' ')}; do
+    d="$d ${EXEC_DIR}/$k"; printf 'exec ${EXEC_DIR}/%s tmpfs size=${EXEC_DIR_MIB}m,mode=0700 0 0\\n' $k
+  done > /run/fleetbox-exec.fstab
+  mkdir -p $d || fail "exec: cannot make the exec ports' directories"
+  mount -a -T /run/fleetbox-exec.fstab 2>>/run/fleetbox-exec.log
+  # By its path: the command's PATH (GUEST_ENV) need not lead to fleetbox's busybox.
+  BB=/bin/busybox; [ -x ${GUEST_TOOLS}/bin/busybox ] && BB=${GUEST_TOOLS}/bin/busybox
   for p in /sys/class/virtio-ports/*; do
-    [ "$(cat $p/name 2>/dev/null)" = ${BULK_PORT} ] || continue
-    ( cd /root && bulk_serve /dev/\${p##*/} ) </dev/null >/dev/null 2>>/run/fleetbox-bulk.log &
+    read -r n 2>/dev/null < $p/name || continue
+    case "$n" in
+      ${BULK_PORT}) ( cd /root && bulk_serve /dev/\${p##*/} ) </dev/null >/dev/null 2>>/run/fleetbox-bulk.log & ;;
+      ${EXEC_PORT_PREFIX}*) ( cd /root && exec env -i ${GUEST_ENV.join(' ')} $BB sh -c '${EXEC_LOOP}' exec-loop /dev/\${p##*/} ${EXEC_DIR}/\${n#${EXEC_PORT_PREFIX}} ) </dev/null >/dev/null 2>>/run/fleetbox-exec.log & ;;
+    esac
   done
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { terminalCommand, type TerminalCommand } from '../backend/terminal.js';
 import { FleetboxError } from '../protocol/errors.js';
-import type { ExecTarget } from './target.js';
+import type { ExecTarget, HolderTarget } from './target.js';
 
 export interface ExecResult {
   stdout: string;
@@ -30,7 +30,7 @@ interface ExecOutcome {
 }
 
 /** Sends one exec request to the member's holder; output parts are gathered as they stream in. */
-async function holderExec(target: ExecTarget, command: string, timeoutMs: number, input: Buffer | undefined): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number; truncated: boolean }> {
+async function holderExec(target: HolderTarget, command: string, timeoutMs: number, input: Buffer | undefined): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number; truncated: boolean }> {
   const { request } = await import('../control/client.js');
   const { ExecPartSchema, ExecReplySchema } = await import('../protocol/schemas.js');
   const outcome: ExecOutcome = { stdout: [], stderr: [] };
@@ -62,13 +62,13 @@ const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
  * An input larger than one request carries is first written to a file in the member, piece by piece,
  * and the command reads it from there.
  */
-export async function execOn(target: ExecTarget, command: string, options: ExecOptions = {}): Promise<ExecResult> {
+export async function execOn(target: HolderTarget, command: string, options: ExecOptions = {}): Promise<ExecResult> {
   const result = await execBytes(target, command, options);
   return { stdout: result.stdout.toString(), stderr: result.stderr.toString(), exitCode: result.exitCode };
 }
 
 /** execOn with the output as bytes, as the command wrote them. */
-export async function execBytes(target: ExecTarget, command: string, options: ExecOptions = {}): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }> {
+export async function execBytes(target: HolderTarget, command: string, options: ExecOptions = {}): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const { MAX_EXEC_INPUT } = await import('../protocol/schemas.js');
   const input = options.input === undefined ? undefined : Buffer.from(options.input);

@@ -1,7 +1,7 @@
 import { FleetboxError } from '../protocol/errors.js';
 import { MAX_FILE_PIECE, ReadReplySchema, WriteReplySchema } from '../protocol/schemas.js';
 import { request } from '../control/client.js';
-import type { ExecTarget } from './target.js';
+import type { HolderTarget } from './target.js';
 
 /** Per-piece budget: one piece is at most 512 KiB, a few agent calls. */
 const PIECE_TIMEOUT_MS = 60_000;
@@ -10,7 +10,7 @@ const PIECE_TIMEOUT_MS = 60_000;
  * Writes `data` to a file in a member through its holder (for a VM: the guest agent, no process
  * started), in pieces that each fit one request. The file is created (or emptied) first.
  */
-export async function writeMemberFile(target: ExecTarget, path: string, data: Buffer): Promise<void> {
+export async function writeMemberFile(target: HolderTarget, path: string, data: Buffer): Promise<void> {
   const socket = target.store.memberSocketPath(target.config.name);
   let at = 0;
   do {
@@ -24,7 +24,7 @@ export async function writeMemberFile(target: ExecTarget, path: string, data: Bu
  * Writes what `source` yields to a file in a member, piece by piece as it comes: nothing is held
  * whole in memory (a 500 MB archive travels 512 KiB at a time). `first` is what was read already.
  */
-export async function writeMemberFileFrom(target: ExecTarget, path: string, first: Buffer, source: AsyncIterable<Buffer>, deadline = Number.POSITIVE_INFINITY): Promise<number> {
+export async function writeMemberFileFrom(target: HolderTarget, path: string, first: Buffer, source: AsyncIterable<Buffer>, deadline = Number.POSITIVE_INFINITY): Promise<number> {
   const socket = target.store.memberSocketPath(target.config.name);
   let written = 0;
   let pending: Buffer[] = [first];
@@ -53,7 +53,7 @@ export async function writeMemberFileFrom(target: ExecTarget, path: string, firs
 }
 
 /** Reads a member's file piece by piece, handing each to `sink`; resolves with the byte count. */
-export async function readMemberFile(target: ExecTarget, path: string, sink: (piece: Buffer) => void): Promise<number> {
+export async function readMemberFile(target: HolderTarget, path: string, sink: (piece: Buffer) => void): Promise<number> {
   const socket = target.store.memberSocketPath(target.config.name);
   let offset = 0;
   for (;;) {

@@ -8,7 +8,7 @@ import { FleetboxError } from '../protocol/errors.js';
 import type { MemberState } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
-import { execTarget } from './target.js';
+
 import { checkFaultOrder, sendFaultOrder, type FaultOrder } from '../control/faults.js';
 import type { Fault } from '../protocol/schemas.js';
 import { copyFromMember, copyToMember, type CopyOptions } from './copy.js';
@@ -26,6 +26,13 @@ export interface DelayOptions {
   rate?: string;
   /** Only what is sent to these members (default: everything). */
   to?: (string | Member)[];
+}
+
+/** The request found nobody listening on the member's socket (no holder: the member is not up). */
+function noHolder(error: unknown): boolean {
+  if (!(error instanceof FleetboxError) || error.code !== 'unreachable') return false;
+  const cause = error.cause as NodeJS.ErrnoException | undefined;
+  return cause?.code === 'ENOENT' || cause?.code === 'ECONNREFUSED';
 }
 
 /** One machine of a cluster, as a test sees it. */
@@ -78,9 +85,15 @@ export class Member {
 
   /** Runs a shell command on the member: `{ stdout, stderr, exitCode }`; `exec_timeout` past `timeoutMs`. */
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
-    const target = await execTarget(this.store, this.ref);
-    await this.refresh();
-    return execOn(target, command, options);
+    // Straight to the holder, which refuses a member that does not run: a status request first
+    // would double the trips of every command. Only when no holder listens is the status asked,
+    // to say why.
+    try {
+      return await execOn({ store: this.store, config: { name: this.name } }, command, options);
+    } catch (error) {
+      if (noHolder(error)) await this.running();
+      throw error;
+    }
   }
 
   /** Copies a host file (or, with `recursive`, a folder) onto the member, modes kept (`remotePath` on the guest; on the host for process members). */

@@ -14,6 +14,12 @@ export interface ExecTarget {
   network: NetworkRecord | undefined;
 }
 
+/** What a request to a member's holder needs: the store and the member's name (its socket). */
+export interface HolderTarget {
+  store: Store;
+  config: Pick<MemberConfig, 'name'>;
+}
+
 /** What it takes to run commands on a member; `not_running` unless its holder says it runs. */
 export async function execTarget(store: Store, ref: MemberRef): Promise<ExecTarget> {
   const view = await getStatus(store, ref);

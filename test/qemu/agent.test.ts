@@ -69,6 +69,23 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
     await expect.poll(async () => (await member.exec('ps | grep -c "[s]leep 30[01]" || true')).stdout, { timeout: 5_000 }).toBe('0\n');
   }, 60_000);
 
+  it('commands run on the exec ports, side by side; with every port busy the next goes through the agent', async () => {
+    // The command's parent says which way it came: an exec loop, or qemu-ga.
+    const parent = 'tr "\\0" " " < /proc/$PPID/cmdline | cut -c1-200';
+    expect((await member.exec(parent)).stdout).toMatch(/exec-loop \/dev\/vport\S+ \/run\/fleetbox-exec\/\d/);
+    // Four ports: four slow commands hold them all; a fifth goes to the agent and answers first.
+    const slow = Array.from({ length: 4 }, () => member.exec(`sleep 3; ${parent}`, { timeoutMs: 60_000 }));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const fifth = await member.exec(parent);
+    expect(fifth.stdout).toMatch(/qemu-ga/);
+    const ports = (await Promise.all(slow)).map((r) => /\/run\/fleetbox-exec\/(\d)/.exec(r.stdout)?.[1]);
+    expect(ports.sort()).toEqual(['0', '1', '2', '3']);
+    // The environment and folder a command gets, whichever way it comes.
+    const env = 'echo "$PWD $HOME $PATH"; env | wc -l';
+    const viaPort = await member.exec(env);
+    expect(viaPort.stdout).toMatch(/^\/root \/root \/usr\/local\/sbin:\/usr\/local\/bin:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin\n/);
+  }, 60_000);
+
   it('large input and output: 2 MiB through stdin, 12 MiB back out, byte for byte', async () => {
     const input = Buffer.alloc(2 << 20, 'abcdefgh');
     expect((await member.exec('md5sum | cut -c1-32', { input })).stdout.trim()).toMatch(/^[0-9a-f]{32}$/);
@@ -124,7 +141,7 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
     expect((await member.exec('hostname')).stdout).toBe('agq-1\n');
   }, 180_000);
 
-  it('health looks inside: sshd killed → amber, saying so; agent killed → red with a next action; exec then fails clearly', async () => {
+  it('health looks inside: sshd killed → amber, saying so; agent killed → red with a next action; exec still answers on its ports', async () => {
     await expect
       .poll(async () => (await row()).checks.map((c) => [c.name, c.status]), { timeout: 15_000, interval: 300 })
       .toEqual(expect.arrayContaining([['agent', 'pass'], ['ssh', 'pass']]));
@@ -145,6 +162,13 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
     const red = await row();
     expect(red.checks.find((c) => c.name === 'agent')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/does not answer|did not finish within/) });
     expect(red.action).toBeTruthy();
-    await expect(member.exec('true', { timeoutMs: 5_000 })).rejects.toMatchObject({ code: expect.stringMatching(/^(unresponsive|unreachable|exec_timeout)$/) });
+    // The exec ports do not need the agent.
+    expect((await member.exec('echo without agent', { timeoutMs: 5_000 })).stdout).toBe('without agent\n');
+    // Killing the exec loops too leaves no way in: the command fails at its timeout, never hangs.
+    // (The pattern is put together at run time: the killer's own command line must not match it.)
+    const killLoops = 'l="exec-loop /dev/"; l="${l}vport"; for p in /proc/[0-9]*; do case "$(tr "\\0" " " < $p/cmdline 2>/dev/null)" in *"$l"*) kill -9 ${p#/proc/} ;; esac; done';
+    await member.exec(`(sleep 0.3; ${killLoops}) >/dev/null 2>&1 &`);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await expect(member.exec('true', { timeoutMs: 3_000 })).rejects.toMatchObject({ code: expect.stringMatching(/^(unresponsive|unreachable|exec_timeout)$/) });
   }, 120_000);
 });

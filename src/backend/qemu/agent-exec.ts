@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FleetboxError } from '../../protocol/errors.js';
+import { GUEST_ENV } from '../../image/guest-init.js';
 import type { GuestAgent } from './agent.js';
 
 export interface AgentExecOptions {
@@ -27,8 +28,6 @@ interface ExecStatus {
   'err-truncated'?: boolean;
 }
 
-/** What a command starts with, as dropbear gives an SSH command (qemu-ga's own would leak in otherwise). */
-const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/sh'];
 
 /**
  * Poll delays (ms) for guest-exec-status: a short command is done in a few milliseconds even
@@ -48,8 +47,18 @@ function* pollDelays(): Generator<number> {
  * so the tree is walked: each process is stopped before its children are listed (it cannot fork
  * new ones after that), then killed.
  */
-const killTree = (pid: number) =>
-  `t() { kill -STOP $1 2>/dev/null; for c in $(cat /proc/$1/task/*/children 2>/dev/null); do t $c; done; kill -KILL $1 2>/dev/null; }; t ${pid}`;
+const TREE_KILLER = 't() { kill -STOP $1 2>/dev/null; for c in $(cat /proc/$1/task/*/children 2>/dev/null); do t $c; done; kill -KILL $1 2>/dev/null; }';
+const killTree = (pid: number) => `${TREE_KILLER}; t ${pid}`;
+
+/** Ends every process under `pid` (not `pid` itself): an exec loop's command and all it started. */
+export const killChildrenScript = (pid: number) => `${TREE_KILLER}; for c in $(cat /proc/${pid}/task/*/children 2>/dev/null); do t $c; done`;
+
+/** Runs `script` through the agent to end processes (a timeout's clean-up); its own failure is the caller's to ignore. */
+export async function agentKill(agent: GuestAgent, script: string): Promise<void> {
+  const { pid } = await agent.call<{ pid: number }>('guest-exec', { path: '/bin/sh', arg: ['-c', script], env: GUEST_ENV });
+  await sleep(20);
+  await agent.call('guest-exec-status', { pid });
+}
 
 /** Runs `command` with /bin/sh -c in the guest through its agent and collects its output. */
 export async function agentExec(agent: GuestAgent, member: string, command: string, options: AgentExecOptions): Promise<AgentExecResult> {
@@ -90,9 +99,7 @@ export async function agentExec(agent: GuestAgent, member: string, command: stri
   }
   // Out of time: end the command in the guest, then collect its status so qemu-ga forgets it.
   try {
-    await agent.call('guest-exec', { path: '/bin/sh', arg: ['-c', killTree(pid)], env: GUEST_ENV });
-    await sleep(20);
-    await agent.call('guest-exec-status', { pid });
+    await agentKill(agent, killTree(pid));
   } catch {
     // the timeout is what the caller needs to hear about
   }

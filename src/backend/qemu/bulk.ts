@@ -1,6 +1,6 @@
-import { connect, type Socket } from 'node:net';
 import { BULK_HELLO } from '../../image/guest-init.js';
 import { FleetboxError } from '../../protocol/errors.js';
+import { PortStream } from './port-stream.js';
 
 /*
  * The holder's end of a member's bulk port: a second virtio-serial port beside the agent's, on
@@ -23,16 +23,11 @@ const READ_AHEAD = 4 << 20;
 class Refused extends FleetboxError {}
 
 export class BulkPort {
-  private socket: Socket | undefined;
+  private stream: PortStream | undefined;
   private opening: Promise<boolean> | undefined;
   /** Given up: the caller goes through the agent. */
   private broken = false;
   private queue: Promise<unknown> = Promise.resolve();
-  /** What arrived and was not taken yet, in the order it came. */
-  private chunks: Buffer[] = [];
-  private size = 0;
-  private wake: (() => void) | undefined;
-  private ended = false;
   /** What the last read fetched beyond the piece asked for. */
   private ahead: { path: string; offset: number; data: Buffer; eof: boolean } | undefined;
 
@@ -91,8 +86,8 @@ export class BulkPort {
   close(): void {
     this.broken = true;
     this.ahead = undefined;
-    this.socket?.destroy();
-    this.socket = undefined;
+    this.stream?.close();
+    this.stream = undefined;
   }
 
   /** `count` bytes from what was read ahead; once it is used up, it is let go. */
@@ -120,7 +115,7 @@ export class BulkPort {
     const run = async (): Promise<boolean> => {
       if (!(await this.open())) return false;
       // Closed since (QEMU gone): nothing of this request is sent, so the agent may take it.
-      if (!this.socket || this.ended) {
+      if (!this.stream || this.stream.closed) {
         this.giveUp('the bulk port closed');
         return false;
       }
@@ -140,28 +135,14 @@ export class BulkPort {
     return next;
   }
 
-  private open(): Promise<boolean> {
+  /** Connects and says hello, once; the holder opens it as soon as the member runs (see PortStream). */
+  open(): Promise<boolean> {
     if (this.broken) return Promise.resolve(false);
     this.opening ??= (async () => {
       try {
-        const socket = await new Promise<Socket>((resolve, reject) => {
-          const s = connect(this.path);
-          s.once('connect', () => resolve(s));
-          s.once('error', reject);
-        });
-        this.socket = socket;
-        socket.on('data', (chunk: Buffer) => {
-          this.chunks.push(chunk);
-          this.size += chunk.length;
-          this.wake?.();
-        });
-        socket.on('error', () => undefined);
-        socket.on('close', () => {
-          this.ended = true;
-          this.wake?.();
-        });
-        this.send(Buffer.from('H 0 0 0\n'));
-        const hello = await this.line(this.timeouts.helloMs);
+        this.stream = await PortStream.open(this.path);
+        this.stream.send(Buffer.from('H 0 0 0\n'));
+        const hello = await this.stream.line(this.timeouts.helloMs);
         if (hello !== BULK_HELLO) throw new Error(`it answered ${JSON.stringify(hello.slice(0, 40))}`);
         return true;
       } catch (error) {
@@ -176,55 +157,23 @@ export class BulkPort {
     if (this.broken) return;
     this.broken = true;
     this.ahead = undefined;
-    this.socket?.destroy();
-    this.socket = undefined;
+    this.stream?.close();
+    this.stream = undefined;
     this.onGiveUp(why);
   }
 
   private send(bytes: Buffer): void {
-    if (!this.socket || this.ended) throw new Error('the bulk port is closed');
-    this.socket.write(bytes);
+    if (!this.stream) throw new Error('the bulk port is closed');
+    this.stream.send(bytes);
   }
 
-  /** Waits until `ready()` says enough has arrived, the port closes, or `timeoutMs` passes. */
-  private async waitFor(ready: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!ready()) {
-      if (this.ended) throw new Error(`the port closed while waiting for ${what}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${what} within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-  }
-
-  /** Takes the first `count` bytes that arrived (joined once, not at every chunk). */
-  private take(count: number): Buffer {
-    const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
-    const taken = Buffer.from(all.subarray(0, count));
-    const rest = all.subarray(count);
-    this.chunks = rest.length > 0 ? [rest] : [];
-    this.size = rest.length;
-    return taken;
-  }
-
-  private async line(timeoutMs: number): Promise<string> {
-    await this.waitFor(() => this.chunks.some((chunk) => chunk.includes(0x0a)), timeoutMs, 'answer');
-    const all = this.take(this.size);
-    const end = all.indexOf(0x0a);
-    const rest = all.subarray(end + 1);
-    this.chunks = rest.length > 0 ? [rest] : [];
-    this.size = rest.length;
-    return all.subarray(0, end).toString('utf8');
+  private line(timeoutMs: number): Promise<string> {
+    if (!this.stream) throw new Error('the bulk port is closed');
+    return this.stream.line(timeoutMs);
   }
 
   private bytes(count: number, timeoutMs: number): Promise<Buffer> {
-    return this.waitFor(() => this.size >= count, timeoutMs, `${count} bytes`).then(() => this.take(count));
+    if (!this.stream) throw new Error('the bulk port is closed');
+    return this.stream.bytes(count, timeoutMs);
   }
 }

@@ -1,4 +1,4 @@
-import { AGENT_PORT, BULK_PORT, CMDLINE_KEYS, FS_TAG } from '../../image/guest-init.js';
+import { AGENT_PORT, BULK_PORT, CMDLINE_KEYS, EXEC_PORT_PREFIX, EXEC_PORTS, FS_TAG } from '../../image/guest-init.js';
 import type { MemberNetwork } from '../../net/types.js';
 
 export type Accelerator = 'kvm' | 'tcg';
@@ -105,6 +105,16 @@ export function bulkSocketOf(agentSocket: string): string {
   return agentSocket.replace(/\.[^./]*$/, '') + '.blk';
 }
 
+/** Exec port <k>'s socket sits beside the agent's too: `<x>.qga` → `<x>.ex<k>`. */
+export function execSocketOf(agentSocket: string, k: number): string {
+  return agentSocket.replace(/\.[^./]*$/, '') + `.ex${k}`;
+}
+
+/** Every raw port socket beside an agent socket (removed with it when the member stops). */
+export function portSocketsOf(agentSocket: string): string[] {
+  return [bulkSocketOf(agentSocket), ...Array.from({ length: EXEC_PORTS }, (_, k) => execSocketOf(agentSocket, k))];
+}
+
 /** Arguments of qemu-system-x86_64 for one microVM member. */
 export function qemuArguments(vm: QemuInvocation): string[] {
   const args = [
@@ -139,14 +149,20 @@ export function qemuArguments(vm: QemuInvocation): string[] {
   }
   if (vm.memoryRam) args.push('-object', `memory-backend-ram,id=mem,size=${vm.memoryMiB}M`);
   if (vm.qmpSocket) args.push('-qmp', `unix:${optionValue(vm.qmpSocket)},server=on,wait=off`);
-  if (vm.agentSocket) {
+  const agentSocket = vm.agentSocket;
+  if (agentSocket) {
     args.push(
       '-device', 'virtio-serial-device',
-      '-chardev', `socket,id=agent0,path=${optionValue(vm.agentSocket)},server=on,wait=off`,
+      '-chardev', `socket,id=agent0,path=${optionValue(agentSocket)},server=on,wait=off`,
       '-device', `virtserialport,chardev=agent0,name=${AGENT_PORT}`,
       // Bulk bytes (copies) beside the agent, raw: see bulk.ts.
-      '-chardev', `socket,id=bulk0,path=${optionValue(bulkSocketOf(vm.agentSocket))},server=on,wait=off`,
+      '-chardev', `socket,id=bulk0,path=${optionValue(bulkSocketOf(agentSocket))},server=on,wait=off`,
       '-device', `virtserialport,chardev=bulk0,name=${BULK_PORT}`,
+      // Commands without the agent, one loop per port: see exec-port.ts.
+      ...Array.from({ length: EXEC_PORTS }, (_, k) => [
+        '-chardev', `socket,id=exec${k},path=${optionValue(execSocketOf(agentSocket, k))},server=on,wait=off`,
+        '-device', `virtserialport,chardev=exec${k},name=${EXEC_PORT_PREFIX}${k}`,
+      ]).flat(),
     );
   }
   if (vm.tap) {

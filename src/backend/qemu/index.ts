@@ -10,11 +10,13 @@ import type { Store } from '../../store/layout.js';
 import type { Logger } from '../../host/logger.js';
 import type { ClusterNetwork, NetworkPlan } from '../../net/types.js';
 import type { Backend, BackendContext, BackendSettings, MemberHandle } from '../types.js';
-import { bulkSocketOf, kernelCommandLine, qemuArguments } from './command-line.js';
+import { bulkSocketOf, execSocketOf, kernelCommandLine, portSocketsOf, qemuArguments } from './command-line.js';
 import { BulkPort } from './bulk.js';
 import { ensureDisk } from './disk.js';
 import { GuestAgent } from './agent.js';
-import { agentExec } from './agent-exec.js';
+import { agentExec, agentKill, killChildrenScript } from './agent-exec.js';
+import { ExecPorts } from './exec-port.js';
+import { EXEC_PORTS } from '../../image/guest-init.js';
 import { shapeScript, verifyShape } from './net-shape.js';
 import { cloneArguments, ensureTemplate, restoreClone, type CloneTarget, type Template, type TemplateSpec } from './template.js';
 import { agentHealthChecks } from './agent-health.js';
@@ -142,9 +144,25 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     }
     return bulk;
   };
-  const dropBulk = (key: string) => {
+  /** Each started guest's exec ports (commands without the agent), opened once it runs. */
+  const execPorts = new Map<string, ExecPorts>();
+  const execPortsOf = (ctx: BackendContext): ExecPorts => {
+    const key = `${ctx.config.cluster}/${ctx.config.name}`;
+    let ports = execPorts.get(key);
+    if (!ports) {
+      const agentSocket = memberPaths(ctx).agent;
+      const paths = Array.from({ length: EXEC_PORTS }, (_, k) => execSocketOf(agentSocket, k));
+      ports = ExecPorts.at(paths, ctx.config.name, (why) => ctx.log.warn('exec_port_unusable', { member: ctx.config.name, why }));
+      execPorts.set(key, ports);
+    }
+    return ports;
+  };
+  /** Drops a member's raw ports (bulk, exec): they talk to a guest that is gone. */
+  const dropPorts = (key: string) => {
     bulks.get(key)?.close();
     bulks.delete(key);
+    execPorts.get(key)?.close();
+    execPorts.delete(key);
   };
   /** Each running member's file server, and why it ended the member if it did. */
   const fileServers = new Map<string, { server: FileServer; stopping: boolean; failure?: string }>();
@@ -245,7 +263,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       // An agent connection of this member's previous boot talks to a guest that is gone.
       agents.get(`${config.cluster}/${config.name}`)?.close();
       agents.delete(`${config.cluster}/${config.name}`);
-      dropBulk(`${config.cluster}/${config.name}`);
+      dropPorts(`${config.cluster}/${config.name}`);
       const { image, accel, template: entryTemplate, restore } = prepared.get(`${config.cluster}/${config.name}`) ?? (await prepare(ctx, () => {}));
       const paths = memberPaths(ctx);
       await clearStaleQmpSocket(paths.qmp, config.name);
@@ -350,6 +368,9 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         if (answer['host-name'] !== config.name) {
           throw new FleetboxError('boot_failed', `${config.name}: its agent answers as ${JSON.stringify(answer['host-name'])}`);
         }
+        // Its loops wait without polling once a host is on their ports; the first command finds them open.
+        void bulkOf(ctx).open();
+        execPortsOf(ctx).open();
         return true;
       } catch (error) {
         if (error instanceof FleetboxError && error.code === 'boot_failed') throw error;
@@ -357,8 +378,10 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       }
     },
 
-    exec(ctx, command, options) {
-      return agentExec(agentOf(ctx), ctx.config.name, command, options);
+    async exec(ctx, command, options) {
+      const agent = agentOf(ctx);
+      const onPort = await execPortsOf(ctx).run(command, options, (loopPid) => agentKill(agent, killChildrenScript(loopPid)));
+      return onPort ?? (await agentExec(agent, ctx.config.name, command, options));
     },
 
     async writeFile(ctx, path, data, append) {
@@ -403,7 +426,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
       const key = `${ctx.config.cluster}/${ctx.config.name}`;
       agents.get(key)?.close();
       agents.delete(key);
-      dropBulk(key);
+      dropPorts(key);
       launched.delete(key);
       const paths = memberPaths(ctx);
       const served = fileServers.get(key);
@@ -420,7 +443,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         }
         rmSync(paths.fsSocket, { force: true });
         rmSync(paths.agent, { force: true });
-        rmSync(bulkSocketOf(paths.agent), { force: true });
+        for (const socket of portSocketsOf(paths.agent)) rmSync(socket, { force: true });
       }
     },
 

@@ -15,7 +15,7 @@ import type { MemberConfig } from '../../store/member-config.js';
 import type { BackendContext, MemberHandle } from '../types.js';
 import type { GuestAgent } from './agent.js';
 import { agentExec } from './agent-exec.js';
-import { bulkSocketOf, qemuArguments, type Accelerator } from './command-line.js';
+import { portSocketsOf, qemuArguments, type Accelerator } from './command-line.js';
 import { migrationDone, restoreIncoming, shellQuote, waitFor } from './migration.js';
 import { QmpClient } from './qmp.js';
 import { fileIdentity, qemuIdentity } from './template.js';
@@ -209,7 +209,7 @@ export async function restoreMember(
     await handle.exited;
     rmSync(paths.qmp, { force: true });
     rmSync(paths.agent, { force: true });
-    rmSync(bulkSocketOf(paths.agent), { force: true });
+    for (const socket of portSocketsOf(paths.agent)) rmSync(socket, { force: true });
     throw error instanceof FleetboxError && error.code === 'boot_failed' ? error : new FleetboxError('boot_failed', `${config.name}: ${(error as Error).message}`, { cause: error });
   }
 }

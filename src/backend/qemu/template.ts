@@ -35,7 +35,7 @@ import { launchArgv, QEMU_BINARY, spawnQemu } from './spawn-qemu.js';
  */
 
 /** Bumped when what a template holds changes in a way the key does not capture. */
-const TEMPLATE_FORMAT = '3';
+const TEMPLATE_FORMAT = '4';
 const BUILD_BUDGET_MS = 90_000;
 
 export interface TemplateSpec {

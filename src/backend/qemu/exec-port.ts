@@ -1,0 +1,213 @@
+import { randomBytes } from 'node:crypto';
+import { EXEC_HELLO, EXEC_OUTPUT_CAP } from '../../image/guest-init.js';
+import { FleetboxError } from '../../protocol/errors.js';
+import type { AgentExecOptions, AgentExecResult } from './agent-exec.js';
+import { PortClosed, PortStream } from './port-stream.js';
+
+/*
+ * The holder's end of a member's exec ports: commands without the agent. Through qemu-ga an
+ * exec costs the guest qemu-ga's own fork, its child watch and the status polls (17–28 ms a
+ * round trip under emulation); a loop of busybox's on a port of its own costs the command's
+ * fork and exec and little more (EXEC_LOOP in image/guest-init.ts is the other end).
+ *
+ * A port runs one command at a time, so a member has several; a command that finds none free
+ * (or a guest without them) goes through the agent, which runs any number. Once a request is
+ * sent, it is never sent anywhere else: the command may have run. A port whose answer is out
+ * of step is given up for good; the others and the agent remain.
+ */
+
+const HELLO_TIMEOUT_MS = 3_000;
+/** Output follows its header at once (the guest reads it from RAM): only a guest gone silent takes this long. */
+const OUTPUT_TIMEOUT_MS = 30_000;
+/**
+ * A command ended at its timeout is answered within milliseconds; a port still silent this long
+ * after has no loop behind it any more (it was killed in the guest) and is given up.
+ */
+const KILLED_ANSWER_MS = 5_000;
+/** Longer commands go through the agent: the loop reads a command a byte at a time. */
+export const MAX_PORT_COMMAND = 16 * 1024;
+
+/** Ends every process under the loop's PID (the command and all it started); the agent does it. */
+export type KillChildren = (loopPid: number) => Promise<void>;
+
+export interface ExecPortTimeouts {
+  helloMs: number;
+  outputMs: number;
+  killedMs: number;
+}
+
+class ExecPort {
+  private stream: PortStream | undefined;
+  private opening: Promise<boolean> | undefined;
+  private loopPid = 0;
+  private nextId = 1;
+  /** Reserved for a command, or still waiting for the answer of one that timed out. */
+  busy = false;
+  /** Given up: never used again by this holder. */
+  broken = false;
+
+  constructor(
+    private readonly connect: () => Promise<PortStream>,
+    private readonly member: string,
+    private readonly onGiveUp: (why: string) => void,
+    private readonly timeouts: ExecPortTimeouts,
+  ) {}
+
+  /**
+   * Connects and says hello, once. The hello carries a nonce, and lines before its answer are
+   * passed over: they are what the loop said to a holder before this one (a command that
+   * finished while no holder listened).
+   */
+  open(): Promise<boolean> {
+    if (this.broken) return Promise.resolve(false);
+    this.opening ??= (async () => {
+      try {
+        this.stream = await this.connect();
+        const nonce = randomBytes(8).toString('hex');
+        this.stream.send(Buffer.from(`H ${nonce}\n`));
+        const deadline = Date.now() + this.timeouts.helloMs;
+        for (;;) {
+          const line = await this.stream.line(Math.max(1, deadline - Date.now()));
+          const hello = new RegExp(`^${EXEC_HELLO} ${nonce} (\\d+)$`).exec(line);
+          if (hello) {
+            this.loopPid = Number(hello[1]);
+            return true;
+          }
+        }
+      } catch (error) {
+        this.giveUp(`no exec loop: ${(error as Error).message}`);
+        return false;
+      }
+    })();
+    return this.opening;
+  }
+
+  /** Runs `command` on this port, which the caller reserved (`busy`) and opened. */
+  async run(command: string, options: AgentExecOptions, kill: KillChildren): Promise<AgentExecResult> {
+    const stream = this.stream;
+    if (!stream || stream.closed) {
+      this.giveUp('the port closed');
+      throw new PortClosed('the port closed');
+    }
+    const id = this.nextId++;
+    const input = options.input ?? Buffer.alloc(0);
+    stream.send(Buffer.concat([Buffer.from(`E ${id} ${input.length}\n${command}\0`), input]));
+    const answer = this.answer(stream, id);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new FleetboxError('exec_timeout', `command on ${this.member} did not finish within ${options.timeoutMs} ms: ${command.slice(0, 80)}`)), options.timeoutMs);
+    });
+    try {
+      return await Promise.race([answer, timedOut]);
+    } catch (error) {
+      if (error instanceof FleetboxError && error.code === 'exec_timeout') {
+        // The port stays busy until the killed command's answer has been read off it. The kill
+        // goes on in the background: the caller hears of the timeout now, not after the agent.
+        let answered = false;
+        answer.then(
+          () => (answered = true),
+          () => (answered = true),
+        );
+        void kill(this.loopPid)
+          .catch(() => undefined)
+          .then(() => {
+            setTimeout(() => {
+              if (!answered) this.giveUp(`no answer ${this.timeouts.killedMs} ms after its command was ended: its loop is gone`);
+            }, this.timeouts.killedMs).unref();
+          });
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.broken = true;
+    this.stream?.close();
+    this.stream = undefined;
+  }
+
+  /** Reads request `id`'s answer whenever it comes; frees the port once it is read whole. */
+  private async answer(stream: PortStream, id: number): Promise<AgentExecResult> {
+    try {
+      const header = await stream.line();
+      const x = /^X (\d+) (\d+) (\d+) (\d+)$/.exec(header);
+      if (!x || Number(x[1]) !== id) throw new Error(`it answered ${JSON.stringify(header.slice(0, 40))} to request ${id}`);
+      const [outSize, errSize] = [Number(x[3]), Number(x[4])];
+      const stdout = await stream.bytes(Math.min(outSize, EXEC_OUTPUT_CAP), this.timeouts.outputMs);
+      const stderr = await stream.bytes(Math.min(errSize, EXEC_OUTPUT_CAP), this.timeouts.outputMs);
+      const trailer = await stream.line(this.timeouts.outputMs);
+      if (trailer !== `Z ${id}`) throw new Error(`its answer to request ${id} ended with ${JSON.stringify(trailer.slice(0, 40))}`);
+      this.busy = false;
+      return { stdout, stderr, exitCode: Number(x[2]), truncated: outSize > EXEC_OUTPUT_CAP || errSize > EXEC_OUTPUT_CAP };
+    } catch (error) {
+      const why = (error as Error).message;
+      this.giveUp(why);
+      if (error instanceof PortClosed) {
+        throw new FleetboxError('unreachable', `${this.member} is unreachable: its exec port closed mid-command (guest rebooting or powering off?)`);
+      }
+      throw new FleetboxError('io', `${this.member}: a command's answer on its exec port was out of step (${why}); that port is no longer used, try again`, { cause: error });
+    }
+  }
+
+  private giveUp(why: string): void {
+    if (this.broken) return;
+    this.close();
+    this.onGiveUp(why);
+  }
+}
+
+/** A member's exec ports. */
+export class ExecPorts {
+  private readonly ports: ExecPort[];
+
+  constructor(
+    connectors: readonly (() => Promise<PortStream>)[],
+    member: string,
+    onGiveUp: (why: string) => void = () => undefined,
+    timeouts: ExecPortTimeouts = { helloMs: HELLO_TIMEOUT_MS, outputMs: OUTPUT_TIMEOUT_MS, killedMs: KILLED_ANSWER_MS },
+  ) {
+    this.ports = connectors.map((connect, k) => new ExecPort(connect, member, (why) => onGiveUp(`exec port ${k}: ${why}`), timeouts));
+  }
+
+  static at(paths: readonly string[], member: string, onGiveUp?: (why: string) => void): ExecPorts {
+    return new ExecPorts(
+      paths.map((path) => () => PortStream.open(path)),
+      member,
+      onGiveUp,
+    );
+  }
+
+  /** Connects every port now (the member just started): the loops then wait without polling. */
+  open(): void {
+    for (const port of this.ports) void port.open();
+  }
+
+  /**
+   * Runs `command` on a free port. Undefined when none is free or usable, or the command is not
+   * one a port takes; nothing was sent then, and the agent should run it.
+   */
+  async run(command: string, options: AgentExecOptions, kill: KillChildren): Promise<AgentExecResult | undefined> {
+    if (command.length === 0 || command.length > MAX_PORT_COMMAND || command.includes('\0')) return undefined;
+    for (const port of this.ports) {
+      if (port.busy || port.broken) continue;
+      port.busy = true;
+      if (!(await port.open())) {
+        port.busy = false;
+        continue;
+      }
+      try {
+        return await port.run(command, options, kill);
+      } catch (error) {
+        if (error instanceof PortClosed) return undefined;
+        throw error;
+      }
+    }
+    return undefined;
+  }
+
+  close(): void {
+    for (const port of this.ports) port.close();
+  }
+}

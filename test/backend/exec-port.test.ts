@@ -1,0 +1,190 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer, type Server, type Socket } from 'node:net';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ExecPorts } from '../../dist/backend/qemu/exec-port.js';
+import { PortStream } from '../../dist/backend/qemu/port-stream.js';
+import { killChildrenScript } from '../../dist/backend/qemu/agent-exec.js';
+import { EXEC_LOOP, EXEC_OUTPUT_CAP, GUEST_ENV } from '../../dist/image/guest-init.js';
+import { scratch } from '../scratch.js';
+
+/*
+ * The holder's end of the exec ports against the guest's real loop (EXEC_LOOP), run by the
+ * host's busybox (the guest image's busybox is the same Debian package) with one end of a
+ * socket pair as its port. What only a real guest shows (the virtio port, the tmpfs) is tested
+ * on real VMs in test/qemu/agent.test.ts.
+ */
+
+const run = promisify(execFile);
+const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((path) => existsSync(path));
+
+const loops: ChildProcess[] = [];
+const servers: Server[] = [];
+afterEach(() => {
+  for (const loop of loops.splice(0)) loop.kill('SIGKILL');
+  for (const server of servers.splice(0)) server.close();
+});
+
+/** A loop on fd 3 of its own, in its own scratch directory; its environment as the init gives it. */
+function startLoop(): { connect: () => Promise<PortStream>; loop: ChildProcess; dir: string } {
+  const dir = scratch();
+  const env = Object.fromEntries(GUEST_ENV.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const loop = spawn(busybox as string, ['sh', '-c', EXEC_LOOP, 'exec-loop', '-', dir], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env, cwd: dir });
+  loops.push(loop);
+  const socket = loop.stdio[3] as Socket;
+  return { connect: () => Promise.resolve(PortStream.over(socket)), loop, dir };
+}
+
+/** Ends the loop's children on the host the way the holder does in the guest. */
+const killChildren = async (pid: number) => {
+  await run('sh', ['-c', killChildrenScript(pid)]);
+};
+const noKill = () => Promise.resolve();
+
+const quick = { helloMs: 2_000, outputMs: 2_000, killedMs: 1_000 };
+
+describe.skipIf(!busybox)('exec ports (the guest loop under the host busybox)', () => {
+  it('exit codes, stdout and stderr apart, bytes exact, stdin, and the environment a command gets over SSH', async () => {
+    const { connect } = startLoop();
+    const ports = new ExecPorts([connect], 'm-1', undefined, quick);
+    const plain = await ports.run('echo out; echo err >&2; exit 3', { timeoutMs: 5_000 }, noKill);
+    expect(plain).toMatchObject({ exitCode: 3, truncated: false });
+    expect(plain?.stdout.toString()).toBe('out\n');
+    expect(plain?.stderr.toString()).toBe('err\n');
+    const binary = await ports.run("printf '\\000\\377\\nZ 1\\n'", { timeoutMs: 5_000 }, noKill);
+    expect([...(binary?.stdout ?? [])]).toEqual([0, 255, 10, 90, 32, 49, 10]);
+    const input = Buffer.from([...Array(300_000).keys()].map((i) => i % 251));
+    const echoed = await ports.run('cat', { timeoutMs: 5_000, input }, noKill);
+    expect(echoed?.stdout.equals(input)).toBe(true);
+    const multiLine = await ports.run('x=1\nif [ $x = 1 ]; then\n  echo "two\n lines"\nfi', { timeoutMs: 5_000 }, noKill);
+    expect(multiLine?.stdout.toString()).toBe('two\n lines\n');
+    const env = await ports.run('env | sort; echo "$0"', { timeoutMs: 5_000 }, noKill);
+    // Exactly the environment the init gives the loop, plus what the shell itself sets.
+    const lines = env?.stdout.toString().trim().split('\n') ?? [];
+    expect(lines.pop()).toBe('/bin/sh');
+    expect(lines.filter((kv) => !/^(PWD|OLDPWD|SHLVL|_)=/.test(kv))).toEqual([...GUEST_ENV].sort());
+    // The port's fd is not the command's.
+    const fds = await ports.run('[ -e /proc/self/fd/3 ] && echo open || echo closed', { timeoutMs: 5_000 }, noKill);
+    expect(fds?.stdout.toString()).toBe('closed\n');
+    const signalled = await ports.run('kill -9 $$', { timeoutMs: 5_000 }, noKill);
+    expect(signalled?.exitCode).toBe(137);
+  });
+
+  it('output over 16 MiB is cut at 16 MiB and said to be; the port stays in step', async () => {
+    const { connect } = startLoop();
+    const ports = new ExecPorts([connect], 'm-1', undefined, quick);
+    const big = await ports.run(`head -c ${EXEC_OUTPUT_CAP + 1000} /dev/zero; echo tail >&2`, { timeoutMs: 20_000 }, noKill);
+    expect(big?.truncated).toBe(true);
+    expect(big?.stdout.length).toBe(EXEC_OUTPUT_CAP);
+    expect(big?.stderr.toString()).toBe('tail\n');
+    expect((await ports.run('echo next', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('next\n');
+  });
+
+  it('a timeout ends the command and all it started; the port is free again once the answer is read', async () => {
+    const { connect, dir } = startLoop();
+    const ports = new ExecPorts([connect], 'm-1', undefined, quick);
+    const t0 = Date.now();
+    await expect(ports.run(`sleep 30 & echo $! > ${dir}/child; sleep 30`, { timeoutMs: 500 }, killChildren)).rejects.toMatchObject({ code: 'exec_timeout' });
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    const child = Number(readFileSync(join(dir, 'child'), 'utf8'));
+    await expect.poll(() => existsSync(`/proc/${child}`) && !readFileSync(`/proc/${child}/stat`, 'utf8').includes(') Z '), { timeout: 3_000 }).toBe(false);
+    await expect.poll(async () => (await ports.run('echo free', { timeoutMs: 5_000 }, noKill))?.stdout.toString(), { timeout: 3_000 }).toBe('free\n');
+  });
+
+  it('a command that is running keeps its port: the next one takes another, and with none free the caller is told to use the agent', async () => {
+    const first = startLoop();
+    const second = startLoop();
+    const ports = new ExecPorts([first.connect, second.connect], 'm-1', undefined, quick);
+    const slow = ports.run('sleep 1; echo slow', { timeoutMs: 5_000 }, noKill);
+    const other = ports.run('sleep 1; echo other', { timeoutMs: 5_000 }, noKill);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await ports.run('echo none free', { timeoutMs: 5_000 }, noKill)).toBeUndefined();
+    expect((await slow)?.stdout.toString()).toBe('slow\n');
+    expect((await other)?.stdout.toString()).toBe('other\n');
+    expect((await ports.run('echo again', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('again\n');
+  });
+
+  it('what a process left behind writes after its command ended lands in no later answer', async () => {
+    const { connect } = startLoop();
+    const ports = new ExecPorts([connect], 'm-1', undefined, quick);
+    const left = await ports.run('(sleep 0.3; echo late; echo late >&2) & echo now', { timeoutMs: 5_000 }, noKill);
+    expect(left?.stdout.toString()).toBe('now\n');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const next = await ports.run('echo mine', { timeoutMs: 5_000 }, noKill);
+    expect(next?.stdout.toString()).toBe('mine\n');
+    expect(next?.stderr.toString()).toBe('');
+  });
+
+  it('commands a port does not take (NUL, over 16 KiB, empty) are left to the agent; nothing is sent', async () => {
+    const { connect } = startLoop();
+    const ports = new ExecPorts([connect], 'm-1', undefined, quick);
+    expect(await ports.run('echo a\0b', { timeoutMs: 5_000 }, noKill)).toBeUndefined();
+    expect(await ports.run(`: ${'x'.repeat(20_000)}`, { timeoutMs: 5_000 }, noKill)).toBeUndefined();
+    expect(await ports.run('', { timeoutMs: 5_000 }, noKill)).toBeUndefined();
+    expect((await ports.run('echo ok', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('ok\n');
+  });
+
+  it('the loop gone mid-command (guest powering off): unreachable at once, and that port is not used again', async () => {
+    const { connect, loop, dir } = startLoop();
+    const problems: string[] = [];
+    const ports = new ExecPorts([connect], 'm-1', (why) => problems.push(why), quick);
+    expect((await ports.run('echo up', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('up\n');
+    const pending = ports.run(`echo $$ > ${dir}/command; exec sleep 30`, { timeoutMs: 60_000 }, noKill);
+    await expect.poll(() => existsSync(join(dir, 'command'))).toBe(true);
+    // The loop ends, as with QEMU gone: the host's end of the pair closes (the command does not hold it).
+    loop.kill('SIGKILL');
+    await expect(pending).rejects.toMatchObject({ code: 'unreachable' });
+    process.kill(Number(readFileSync(join(dir, 'command'), 'utf8')), 'SIGKILL');
+    expect(problems).toEqual([expect.stringContaining('exec port 0')]);
+    expect(await ports.run('echo x', { timeoutMs: 5_000 }, noKill)).toBeUndefined();
+  });
+
+  it('a loop killed in the guest costs one command its timeout; its port is then given up and the next command goes elsewhere', async () => {
+    // The loop's process is stopped, not ended: the host's end stays open, as a virtio port does
+    // when the process on it dies (nothing tells the host).
+    const { connect, loop } = startLoop();
+    const problems: string[] = [];
+    const ports = new ExecPorts([connect], 'm-1', (why) => problems.push(why), quick);
+    expect((await ports.run('echo up', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('up\n');
+    loop.kill('SIGSTOP');
+    await expect(ports.run('echo lost', { timeoutMs: 300 }, killChildren)).rejects.toMatchObject({ code: 'exec_timeout' });
+    await expect.poll(() => problems, { timeout: 3_000 }).toEqual([expect.stringMatching(/exec port 0: no answer 1000 ms after its command was ended: its loop is gone/)]);
+    expect(await ports.run('echo next', { timeoutMs: 5_000 }, noKill)).toBeUndefined();
+  });
+
+  it('an answer out of step gives the port up with an io error; a loop that never says hello is passed over', async () => {
+    // A stand-in for a guest whose loop answers a request with another's id.
+    const wrong = startFake((line, reply) => {
+      const hello = /^H (\S+)$/.exec(line);
+      if (hello) reply(`FLEETBOX_EXEC 1 ${hello[1]} 42\n`);
+      else if (line.startsWith('E ')) reply('X 999 0 0 0\nZ 999\n');
+    });
+    const silent = startFake(() => undefined);
+    const problems: string[] = [];
+    const ports = new ExecPorts([silent, wrong], 'm-1', (why) => problems.push(why), { helloMs: 300, outputMs: 300, killedMs: 300 });
+    await expect(ports.run('true', { timeoutMs: 5_000 }, noKill)).rejects.toMatchObject({ code: 'io', message: expect.stringContaining('out of step') });
+    expect(problems).toEqual([expect.stringMatching(/exec port 0: no exec loop/), expect.stringMatching(/exec port 1: it answered "X 999/)]);
+    expect(await ports.run('true', { timeoutMs: 5_000 }, noKill)).toBeUndefined();
+  });
+});
+
+/** A stand-in loop on a unix socket: `onLine` sees each request line (commands and input are not parsed). */
+function startFake(onLine: (line: string, reply: (text: string) => void) => void): () => Promise<PortStream> {
+  const path = join(scratch(), 'fake.sock');
+  const server = createServer((socket) => {
+    let buffered = '';
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      for (let end = buffered.indexOf('\n'); end >= 0; end = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, end);
+        buffered = buffered.slice(end + 1);
+        onLine(line, (text) => socket.write(text));
+      }
+    });
+  });
+  server.listen(path);
+  servers.push(server);
+  return () => PortStream.open(path);
+}
