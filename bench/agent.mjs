@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The guest agent against SSH, side by side on the same running members, from the library as a
-// test uses it: exec round trip (member.exec through the holder and qemu-ga) vs an SSH command
+// Commands and copies without a network against SSH, side by side on the same running members,
+// from the library as a test uses it: exec round trip (member.exec through the holder and an exec
+// port, or qemu-ga in builds before them) vs an SSH command
 // over a shared OpenSSH connection (what the holder kept per guest before the agent) and over a
 // fresh one; execAll on 3 members; copy both ways (member.copyTo/copyFrom vs `ssh cat`).
 // `fleetbox up -n 1` minus the guest's own ready time is measured by bench/up-compare.sh.
@@ -50,6 +51,7 @@ try {
   ssh(master, 'true');
 
   const agentRt = await timed(ROUNDS, () => m1.exec('true'));
+  const withOutput = await timed(ROUNDS, () => m1.exec('echo hello'));
   const sshMux = await timed(ROUNDS, () => ssh(master, 'true'));
   const sshFresh = await timed(Math.min(ROUNDS, 30), () => ssh([], 'true'));
   const all = await timed(20, () => cluster.execAll('hostname'));
@@ -82,10 +84,11 @@ try {
   const both = (xs) => `${ms(pct(xs, 50))} / ${ms(pct(xs, 99))}`;
   console.log(`p50 / p99 over ${ROUNDS} runs (fresh SSH: ${sshFresh.length}; execAll: ${all.length}); copies: median of 3`);
   printRows([
-    ['exec `true`: agent (member.exec)', both(agentRt), 'p50 < 10 ms'],
+    ['exec `true`: member.exec (exec port; the agent when none is free)', both(agentRt), 'p50 < 10 ms'],
+    ['exec `echo hello`: member.exec', both(withOutput)],
     ['exec `true`: SSH, shared connection (old path)', both(sshMux)],
     ['exec `true`: SSH, fresh connection', both(sshFresh)],
-    ['execAll(hostname) on 3 members: agent', both(all)],
+    ['execAll(hostname) on 3 members', both(all)],
     [`copy ${mib} MiB in: copyTo (bulk port; the agent if it fails)`, rate(copies.agentIn)],
     [`copy ${mib} MiB out: copyFrom (bulk port; the agent if it fails)`, rate(copies.agentOut)],
     [`copy ${mib} MiB in: SSH cat`, rate(copies.sshIn)],

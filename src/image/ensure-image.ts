@@ -4,6 +4,7 @@ import { FleetboxError } from '../protocol/errors.js';
 import type { Store } from '../store/layout.js';
 import { recordedHashes, sha256FileCached, sha256Text, type FileHasher } from './file-hash.js';
 import { GUEST_INIT } from './guest-init.js';
+import { reseedProgram } from './reseed-program.js';
 import { findBinary } from '../host/binaries.js';
 import { hostCommand } from './host-command.js';
 import { ensureHostKey } from './host-key.js';
@@ -87,6 +88,7 @@ async function gatherInputs(store: Store, progress: (message: string) => void, h
     kernel: `${kernel.package} ${kernel.version}`,
     kernelFiles: sha256Text(JSON.stringify(kernel.files)),
     init: sha256Text(GUEST_INIT),
+    reseed: sha256Text(reseedProgram().toString('hex')),
     busybox: await digestOf(busybox, hashOf),
     dropbear: await digestOf(dropbear, hashOf),
     agent: await digestOf(agent, hashOf),

@@ -3,7 +3,6 @@
  * text here changes the image hash, so the next `prepare` rebuilds the image.
  */
 
-import { reseedLines } from './reseed-program.js';
 
 /** Printed on the serial console once the guest is configured and SSH listens. */
 export const READY_MARKER = 'FLEETBOX_READY';
@@ -105,64 +104,72 @@ export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /**
  * An exec port's loop, run by busybox sh as 'sh -c EXEC_LOOP exec-loop <port> <dir>' (the init
  * puts it in single quotes: it has none). <port> is the port's device, or '-' when fd 3 is open
- * on it already (tests run the loop on the host that way). One request at a time
- * (src/backend/qemu/exec-port.ts is the other end):
- *   H <nonce>                  -> ${EXEC_HELLO} <nonce> <pid of the loop>
+ * on it already (tests run the loop on the host that way); <dir> holds the command's output
+ * (the port's own tmpfs in a guest), and <dir>.id and <dir>.in beside it say which request runs
+ * and hold its input. One request at a time (src/backend/qemu/exec-port.ts is the other end):
+ *   H <nonce>                  -> ${EXEC_HELLO} <nonce> <pid of the loop> <dir>
  *   E <id> <input bytes>\n<command>\0<input>
  *                              -> X <id> <exit code> <stdout size> <stderr size>\n
  *                                 <stdout, at most the cap><stderr, at most the cap>Z <id>\n
- * Under emulation a fork costs ~1 ms and an exec ~3 ms, so the loop forks the shell of the next
- * request before the request comes; that shell reads it with 'read' (a builtin) and execs
- * '/bin/sh -c <command>', as SSH and the agent run a command. Its output goes to files of its
- * own (a new pair per request, so a process it left behind cannot write into the next one's);
- * 'stat' and 'dd' run only for output that is there. The files are emptied once sent and
- * removed every 256 requests. The port's fd is closed for the command; a timeout is the host's
- * to enforce (it ends the loop's children through the agent).
+ * Under emulation a fork costs ~1 ms and an exec ~3 ms, so all the forks of a request happen
+ * before it comes: the shell that will run it (it reads the request with 'read', a builtin, and
+ * execs '/bin/sh -c <command>', as SSH and the agent run a command) and a reader of each output
+ * stream. A reader keeps at most the cap and one byte more (a command that writes beyond it meets
+ * a closed pipe) and ends when every writer has closed the stream: like qemu-ga, the answer waits
+ * for processes the command left running with its output open. 'stat' and 'dd' run after the
+ * command only for output that is there. The port's fd is closed for the command; a timeout is
+ * the host's to enforce: it ends the command's process tree through the agent, found by the PID
+ * the request's shell wrote to <dir>.id, so a late kill can never hit another request.
  */
-export const EXEC_LOOP = `P=$1 D=$2 N=0 CAP=${EXEC_OUTPUT_CAP}
+export const EXEC_LOOP = `P=$1 D=$2 CAP=${EXEC_OUTPUT_CAP}
+# The shell of a command counts its own level, as when qemu-ga starts it.
+unset SHLVL
+[ -p "$D/o.p" ] || mkfifo "$D/o.p" "$D/e.p" || exit 1
+if [ "$P" != - ]; then until [ -c "$P" ] && command exec 3<>"$P"; do sleep 1; done; fi
 while :; do
-  if [ "$P" != - ]; then exec 3<>"$P" || { sleep 1; continue; }; fi
-  while :; do
-    N=$((N + 1)); o=$D/$N.o e=$D/$N.e
-    : >"$D/id"
-    # The shell of the next request, forked before the request comes: it reads the request, then
-    # becomes /bin/sh -c <command>. What it was is left in $D/id for the loop.
-    (
-      read -r op id m <&3 || { echo EOF >"$D/id"; exit; }
-      case "$op" in
-        H) echo "${EXEC_HELLO} $id $$" >&3; echo H >"$D/id"; exit ;;
-        E) ;;
-        *) echo "? $id" >&3; echo H >"$D/id"; exit ;;
-      esac
-      IFS= read -r -d "" c <&3
-      i=/dev/null
-      if [ "$m" -gt 0 ]; then i=$D/$N.i; dd bs="$m" count=1 iflag=fullblock <&3 >"$i" 2>/dev/null; fi
-      echo "E $id" >"$D/id"
-      exec /bin/sh -c "$c" <"$i" 3>&-
-    ) >"$o" 2>"$e"
-    x=$? kind= id=
-    read -r kind id <"$D/id"
-    case "$kind" in
+  o=$D/o e=$D/e
+  : >"$D.id"
+  dd of="$o" bs=$((CAP + 1)) count=1 iflag=fullblock <"$D/o.p" 2>/dev/null 3>&- &
+  ro=$!
+  dd of="$e" bs=$((CAP + 1)) count=1 iflag=fullblock <"$D/e.p" 2>/dev/null 3>&- &
+  re=$!
+  (
+    # No host on the port: a read ends at once (the port stays open, so nothing sent is lost).
+    until read -r op id m <&3; do [ "$P" != - ] || { echo EOF >"$D.id"; exit; }; sleep 1; done
+    case "$op" in
+      H) echo "${EXEC_HELLO} $id $$ $D" >&3; exit ;;
       E) ;;
-      EOF) break ;;
-      *) continue ;;
+      *) echo "? $id" >&3; exit ;;
     esac
-    so=0 se=0
-    if [ -s "$o" ] || [ -s "$e" ]; then set -- $(stat -c %s "$o" "$e"); so=\${1:-0} se=\${2:-0}; fi
-    echo "X $id $x $so $se" >&3
-    [ "$so" -gt 0 ] && dd if="$o" bs=$((so < CAP ? so : CAP)) count=1 2>/dev/null >&3
-    [ "$se" -gt 0 ] && dd if="$e" bs=$((se < CAP ? se : CAP)) count=1 2>/dev/null >&3
-    echo "Z $id" >&3
-    : >"$o"; : >"$e"; [ ! -e "$D/$N.i" ] || : >"$D/$N.i"
-    [ $((N % 256)) != 0 ] || rm -f "$D"/*
-  done
-  [ "$P" != - ] || exit 0
-  # No host on the port (a read gives end of file at once): look again in a second.
-  exec 3<&-
-  sleep 1
+    IFS= read -r -d "" c <&3
+    i=/dev/null
+    if [ "$m" -gt 0 ]; then i=$D.in; dd bs="$m" count=1 iflag=fullblock <&3 >"$i" 2>/dev/null; fi
+    read -r me _ </proc/self/stat
+    echo "E $id $me" >"$D.id"
+    exec /bin/sh -c "$c" <"$i" 3>&-
+  ) >"$D/o.p" 2>"$D/e.p"
+  x=$?
+  wait $ro; wait $re
+  kind= id=
+  read -r kind id _ <"$D.id"
+  case "$kind" in
+    E) ;;
+    EOF) exit 0 ;;
+    *) continue ;;
+  esac
+  so=0 se=0
+  if [ -s "$o" ] || [ -s "$e" ]; then set -- $(stat -c %s "$o" "$e"); so=\${1:-0} se=\${2:-0}; fi
+  echo "X $id $x $so $se" >&3
+  [ "$so" -gt 0 ] && dd if="$o" bs=$((so < CAP ? so : CAP)) count=1 2>/dev/null >&3
+  [ "$se" -gt 0 ] && dd if="$e" bs=$((se < CAP ? se : CAP)) count=1 2>/dev/null >&3
+  echo "Z $id" >&3
+  : >"$o"; : >"$e"; [ ! -s "$D.in" ] || : >"$D.in"
 done
 `;
 if (EXEC_LOOP.includes("'")) throw new Error('EXEC_LOOP goes inside single quotes in the init: it must have none');
+
+/** The reseed program (image/reseed-program.ts) in the initramfs: copied guests run it. */
+export const RESEED_PROGRAM = '/bin/fleetbox-reseed';
 
 /** Where the dropbear host key and the authorised client key sit inside the initramfs. */
 export const GUEST_HOST_KEY = '/etc/dropbear/dropbear_ed25519_host_key';
@@ -234,8 +241,11 @@ bulk_serve() {
   done
 }
 # The bulk loop and the exec loops, one per port. Each exec port gets a tmpfs of its own, so
-# one command's output cannot fill another's; the loops run with exactly the environment a
-# command gets (GUEST_ENV). \`read\`, not \`cat\`: every exec at boot is boot time.
+# one command's output cannot fill another's. The exec loops run with exactly the environment a
+# command gets (GUEST_ENV), in root's home, and are started by start-stop-daemon, not with '&':
+# a shell without job control starts background jobs with SIGINT and SIGQUIT ignored, and
+# commands would inherit that. Ports get their names a moment after they appear: wait (bounded)
+# until all are there. 'read', not 'cat': every exec at boot is boot time.
 start_ports() {
   d=
   for k in ${Array.from({ length: EXEC_PORTS }, (_, k) => k).join(' ')}; do
@@ -245,13 +255,22 @@ start_ports() {
   mount -a -T /run/fleetbox-exec.fstab 2>>/run/fleetbox-exec.log
   # By its path: the command's PATH (GUEST_ENV) need not lead to fleetbox's busybox.
   BB=/bin/busybox; [ -x ${GUEST_TOOLS}/bin/busybox ] && BB=${GUEST_TOOLS}/bin/busybox
-  for p in /sys/class/virtio-ports/*; do
-    read -r n 2>/dev/null < $p/name || continue
-    case "$n" in
-      ${BULK_PORT}) ( cd /root && bulk_serve /dev/\${p##*/} ) </dev/null >/dev/null 2>>/run/fleetbox-bulk.log & ;;
-      ${EXEC_PORT_PREFIX}*) ( cd /root && exec env -i ${GUEST_ENV.join(' ')} $BB sh -c '${EXEC_LOOP}' exec-loop /dev/\${p##*/} ${EXEC_DIR}/\${n#${EXEC_PORT_PREFIX}} ) </dev/null >/dev/null 2>>/run/fleetbox-exec.log & ;;
-    esac
+  started= n=0 i=0
+  while [ $n -lt ${EXEC_PORTS + 1} ] && [ $i -lt 300 ]; do
+    for p in /sys/class/virtio-ports/*; do
+      case "$started " in *" \${p##*/} "*) continue ;; esac
+      read -r name 2>/dev/null < $p/name || continue
+      case "$name" in
+        ${BULK_PORT}) ( cd /root && bulk_serve /dev/\${p##*/} ) </dev/null >/dev/null 2>>/run/fleetbox-bulk.log & ;;
+        ${EXEC_PORT_PREFIX}*) k=\${name#${EXEC_PORT_PREFIX}}
+          ( cd /root && exec env -i ${GUEST_ENV.join(' ')} $BB start-stop-daemon -S -b -p ${EXEC_DIR}/$k.pid -m -x $BB -- sh -c '${EXEC_LOOP}' exec-loop /dev/\${p##*/} ${EXEC_DIR}/$k ) </dev/null >/dev/null 2>>/run/fleetbox-exec.log ;;
+        *) continue ;;
+      esac
+      started="$started \${p##*/}" n=$((n + 1))
+    done
+    [ $n -lt ${EXEC_PORTS + 1} ] && usleep 10000 && i=$((i + 1))
   done
+  [ $n -ge ${EXEC_PORTS + 1} ] || fail "exec: only $n of the ${EXEC_PORTS + 1} fleetbox ports appeared"
 }
 
 if [ "$1" = stage2 ] || [ "$1" = services ]; then
@@ -452,9 +471,8 @@ while :; do sleep 3600; done
  * name, hosts and resolver files, its own MAC on eth0 (the template's is in every clone's
  * restored device), its address and route, the wall clock (the template's stopped when it was
  * saved), then the ready marker on its console. 64 fresh random bytes arrive as the script's
- * input and are mixed into the guest's pool; the kernel's generator reseeds from it (and from
- * virtio-rng) on its own schedule, not at once: clones share the template's generator state
- * until then.
+ * input and are mixed into the guest's pool, and the generator is reseeded from it at once
+ * (RESEED_PROGRAM): clones never share the template's generator state.
  */
 export function cloneIdentityScript(identity: { name: string; ip: string; prefix: number; gateway: string | null; mac: string; epochSeconds: number }): string {
   const { name, ip, prefix, gateway, mac } = identity;
@@ -469,9 +487,9 @@ export function cloneIdentityScript(identity: { name: string; ip: string; prefix
     `ip addr add ${ip}/${prefix} dev eth0`,
     'ip link set eth0 up',
     ...(gateway ? [`ip route add default via ${gateway}`] : []),
-    // Fresh bytes into the pool, then a reseed from it now: see reseed-program.ts.
+    // Fresh bytes into the pool, then a reseed from it now (set -e: a refusal fails the script).
     'cat > /dev/urandom',
-    ...reseedLines(),
+    RESEED_PROGRAM,
     `echo "${READY_MARKER} ${name} ip=${ip}/${prefix} clone uptime=$(cut -d' ' -f1 /proc/uptime)s" > /dev/ttyS0`,
   ];
   return lines.join('\n');
@@ -492,7 +510,7 @@ export function forkIdentityScript(identity: { name: string; ip: string; prefix:
     `hostname ${name}`,
     `printf '127.0.0.1 localhost\\n%s %s\\n' ${ip} ${name} > /etc/hosts`,
     'cat > /dev/urandom',
-    ...reseedLines(),
+    RESEED_PROGRAM,
     `echo "${READY_MARKER} ${name} ip=${ip}/${prefix} restored uptime=$(cut -d' ' -f1 /proc/uptime)s" > /dev/ttyS0`,
   ].join('\n');
 }

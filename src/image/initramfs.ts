@@ -3,7 +3,8 @@ import { chmodSync, copyFileSync, existsSync, createWriteStream, mkdirSync, mkdt
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { FleetboxError } from '../protocol/errors.js';
-import { GUEST_AUTHORIZED_KEYS, GUEST_HOST_KEY, ALL_GUEST_MODULES } from './guest-init.js';
+import { GUEST_AUTHORIZED_KEYS, GUEST_HOST_KEY, ALL_GUEST_MODULES, RESEED_PROGRAM } from './guest-init.js';
+import { reseedProgram } from './reseed-program.js';
 import type { SharedLibrary } from './shared-libraries.js';
 
 export interface InitramfsInputs {
@@ -36,7 +37,7 @@ function place(root: string, guestPath: string, from: string, mode: number): voi
   chmodSync(to, mode);
 }
 
-function write(root: string, guestPath: string, text: string, mode: number): void {
+function write(root: string, guestPath: string, text: string | Buffer, mode: number): void {
   const to = join(root, guestPath);
   mkdirSync(dirname(to), { recursive: true, mode: 0o755 });
   writeFileSync(to, text, { mode });
@@ -64,9 +65,10 @@ function stage(root: string, inputs: InitramfsInputs): void {
   place(root, 'bin/dropbear', inputs.dropbear, 0o755);
   place(root, 'bin/qemu-ga', inputs.agent, 0o755);
   place(root, 'bin/tc', inputs.tc, 0o755);
+  write(root, RESEED_PROGRAM.replace(/^\//, ''), reseedProgram(), 0o700);
   // The kernel runs /init with #!/bin/busybox; /bin/sh is what dropbear starts for a session.
   for (const applet of new Set(['sh', ...inputs.busyboxApplets])) {
-    if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga', 'tc'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
+    if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga', 'tc', 'fleetbox-reseed'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
   }
   for (const lib of inputs.libraries) place(root, lib.guestPath.replace(/^\//, ''), lib.hostPath, 0o755);
   for (const module of ALL_GUEST_MODULES) {

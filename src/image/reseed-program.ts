@@ -7,7 +7,7 @@
  * VM it was copied is the vmgenid device, which the guest kernel here has no driver for. What is
  * left is the RNDRESEEDCRNG ioctl (root only): "reseed now, from the pool". Nothing in the guest
  * image can make an ioctl (busybox has no such applet), so this is that one call as a program:
- * a 189-byte static x86-64 ELF, written to the guest and run by the identity script.
+ * a 189-byte static x86-64 ELF in the guest image (RESEED_PROGRAM), run by the identity scripts.
  */
 
 /** The instructions, as `as` assembles them (intel syntax), at file offset 0x78. */
@@ -59,13 +59,4 @@ export function reseedProgram(): Buffer {
   Buffer.from(CODE).copy(elf, HEADERS);
   PATH.copy(elf, HEADERS + CODE.length);
   return elf;
-}
-
-/**
- * Shell lines (busybox) that write the program to a temporary file, run it and remove it; they
- * fail (`set -e`) when the kernel refuses. Every byte is an octal escape of printf's format.
- */
-export function reseedLines(): string[] {
-  const octal = [...reseedProgram()].map((byte) => `\\${byte.toString(8).padStart(3, '0')}`).join('');
-  return ['reseed=$(mktemp)', `printf '${octal}' > "$reseed"`, 'chmod 700 "$reseed"', '"$reseed" || { rm -f "$reseed"; exit 1; }', 'rm -f "$reseed"'];
 }

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureImage, type GuestImage } from '../../dist/image/ensure-image.js';
 import { sha256File } from '../../dist/image/file-hash.js';
-import { GUEST_INIT } from '../../dist/image/guest-init.js';
+import { GUEST_INIT, RESEED_PROGRAM } from '../../dist/image/guest-init.js';
+import { reseedProgram } from '../../dist/image/reseed-program.js';
 import { kernelCacheRoot } from '../../dist/image/kernel-package.js';
 import { ensureSshKey } from '../../dist/image/ssh-key.js';
 import { extractVmlinux } from '../../dist/image/vmlinux.js';
@@ -58,6 +59,9 @@ describe.skipIf(skip)('guest image', () => {
     }
     const init = execFileSync('sh', ['-c', `lz4 -dc '${first.initrd}' | cpio -i --to-stdout --quiet init`], { encoding: 'utf8' });
     expect(init).toBe(GUEST_INIT);
+    // The reseed program that copied guests run, byte for byte.
+    const reseed = execFileSync('sh', ['-c', `lz4 -dc '${first.initrd}' | cpio -i --to-stdout --quiet ${RESEED_PROGRAM.slice(1)}`]);
+    expect(reseed.equals(reseedProgram())).toBe(true);
   });
 
   it('is a cache hit the second time: same directory, nothing rebuilt', async () => {

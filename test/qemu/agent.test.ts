@@ -69,21 +69,28 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
     await expect.poll(async () => (await member.exec('ps | grep -c "[s]leep 30[01]" || true')).stdout, { timeout: 5_000 }).toBe('0\n');
   }, 60_000);
 
-  it('commands run on the exec ports, side by side; with every port busy the next goes through the agent', async () => {
-    // The command's parent says which way it came: an exec loop, or qemu-ga.
-    const parent = 'tr "\\0" " " < /proc/$PPID/cmdline | cut -c1-200';
-    expect((await member.exec(parent)).stdout).toMatch(/exec-loop \/dev\/vport\S+ \/run\/fleetbox-exec\/\d/);
+  it('commands run on the exec ports, side by side; with every port busy the next goes through the agent, and both ways a command starts alike', async () => {
+    // The command's parent says which way it came: an exec loop, or qemu-ga. Then what a command
+    // starts with: folder, environment, ignored signals (SIGINT and SIGQUIT must not be).
+    const probe = 'head -c 40 /proc/$PPID/cmdline | tr "\\0\\n" "  "; echo; echo "$PWD"; env | sort | tr "\\n" " "; echo; grep SigIgn /proc/self/status';
+    const onPort = await member.exec(probe);
+    const [parent, cwd, env, ignored] = onPort.stdout.split('\n');
+    expect(parent).toMatch(/^\/bin\/busybox sh -c P=/);
+    expect(cwd).toBe('/root');
+    expect(env?.trim().split(' ').filter((kv) => !/^(PWD|OLDPWD|SHLVL)=/.test(kv))).toEqual(['HOME=/root', 'LOGNAME=root', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'SHELL=/bin/sh', 'USER=root']);
     // Four ports: four slow commands hold them all; a fifth goes to the agent and answers first.
-    const slow = Array.from({ length: 4 }, () => member.exec(`sleep 3; ${parent}`, { timeoutMs: 60_000 }));
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const fifth = await member.exec(parent);
-    expect(fifth.stdout).toMatch(/qemu-ga/);
-    const ports = (await Promise.all(slow)).map((r) => /\/run\/fleetbox-exec\/(\d)/.exec(r.stdout)?.[1]);
-    expect(ports.sort()).toEqual(['0', '1', '2', '3']);
-    // The environment and folder a command gets, whichever way it comes.
-    const env = 'echo "$PWD $HOME $PATH"; env | wc -l';
-    const viaPort = await member.exec(env);
-    expect(viaPort.stdout).toMatch(/^\/root \/root \/usr\/local\/sbin:\/usr\/local\/bin:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin\n/);
+    const slow = Array.from({ length: 4 }, () => member.exec(`sleep 5; ${probe}`, { timeoutMs: 60_000 }));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const viaAgent = (await member.exec(probe)).stdout.split('\n');
+    // The agent's own timeout ends what it started too.
+    await expect(member.exec('sleep 300 & sleep 301', { timeoutMs: 1_000 })).rejects.toMatchObject({ code: 'exec_timeout' });
+    const held = await Promise.all(slow);
+    await expect.poll(async () => (await member.exec('ps | grep -c "[s]leep 30[01]" || true')).stdout, { timeout: 5_000 }).toBe('0\n');
+    expect(viaAgent[0]).toMatch(/qemu-ga/);
+    expect(viaAgent.slice(1)).toEqual([cwd, env, ignored, '']);
+    expect(held.map((r) => r.stdout.split('\n')[0])).toEqual(Array(4).fill(parent));
+    // SIGINT reaches a command (a loop started with '&' would pass it on ignored).
+    expect(BigInt(`0x${ignored?.split(/\s+/)[1]}`) & 0x2n).toBe(0n);
   }, 60_000);
 
   it('large input and output: 2 MiB through stdin, 12 MiB back out, byte for byte', async () => {

@@ -50,14 +50,25 @@ function* pollDelays(): Generator<number> {
 const TREE_KILLER = 't() { kill -STOP $1 2>/dev/null; for c in $(cat /proc/$1/task/*/children 2>/dev/null); do t $c; done; kill -KILL $1 2>/dev/null; }';
 const killTree = (pid: number) => `${TREE_KILLER}; t ${pid}`;
 
-/** Ends every process under `pid` (not `pid` itself): an exec loop's command and all it started. */
-export const killChildrenScript = (pid: number) => `${TREE_KILLER}; for c in $(cat /proc/${pid}/task/*/children 2>/dev/null); do t $c; done`;
+/**
+ * Ends request `id` of an exec port's loop (image/guest-init.ts EXEC_LOOP) and all it started:
+ * the PID its shell wrote to `<dir>.id`, only while that file still names request `id` and the
+ * PID is still the loop's child. A kill that comes late then finds another request there, or
+ * none, and ends nothing.
+ */
+export const killRequestScript = (dir: string, id: number, loopPid: number) =>
+  `${TREE_KILLER}; read -r k i p _ < ${dir}.id || exit 0; [ "$k $i" = "E ${id}" ] || exit 0; ` +
+  `pp=; while read -r f v; do [ "$f" = PPid: ] && pp=$v; done < /proc/$p/status; [ "$pp" = ${loopPid} ] && t $p`;
 
-/** Runs `script` through the agent to end processes (a timeout's clean-up); its own failure is the caller's to ignore. */
+/** Runs `script` through the agent to end processes (a timeout's clean-up) and waits (bounded) until it has run; its failure is the caller's to ignore. */
 export async function agentKill(agent: GuestAgent, script: string): Promise<void> {
   const { pid } = await agent.call<{ pid: number }>('guest-exec', { path: '/bin/sh', arg: ['-c', script], env: GUEST_ENV });
-  await sleep(20);
-  await agent.call('guest-exec-status', { pid });
+  const deadline = Date.now() + 5_000;
+  for (const delay of pollDelays()) {
+    await sleep(delay);
+    const status = await agent.call<ExecStatus>('guest-exec-status', { pid });
+    if (status.exited || Date.now() >= deadline) return;
+  }
 }
 
 /** Runs `command` with /bin/sh -c in the guest through its agent and collects its output. */

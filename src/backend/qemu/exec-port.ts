@@ -1,48 +1,46 @@
 import { randomBytes } from 'node:crypto';
 import { EXEC_HELLO, EXEC_OUTPUT_CAP } from '../../image/guest-init.js';
 import { FleetboxError } from '../../protocol/errors.js';
-import type { AgentExecOptions, AgentExecResult } from './agent-exec.js';
+import { killRequestScript, type AgentExecOptions, type AgentExecResult } from './agent-exec.js';
 import { PortClosed, PortStream } from './port-stream.js';
 
 /*
  * The holder's end of a member's exec ports: commands without the agent. Through qemu-ga an
  * exec costs the guest qemu-ga's own fork, its child watch and the status polls (17–28 ms a
- * round trip under emulation); a loop of busybox's on a port of its own costs the command's
- * fork and exec and little more (EXEC_LOOP in image/guest-init.ts is the other end).
+ * round trip under emulation); a loop of busybox's on a port of its own forks ahead and costs
+ * the command's exec and little more (EXEC_LOOP in image/guest-init.ts is the other end).
  *
  * A port runs one command at a time, so a member has several; a command that finds none free
  * (or a guest without them) goes through the agent, which runs any number. Once a request is
- * sent, it is never sent anywhere else: the command may have run. A port whose answer is out
- * of step is given up for good; the others and the agent remain.
+ * sent, it is never sent anywhere else: the command may have run. A port stays busy until its
+ * answer has been read, however late; one whose answer is out of step, or whose stream closed,
+ * is given up for good. The others and the agent remain.
  */
 
-const HELLO_TIMEOUT_MS = 3_000;
+/** How long a command waits for a port's hello before it takes another port or the agent. */
+const HELLO_WAIT_MS = 3_000;
 /** Output follows its header at once (the guest reads it from RAM): only a guest gone silent takes this long. */
 const OUTPUT_TIMEOUT_MS = 30_000;
-/**
- * A command ended at its timeout is answered within milliseconds; a port still silent this long
- * after has no loop behind it any more (it was killed in the guest) and is given up.
- */
-const KILLED_ANSWER_MS = 5_000;
 /** Longer commands go through the agent: the loop reads a command a byte at a time. */
 export const MAX_PORT_COMMAND = 16 * 1024;
 
-/** Ends every process under the loop's PID (the command and all it started); the agent does it. */
-export type KillChildren = (loopPid: number) => Promise<void>;
+/** Runs a shell script in the guest that ends processes (through the agent: the port is busy). */
+export type Killer = (script: string) => Promise<void>;
 
 export interface ExecPortTimeouts {
   helloMs: number;
   outputMs: number;
-  killedMs: number;
 }
 
 class ExecPort {
   private stream: PortStream | undefined;
   private opening: Promise<boolean> | undefined;
-  private loopPid = 0;
+  private loop = { pid: 0, dir: '' };
   private nextId = 1;
   /** Reserved for a command, or still waiting for the answer of one that timed out. */
   busy = false;
+  /** Its loop said hello: requests may go. */
+  ready = false;
   /** Given up: never used again by this holder. */
   broken = false;
 
@@ -54,9 +52,10 @@ class ExecPort {
   ) {}
 
   /**
-   * Connects and says hello, once. The hello carries a nonce, and lines before its answer are
-   * passed over: they are what the loop said to a holder before this one (a command that
-   * finished while no holder listened).
+   * Connects and says hello, once; resolves when the loop answers (false if the port is given
+   * up). No deadline: a loop still busy with a command of an earlier holder (a restored fork)
+   * answers when that ends. Lines before the answer are passed over: what the loop said to that
+   * holder. The hello's nonce tells this holder's answer from any of those.
    */
   open(): Promise<boolean> {
     if (this.broken) return Promise.resolve(false);
@@ -65,12 +64,11 @@ class ExecPort {
         this.stream = await this.connect();
         const nonce = randomBytes(8).toString('hex');
         this.stream.send(Buffer.from(`H ${nonce}\n`));
-        const deadline = Date.now() + this.timeouts.helloMs;
         for (;;) {
-          const line = await this.stream.line(Math.max(1, deadline - Date.now()));
-          const hello = new RegExp(`^${EXEC_HELLO} ${nonce} (\\d+)$`).exec(line);
+          const hello = new RegExp(`^${EXEC_HELLO} ${nonce} (\\d+) (/\\S+)$`).exec(await this.stream.line());
           if (hello) {
-            this.loopPid = Number(hello[1]);
+            this.loop = { pid: Number(hello[1]), dir: hello[2] as string };
+            this.ready = true;
             return true;
           }
         }
@@ -82,39 +80,28 @@ class ExecPort {
     return this.opening;
   }
 
-  /** Runs `command` on this port, which the caller reserved (`busy`) and opened. */
-  async run(command: string, options: AgentExecOptions, kill: KillChildren): Promise<AgentExecResult> {
+  /** Runs `command` on this port, which the caller reserved (`busy`) once it was `ready`. */
+  async run(command: string, input: Buffer, timeoutMs: number, kill: Killer): Promise<AgentExecResult> {
     const stream = this.stream;
     if (!stream || stream.closed) {
       this.giveUp('the port closed');
       throw new PortClosed('the port closed');
     }
     const id = this.nextId++;
-    const input = options.input ?? Buffer.alloc(0);
     stream.send(Buffer.concat([Buffer.from(`E ${id} ${input.length}\n${command}\0`), input]));
     const answer = this.answer(stream, id);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new FleetboxError('exec_timeout', `command on ${this.member} did not finish within ${options.timeoutMs} ms: ${command.slice(0, 80)}`)), options.timeoutMs);
+      timer = setTimeout(() => reject(new FleetboxError('exec_timeout', `command on ${this.member} did not finish within ${timeoutMs} ms: ${command.slice(0, 80)}`)), Math.max(0, timeoutMs));
     });
     try {
       return await Promise.race([answer, timedOut]);
     } catch (error) {
       if (error instanceof FleetboxError && error.code === 'exec_timeout') {
-        // The port stays busy until the killed command's answer has been read off it. The kill
-        // goes on in the background: the caller hears of the timeout now, not after the agent.
-        let answered = false;
-        answer.then(
-          () => (answered = true),
-          () => (answered = true),
-        );
-        void kill(this.loopPid)
-          .catch(() => undefined)
-          .then(() => {
-            setTimeout(() => {
-              if (!answered) this.giveUp(`no answer ${this.timeouts.killedMs} ms after its command was ended: its loop is gone`);
-            }, this.timeouts.killedMs).unref();
-          });
+        // The port stays busy until the ended command's answer has been read off it. The kill
+        // names this request: late, it ends nothing else. The caller hears of the timeout now.
+        answer.catch(() => undefined);
+        void kill(killRequestScript(this.loop.dir, id, this.loop.pid)).catch(() => undefined);
       }
       throw error;
     } finally {
@@ -124,6 +111,7 @@ class ExecPort {
 
   close(): void {
     this.broken = true;
+    this.ready = false;
     this.stream?.close();
     this.stream = undefined;
   }
@@ -166,7 +154,7 @@ export class ExecPorts {
     connectors: readonly (() => Promise<PortStream>)[],
     member: string,
     onGiveUp: (why: string) => void = () => undefined,
-    timeouts: ExecPortTimeouts = { helloMs: HELLO_TIMEOUT_MS, outputMs: OUTPUT_TIMEOUT_MS, killedMs: KILLED_ANSWER_MS },
+    private readonly timeouts: ExecPortTimeouts = { helloMs: HELLO_WAIT_MS, outputMs: OUTPUT_TIMEOUT_MS },
   ) {
     this.ports = connectors.map((connect, k) => new ExecPort(connect, member, (why) => onGiveUp(`exec port ${k}: ${why}`), timeouts));
   }
@@ -185,20 +173,33 @@ export class ExecPorts {
   }
 
   /**
-   * Runs `command` on a free port. Undefined when none is free or usable, or the command is not
-   * one a port takes; nothing was sent then, and the agent should run it.
+   * Runs `command` on a free port within `options.timeoutMs` (waiting for a port's hello counts).
+   * Undefined when none is free or ready, or the command is not one a port takes; nothing was
+   * sent then, and the agent should run it.
    */
-  async run(command: string, options: AgentExecOptions, kill: KillChildren): Promise<AgentExecResult | undefined> {
+  async run(command: string, options: AgentExecOptions, kill: Killer): Promise<AgentExecResult | undefined> {
     if (command.length === 0 || command.length > MAX_PORT_COMMAND || command.includes('\0')) return undefined;
+    const deadline = Date.now() + options.timeoutMs;
     for (const port of this.ports) {
       if (port.busy || port.broken) continue;
       port.busy = true;
-      if (!(await port.open())) {
+      if (!port.ready) {
+        // Its hello goes on in the background if it takes longer: the port is usable later.
+        let waited: NodeJS.Timeout | undefined;
+        const opened = await Promise.race([port.open(), new Promise<false>((resolve) => (waited = setTimeout(resolve, this.timeouts.helloMs, false)))]);
+        clearTimeout(waited);
+        if (!opened) {
+          port.busy = false;
+          continue;
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
         port.busy = false;
-        continue;
+        throw new FleetboxError('exec_timeout', `command did not start within ${options.timeoutMs} ms (waiting for an exec port): ${command.slice(0, 80)}`);
       }
       try {
-        return await port.run(command, options, kill);
+        return await port.run(command, options.input ?? Buffer.alloc(0), left, kill);
       } catch (error) {
         if (error instanceof PortClosed) return undefined;
         throw error;

@@ -14,7 +14,7 @@ import { bulkSocketOf, execSocketOf, kernelCommandLine, portSocketsOf, qemuArgum
 import { BulkPort } from './bulk.js';
 import { ensureDisk } from './disk.js';
 import { GuestAgent } from './agent.js';
-import { agentExec, agentKill, killChildrenScript } from './agent-exec.js';
+import { agentExec, agentKill } from './agent-exec.js';
 import { ExecPorts } from './exec-port.js';
 import { EXEC_PORTS } from '../../image/guest-init.js';
 import { shapeScript, verifyShape } from './net-shape.js';
@@ -380,7 +380,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
 
     async exec(ctx, command, options) {
       const agent = agentOf(ctx);
-      const onPort = await execPortsOf(ctx).run(command, options, (loopPid) => agentKill(agent, killChildrenScript(loopPid)));
+      const onPort = await execPortsOf(ctx).run(command, options, (script) => agentKill(agent, script));
       return onPort ?? (await agentExec(agent, ctx.config.name, command, options));
     },
 
