@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Commands and copies without a network against SSH, side by side on the same running members,
 // from the library as a test uses it: exec round trip (member.exec through the holder and an exec
-// port, or qemu-ga in builds before them) vs an SSH command
+// port, and through qemu-ga on a member started with FLEETBOX_EXEC_PORTS=0, interleaved) vs an SSH command
 // over a shared OpenSSH connection (what the holder kept per guest before the agent) and over a
 // fresh one; execAll on 3 members; copy both ways (member.copyTo/copyFrom vs `ssh cat`).
 // `fleetbox up -n 1` minus the guest's own ready time is measured by bench/up-compare.sh.
@@ -39,8 +39,12 @@ async function timed(n, fn) {
 
 try {
   execFileSync(CLI, ['up', 'ba', '-n', '3', '--mem', '512'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  // The same guest with commands through qemu-ga only (FLEETBOX_EXEC_PORTS=0): the baseline,
+  // measured interleaved with the exec ports so that both see the same machine.
+  execFileSync(CLI, ['up', 'bq', '-n', '1', '--mem', '512'], { env: { ...env, FLEETBOX_EXEC_PORTS: '0' }, stdio: ['ignore', 'ignore', 'inherit'] });
   const cluster = await attach('ba', { home });
   const [m1] = cluster.members;
+  const [viaAgent] = (await attach('bq', { home })).members;
   const net = readNetworkRecord(store, 'ba');
   const ip1 = m1.ip;
   const mux = join(home, 'bench.mux');
@@ -50,8 +54,16 @@ try {
   const master = ['-S', mux, '-o', 'ControlMaster=auto', '-o', 'ControlPersist=120'];
   ssh(master, 'true');
 
-  const agentRt = await timed(ROUNDS, () => m1.exec('true'));
-  const withOutput = await timed(ROUNDS, () => m1.exec('echo hello'));
+  const agentRt = [];
+  const portRt = [];
+  const agentOut = [];
+  const portOut = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    portRt.push(...(await timed(1, () => m1.exec('true'))));
+    agentRt.push(...(await timed(1, () => viaAgent.exec('true'))));
+    portOut.push(...(await timed(1, () => m1.exec('echo hello'))));
+    agentOut.push(...(await timed(1, () => viaAgent.exec('echo hello'))));
+  }
   const sshMux = await timed(ROUNDS, () => ssh(master, 'true'));
   const sshFresh = await timed(Math.min(ROUNDS, 30), () => ssh([], 'true'));
   const all = await timed(20, () => cluster.execAll('hostname'));
@@ -84,8 +96,10 @@ try {
   const both = (xs) => `${ms(pct(xs, 50))} / ${ms(pct(xs, 99))}`;
   console.log(`p50 / p99 over ${ROUNDS} runs (fresh SSH: ${sshFresh.length}; execAll: ${all.length}); copies: median of 3`);
   printRows([
-    ['exec `true`: member.exec (exec port; the agent when none is free)', both(agentRt), 'p50 < 10 ms'],
-    ['exec `echo hello`: member.exec', both(withOutput)],
+    ['exec `true`: member.exec over an exec port', both(portRt), 'p50 < 10 ms'],
+    ['exec `true`: member.exec through qemu-ga (FLEETBOX_EXEC_PORTS=0)', both(agentRt)],
+    ['exec `echo hello`: exec port', both(portOut)],
+    ['exec `echo hello`: qemu-ga', both(agentOut)],
     ['exec `true`: SSH, shared connection (old path)', both(sshMux)],
     ['exec `true`: SSH, fresh connection', both(sshFresh)],
     ['execAll(hostname) on 3 members', both(all)],

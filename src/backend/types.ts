@@ -81,6 +81,8 @@ export interface HealthOutcome {
 export interface BackendSettings {
   /** Forces the accelerator of VM members instead of the probe's verdict. */
   accel?: 'kvm' | 'tcg';
+  /** false: VM members run commands through the guest agent only (a way round the exec ports, and a baseline). */
+  execPorts?: boolean;
 }
 
 /** One line of `fleetbox doctor`. */

@@ -30,7 +30,7 @@ async function run(): Promise<void> {
   const log = fileLogger(store.holderLogPath(cluster), { cluster, pid: process.pid });
   const first = readMemberConfig(store, cluster, members[0] ?? '');
   if (!first) throw new FleetboxError('not_found', `member ${members[0]} has no config.json`);
-  const backend = await loadBackend(first.backend, { accel: options.accel });
+  const backend = await loadBackend(first.backend, { accel: options.accel, ...(options.execPorts === false && { execPorts: false }) });
   const holder = new Holder({
     store,
     cluster,

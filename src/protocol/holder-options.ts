@@ -31,6 +31,8 @@ export const HolderOptionsSchema = z.object({
   health: HealthSettingsSchema.default({ enabled: true, pollMs: 2_000, checkTimeoutMs: 1_000, staleAfterMs: 10_000 }),
   /** Forces the accelerator of VM members instead of the cached probe's verdict (FLEETBOX_ACCEL). */
   accel: z.enum(['kvm', 'tcg']).optional(),
+  /** false: commands in VM members go through the guest agent only, not the exec ports (FLEETBOX_EXEC_PORTS=0). */
+  execPorts: z.boolean().optional(),
   /**
    * A fork of a snapshot (`up --from`): the subnet and addresses its members had, given again in
    * the fork's own namespace when its network is first made (a saved guest keeps its address).
@@ -65,7 +67,7 @@ export function healthSettings(env: NodeJS.ProcessEnv): HealthSettings {
 }
 
 /** The holder settings a user sets through the environment of the command that spawns a holder. */
-export function holderSettingsFromEnv(env: NodeJS.ProcessEnv): Pick<HolderOptionsInput, 'health' | 'accel'> {
+export function holderSettingsFromEnv(env: NodeJS.ProcessEnv): Pick<HolderOptionsInput, 'health' | 'accel' | 'execPorts'> {
   const accel = env.FLEETBOX_ACCEL;
-  return { health: healthSettings(env), ...((accel === 'kvm' || accel === 'tcg') && { accel }) };
+  return { health: healthSettings(env), ...((accel === 'kvm' || accel === 'tcg') && { accel }), ...(env.FLEETBOX_EXEC_PORTS === '0' && { execPorts: false }) };
 }

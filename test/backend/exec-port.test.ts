@@ -85,6 +85,11 @@ describe.skipIf(!busybox)('exec ports (the guest loop under the host busybox)', 
     expect(big?.truncated).toBe(true);
     expect(big?.stdout.length).toBe(EXEC_OUTPUT_CAP);
     expect(big?.stderr.toString()).toBe('tail\n');
+    // Exactly the cap is whole; one byte more is cut.
+    const exact = await ports.run(`head -c ${EXEC_OUTPUT_CAP} /dev/zero`, { timeoutMs: 20_000 }, noKill);
+    expect(exact).toMatchObject({ truncated: false, exitCode: 0 });
+    expect(exact?.stdout.length).toBe(EXEC_OUTPUT_CAP);
+    expect((await ports.run(`head -c ${EXEC_OUTPUT_CAP + 1} /dev/zero`, { timeoutMs: 20_000 }, noKill))?.truncated).toBe(true);
     expect((await ports.run('echo next', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('next\n');
   });
 
@@ -187,6 +192,39 @@ describe.skipIf(!busybox)('exec ports (the guest loop under the host busybox)', 
     release();
     expect(await second).toMatchObject({ exitCode: 0 });
     expect((await second)?.stdout.toString()).toBe('second\n');
+  });
+
+  it('a silent port is waited for once, within its hello time and half the budget; later commands pass it over at once', async () => {
+    const silent = startFake(() => undefined);
+    const { connect } = startLoop();
+    const ports = new ExecPorts([silent, connect], 'm-1', undefined, { helloMs: 800, outputMs: 2_000 });
+    let t0 = Date.now();
+    expect((await ports.run('echo first', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('first\n');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(700);
+    t0 = Date.now();
+    expect((await ports.run('echo second', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('second\n');
+    expect(Date.now() - t0).toBeLessThan(400);
+    // A short budget is not spent on a hello: half of it at most, and the command still runs.
+    const other = new ExecPorts([startFake(() => undefined), startLoop().connect], 'm-2', undefined, { helloMs: 5_000, outputMs: 2_000 });
+    t0 = Date.now();
+    expect((await other.run('echo short', { timeoutMs: 1_000 }, noKill))?.stdout.toString()).toBe('short\n');
+    expect(Date.now() - t0).toBeLessThan(900);
+  });
+
+  it('a request cut short (the host gone mid-write) is never run', async () => {
+    const { connect, dir } = startLoop();
+    const stream = await connect();
+    stream.send(Buffer.from(`E 1 0\ntouch ${dir}/ran; echo more`));
+    stream.close();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(existsSync(join(dir, 'ran'))).toBe(false);
+    // Input shorter than announced: not run either.
+    const second = startLoop();
+    const raw = await second.connect();
+    raw.send(Buffer.concat([Buffer.from(`E 1 100\ntouch ${second.dir}/ran\0`), Buffer.alloc(10)]));
+    raw.close();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(existsSync(join(second.dir, 'ran'))).toBe(false);
   });
 
   it('an answer out of step gives the port up with an io error; a loop that has not said hello is passed over', async () => {

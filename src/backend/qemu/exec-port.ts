@@ -35,6 +35,8 @@ export interface ExecPortTimeouts {
 class ExecPort {
   private stream: PortStream | undefined;
   private opening: Promise<boolean> | undefined;
+  /** When the hello went out: a command waits for its answer only until helloMs after this. */
+  openedAt = 0;
   private loop = { pid: 0, dir: '' };
   private nextId = 1;
   /** Reserved for a command, or still waiting for the answer of one that timed out. */
@@ -60,6 +62,7 @@ class ExecPort {
   open(): Promise<boolean> {
     if (this.broken) return Promise.resolve(false);
     this.opening ??= (async () => {
+      this.openedAt = Date.now();
       try {
         this.stream = await this.connect();
         const nonce = randomBytes(8).toString('hex');
@@ -184,9 +187,13 @@ export class ExecPorts {
       if (port.busy || port.broken) continue;
       port.busy = true;
       if (!port.ready) {
-        // Its hello goes on in the background if it takes longer: the port is usable later.
+        // A hello is waited for only in the first helloMs after it went out, and for at most half
+        // the command's budget (the rest is for the agent): a port that stays silent (its loop busy with a command of an
+        // earlier holder, or gone) is passed over at once after that. Its hello may still come.
+        const opening = port.open();
+        const wait = Math.min(port.openedAt + this.timeouts.helloMs, Date.now() + (deadline - Date.now()) / 2) - Date.now();
         let waited: NodeJS.Timeout | undefined;
-        const opened = await Promise.race([port.open(), new Promise<false>((resolve) => (waited = setTimeout(resolve, this.timeouts.helloMs, false)))]);
+        const opened = wait > 0 && (await Promise.race([opening, new Promise<false>((resolve) => (waited = setTimeout(resolve, wait, false)))]));
         clearTimeout(waited);
         if (!opened) {
           port.busy = false;

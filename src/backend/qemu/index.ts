@@ -126,6 +126,7 @@ interface Prepared {
 
 /** Real microVMs: QEMU microvm with the fleetbox guest image on the cluster's bridge (DESIGN §6). */
 export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
+  const portsOff = options.execPorts === false;
   /** Each started guest's agent connection (the holder is its only client), closed at stop. */
   const agents = new Map<string, GuestAgent>();
   const agentOf = (ctx: BackendContext): GuestAgent => {
@@ -380,8 +381,10 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
 
     async exec(ctx, command, options) {
       const agent = agentOf(ctx);
-      const onPort = await execPortsOf(ctx).run(command, options, (script) => agentKill(agent, script));
-      return onPort ?? (await agentExec(agent, ctx.config.name, command, options));
+      const deadline = Date.now() + options.timeoutMs;
+      const onPort = portsOff ? undefined : await execPortsOf(ctx).run(command, options, (script) => agentKill(agent, script));
+      // What was spent finding no port counts: the caller's budget is for the whole command.
+      return onPort ?? (await agentExec(agent, ctx.config.name, command, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) }));
     },
 
     async writeFile(ctx, path, data, append) {

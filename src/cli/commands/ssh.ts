@@ -27,7 +27,7 @@ async function readStdin(): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** One command on one member through its holder (the guest agent for qemu): output when it ends. */
+/** One command on one member through its holder (an exec port or the guest agent for qemu): output when it ends. */
 async function runOnce(store: Store, ref: MemberRef, command: string, timeoutMs: number, stdin: boolean): Promise<number> {
   const { execTarget } = await import('../../lib/target.js');
   const { execBytes } = await import('../../lib/exec.js');
@@ -86,9 +86,10 @@ export function sshCommand(): Command {
     .addHelpText(
       'after',
       `
-A command runs through the member's holder (in a VM: its guest agent, no network needed): its
-output is printed when it ends and its exit code passes through. -t runs it on a terminal over
-SSH instead (output as it comes, interactive programs). Without a command: an SSH login shell.
+A command runs through the member's holder (in a VM: an exec port, else its guest agent; no
+network needed): its output is printed when it ends and its exit code passes through. -t runs
+it on a terminal over SSH instead (output as it comes, interactive programs). Without a
+command: an SSH login shell.
 
 Examples:
   $ fleetbox ssh web-1 -- uname -a          the exit code passes through
