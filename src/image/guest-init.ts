@@ -205,7 +205,8 @@ start_agent() {
     ( cd /root && exec $AGENT -m virtio-serial -p $PORT -t /run ) 2>>/run/qemu-ga.log &
     echo $! > /run/qemu-ga.pid
     # The raw ports come with the agent's (a guest booted without any, e.g. the KVM probe, has none).
-    start_ports
+    start_bulk
+    EXEC_PORTS_WANTED=1
   else
     fail "agent: no virtio-serial port named ${AGENT_PORT}"
   fi
@@ -246,13 +247,22 @@ bulk_serve() {
     sleep 1
   done
 }
-# The bulk loop and the exec loops, one per port. Each exec port gets a tmpfs of its own, so
-# one command's output cannot fill another's. The exec loops run with exactly the environment a
-# command gets (GUEST_ENV), in root's home, and are started by start-stop-daemon, not with '&':
-# a shell without job control starts background jobs with SIGINT and SIGQUIT ignored, and
-# commands would inherit that. Ports get their names a moment after they appear: wait (bounded)
-# until all are there. 'read', not 'cat': every exec at boot is boot time.
-start_ports() {
+start_bulk() {
+  for p in /sys/class/virtio-ports/*; do
+    read -r name 2>/dev/null < $p/name || continue
+    [ "$name" = ${BULK_PORT} ] || continue
+    ( cd /root && bulk_serve /dev/\${p##*/} ) </dev/null >/dev/null 2>>/run/fleetbox-bulk.log &
+  done
+}
+
+# The exec loops, one per port, started once the guest is ready (the holder's hello waits in
+# the port's socket until a loop opens it), so their processes do not delay the ready marker.
+# Each port gets a tmpfs of its own, so one command's output cannot fill another's. The loops
+# run with exactly the environment a command gets (GUEST_ENV), in root's home, and are started
+# by start-stop-daemon, not with '&': a shell without job control starts background jobs with
+# SIGINT and SIGQUIT ignored, and commands would inherit that. Ports get their names a moment
+# after they appear: wait (bounded) until all are there. 'read', not 'cat': fewer processes.
+start_exec_ports() {
   d=
   for k in ${Array.from({ length: EXEC_PORTS }, (_, k) => k).join(' ')}; do
     d="$d ${EXEC_DIR}/$k"; printf 'exec ${EXEC_DIR}/%s tmpfs size=${EXEC_DIR_MIB}m,mode=0700 0 0\\n' $k
@@ -262,22 +272,21 @@ start_ports() {
   # By its path: the command's PATH (GUEST_ENV) need not lead to fleetbox's busybox.
   BB=/bin/busybox; [ -x ${GUEST_TOOLS}/bin/busybox ] && BB=${GUEST_TOOLS}/bin/busybox
   started= n=0 i=0
-  while [ $n -lt ${EXEC_PORTS + 1} ] && [ $i -lt 300 ]; do
+  while [ $n -lt ${EXEC_PORTS} ] && [ $i -lt 300 ]; do
     for p in /sys/class/virtio-ports/*; do
       case "$started " in *" \${p##*/} "*) continue ;; esac
       read -r name 2>/dev/null < $p/name || continue
       case "$name" in
-        ${BULK_PORT}) ( cd /root && bulk_serve /dev/\${p##*/} ) </dev/null >/dev/null 2>>/run/fleetbox-bulk.log & ;;
         ${EXEC_PORT_PREFIX}*) k=\${name#${EXEC_PORT_PREFIX}}
           ( cd /root && exec env -i ${GUEST_ENV.join(' ')} $BB start-stop-daemon -S -b -p ${EXEC_DIR}/$k.pid -m -x $BB -- sh -c '${EXEC_LOOP}' exec-loop /dev/\${p##*/} ${EXEC_DIR}/$k ) </dev/null >/dev/null 2>>/run/fleetbox-exec.log ;;
         *) continue ;;
       esac
       started="$started \${p##*/}" n=$((n + 1))
     done
-    [ $n -lt ${EXEC_PORTS + 1} ] && { usleep 10000; i=$((i + 1)); }
+    [ $n -lt ${EXEC_PORTS} ] && { usleep 10000; i=$((i + 1)); }
   done
-  # Not a failed boot: commands and copies then go through the agent.
-  [ $n -ge ${EXEC_PORTS + 1} ] || echo "only $n of the ${EXEC_PORTS + 1} fleetbox ports appeared" >>/run/fleetbox-exec.log
+  # Not a failed boot: commands then go through the agent.
+  [ $n -ge ${EXEC_PORTS} ] || echo "only $n of the ${EXEC_PORTS} exec ports appeared" >>/run/fleetbox-exec.log
 }
 
 if [ "$1" = stage2 ] || [ "$1" = services ]; then
@@ -469,6 +478,7 @@ fi
 [ "$1" = services ] && /bin/systemctl is-system-running --wait >/dev/null 2>&1
 if [ -n "$TEMPLATE" ]; then echo "${TEMPLATE_MARKER} uptime=$(cut -d' ' -f1 /proc/uptime)s"
 else echo "${READY_MARKER} $NAME ip=\${IP:-none} uptime=$(cut -d' ' -f1 /proc/uptime)s"; fi
+[ -n "$EXEC_PORTS_WANTED" ] && start_exec_ports
 # PID 1 must live (its exit panics the kernel) and reaps orphans while it waits.
 while :; do sleep 3600; done
 `;
