@@ -3,7 +3,6 @@
  * text here changes the image hash, so the next `prepare` rebuilds the image.
  */
 
-
 /** Printed on the serial console once the guest is configured and SSH listens. */
 export const READY_MARKER = 'FLEETBOX_READY';
 
@@ -45,7 +44,7 @@ export const GUEST_MODULES = [
   { name: 'virtio_net', path: 'drivers/net/virtio_net.ko' },
   { name: 'virtio_blk', path: 'drivers/block/virtio_blk.ko' },
   { name: 'virtio-rng', path: 'drivers/char/hw_random/virtio-rng.ko' },
-  // virtio-serial: the guest agent's port.
+  // virtio-serial: the guest agent's port, the bulk port and the exec ports.
   { name: 'virtio_console', path: 'drivers/char/virtio_console.ko' },
   // evdev before button: the power button's input device must get an event node for init to read.
   { name: 'evdev', path: 'drivers/input/evdev.ko' },
@@ -95,7 +94,7 @@ export const EXEC_PORTS = 4;
 export const EXEC_HELLO = 'FLEETBOX_EXEC 1';
 /** Output kept of each stream of a command, as qemu-ga keeps (beyond it the result says truncated). */
 export const EXEC_OUTPUT_CAP = 16 << 20;
-/** Each exec port's own tmpfs holds its command's input and output: both streams at the cap fill it. */
+/** Each exec port's own tmpfs holds its command's output: both streams at the cap fill it (input is beside it, in /run). */
 export const EXEC_DIR = '/run/fleetbox-exec';
 const EXEC_DIR_MIB = 34;
 /** What a command starts with, as dropbear gives an SSH command: the loop runs under exactly this. */
@@ -188,8 +187,8 @@ fail() { echo "${ERROR_MARKER} $*"; }
 # A step the guest cannot be used without: say so, and stay PID 1 (its exit panics the kernel).
 die() { fail "$@"; while :; do sleep 3600; done; }
 
-# The guest agent on its virtio-serial port: the holder's way in for exec, copy and health,
-# with or without a network. It runs in root's home, where commands start as they do over SSH.
+# The guest agent on its virtio-serial port: the holder's way in for readiness, health and what
+# the bulk and exec ports do not take, with or without a network. It runs in root's home, where commands start as they do over SSH.
 # Started as early as its root allows: under emulation it takes a while to load.
 start_agent() {
   PORT=
@@ -267,7 +266,7 @@ start_exec_ports() {
   for k in ${Array.from({ length: EXEC_PORTS }, (_, k) => k).join(' ')}; do
     d="$d ${EXEC_DIR}/$k"; printf 'exec ${EXEC_DIR}/%s tmpfs size=${EXEC_DIR_MIB}m,mode=0700 0 0\\n' $k
   done > /run/fleetbox-exec.fstab
-  mkdir -p $d || fail "exec: cannot make the exec ports' directories"
+  mkdir -p $d 2>>/run/fleetbox-exec.log || return
   mount -a -T /run/fleetbox-exec.fstab 2>>/run/fleetbox-exec.log
   # By its path: the command's PATH (GUEST_ENV) need not lead to fleetbox's busybox.
   BB=/bin/busybox; [ -x ${GUEST_TOOLS}/bin/busybox ] && BB=${GUEST_TOOLS}/bin/busybox
@@ -476,9 +475,15 @@ fi
 # Under systemd the member is running once the whole system is up (running, or degraded:
 # a unit of the user's that failed is theirs to see, not a failed boot).
 [ "$1" = services ] && /bin/systemctl is-system-running --wait >/dev/null 2>&1
-if [ -n "$TEMPLATE" ]; then echo "${TEMPLATE_MARKER} uptime=$(cut -d' ' -f1 /proc/uptime)s"
-else echo "${READY_MARKER} $NAME ip=\${IP:-none} uptime=$(cut -d' ' -f1 /proc/uptime)s"; fi
-[ -n "$EXEC_PORTS_WANTED" ] && start_exec_ports
+# A template starts its exec loops before its marker (it is saved right after: its clones get
+# them running); a member after its own, so that they do not delay it.
+if [ -n "$TEMPLATE" ]; then
+  [ -n "$EXEC_PORTS_WANTED" ] && start_exec_ports
+  echo "${TEMPLATE_MARKER} uptime=$(cut -d' ' -f1 /proc/uptime)s"
+else
+  echo "${READY_MARKER} $NAME ip=\${IP:-none} uptime=$(cut -d' ' -f1 /proc/uptime)s"
+  [ -n "$EXEC_PORTS_WANTED" ] && start_exec_ports
+fi
 # PID 1 must live (its exit panics the kernel) and reaps orphans while it waits.
 while :; do sleep 3600; done
 `;

@@ -8,7 +8,6 @@ import { FleetboxError } from '../protocol/errors.js';
 import type { MemberState } from '../protocol/schemas.js';
 import type { Store } from '../store/layout.js';
 import type { MemberRef } from '../store/members.js';
-
 import { checkFaultOrder, sendFaultOrder, type FaultOrder } from '../control/faults.js';
 import type { Fault } from '../protocol/schemas.js';
 import { copyFromMember, copyToMember, type CopyOptions } from './copy.js';

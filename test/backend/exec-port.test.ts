@@ -70,7 +70,8 @@ describe.skipIf(!busybox)('exec ports (the guest loop under the host busybox)', 
     // Exactly the environment the init gives the loop, plus what the shell itself sets.
     const lines = env?.stdout.toString().trim().split('\n') ?? [];
     expect(lines.pop()).toBe('/bin/sh');
-    expect(lines.filter((kv) => !/^(PWD|OLDPWD|SHLVL|_)=/.test(kv))).toEqual([...GUEST_ENV].sort());
+    // (No SHLVL from the loop's own busybox shell: the host's /bin/sh, dash, sets none itself.)
+    expect(lines.filter((kv) => !/^(PWD|OLDPWD|_)=/.test(kv))).toEqual([...GUEST_ENV].sort());
     // The port's fd is not the command's.
     const fds = await ports.run('[ -e /proc/self/fd/3 ] && echo open || echo closed', { timeoutMs: 5_000 }, noKill);
     expect(fds?.stdout.toString()).toBe('closed\n');
@@ -172,6 +173,23 @@ describe.skipIf(!busybox)('exec ports (the guest loop under the host busybox)', 
     const both = () => Promise.all([ports.run('sleep 0.3; echo a', { timeoutMs: 5_000 }, noKill), ports.run('sleep 0.3; echo b', { timeoutMs: 5_000 }, noKill)]);
     await expect.poll(async () => (await both()).map((r) => r?.stdout.toString()), { timeout: 5_000 }).toEqual(['a\n', 'b\n']);
     expect(problems).toEqual([]);
+  });
+
+  it('a timeout that fires before the command has started still ends it once it starts', async () => {
+    const { connect, loop, dir } = startLoop();
+    const ports = new ExecPorts([connect], 'm-1', undefined, quick);
+    expect((await ports.run('true', { timeoutMs: 5_000 }, noKill))?.exitCode).toBe(0);
+    // The loop cannot read the request until it is let go, after the timeout and the kill were sent.
+    process.kill(-(loop.pid as number), 'SIGSTOP');
+    const killed = new Promise<void>((resolve) => {
+      void ports.run(`sleep 2; touch ${dir}/ran`, { timeoutMs: 300 }, (script) => killChildren(script).then(resolve)).catch(() => undefined);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    process.kill(-(loop.pid as number), 'SIGCONT');
+    await killed;
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(existsSync(join(dir, 'ran'))).toBe(false);
+    expect((await ports.run('echo after', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('after\n');
   });
 
   it('a timeout kill that comes late ends nothing of the next command on the port', async () => {

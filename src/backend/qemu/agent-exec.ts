@@ -57,13 +57,21 @@ const killTree = (pid: number) => `${TREE_KILLER}; t ${pid}`;
  * none, and ends nothing.
  */
 export const killRequestScript = (dir: string, id: number, loopPid: number) =>
-  `${TREE_KILLER}; read -r k i p _ < ${dir}.id || exit 0; [ "$k $i" = "E ${id}" ] || exit 0; ` +
+  // Empty while the request's shell is still reading it: wait (bounded) for it to start. Empty
+  // also once the loop has answered; then nothing is waited for but the bound.
+  `${TREE_KILLER}; n=0; while [ ! -s ${dir}.id ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done; ` +
+  `read -r k i p _ < ${dir}.id || exit 0; [ "$k $i" = "E ${id}" ] || exit 0; ` +
   `pp=; while read -r f v; do [ "$f" = PPid: ] && pp=$v; done < /proc/$p/status; [ "$pp" = ${loopPid} ] && t $p`;
 
 /** Runs `script` through the agent to end processes (a timeout's clean-up) and waits (bounded) until it has run; its failure is the caller's to ignore. */
 export async function agentKill(agent: GuestAgent, script: string): Promise<void> {
   const { pid } = await agent.call<{ pid: number }>('guest-exec', { path: '/bin/sh', arg: ['-c', script], env: GUEST_ENV });
-  const deadline = Date.now() + 5_000;
+  await waitExited(agent, pid);
+}
+
+/** Asks for the status of agent command `pid` until it has exited (bounded): once reported, qemu-ga forgets it. */
+async function waitExited(agent: GuestAgent, pid: number, budgetMs = 10_000): Promise<void> {
+  const deadline = Date.now() + budgetMs;
   for (const delay of pollDelays()) {
     await sleep(delay);
     const status = await agent.call<ExecStatus>('guest-exec-status', { pid });
@@ -108,9 +116,11 @@ export async function agentExec(agent: GuestAgent, member: string, command: stri
       truncated: status['out-truncated'] === true || status['err-truncated'] === true,
     };
   }
-  // Out of time: end the command in the guest, then collect its status so qemu-ga forgets it.
+  // Out of time: end the command in the guest, then collect its status so qemu-ga forgets it
+  // (it keeps a finished command, and up to 16 MiB of each stream, until its status is asked).
   try {
     await agentKill(agent, killTree(pid));
+    await waitExited(agent, pid);
   } catch {
     // the timeout is what the caller needs to hear about
   }

@@ -12,8 +12,9 @@ const SSH_LISTENING = /^\s*\d+: [0-9A-F]{8}:0016 0{8}:0000 0A /m;
 const CALL_MS = 5_000;
 
 /**
- * What the holder checks inside a qemu guest: the agent answers (without it exec, copy and these
- * checks are blind: red), and its SSH server listens (without it only interactive `ssh` and
+ * What the holder checks inside a qemu guest: the agent answers (without it these checks are
+ * blind, a timed-out command cannot be ended and a command with no free exec port cannot run:
+ * red), and its SSH server listens (without it only interactive `ssh` and
  * `forward` fail: amber).
  */
 export function agentHealthChecks(agentOf: (ctx: BackendContext) => GuestAgent): WaitingHealthCheck[] {

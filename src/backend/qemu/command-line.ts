@@ -110,9 +110,14 @@ export function execSocketOf(agentSocket: string, k: number): string {
   return agentSocket.replace(/\.[^./]*$/, '') + `.ex${k}`;
 }
 
+/** The exec ports' sockets, in port order. */
+export function execSocketsOf(agentSocket: string): string[] {
+  return Array.from({ length: EXEC_PORTS }, (_, k) => execSocketOf(agentSocket, k));
+}
+
 /** Every raw port socket beside an agent socket (removed with it when the member stops). */
 export function portSocketsOf(agentSocket: string): string[] {
-  return [bulkSocketOf(agentSocket), ...Array.from({ length: EXEC_PORTS }, (_, k) => execSocketOf(agentSocket, k))];
+  return [bulkSocketOf(agentSocket), ...execSocketsOf(agentSocket)];
 }
 
 /** Arguments of qemu-system-x86_64 for one microVM member. */

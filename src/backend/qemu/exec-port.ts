@@ -181,7 +181,7 @@ export class ExecPorts {
    * sent then, and the agent should run it.
    */
   async run(command: string, options: AgentExecOptions, kill: Killer): Promise<AgentExecResult | undefined> {
-    if (command.length === 0 || command.length > MAX_PORT_COMMAND || command.includes('\0')) return undefined;
+    if (command.length === 0 || Buffer.byteLength(command) > MAX_PORT_COMMAND || command.includes('\0')) return undefined;
     const deadline = Date.now() + options.timeoutMs;
     for (const port of this.ports) {
       if (port.busy || port.broken) continue;

@@ -10,13 +10,12 @@ import type { Store } from '../../store/layout.js';
 import type { Logger } from '../../host/logger.js';
 import type { ClusterNetwork, NetworkPlan } from '../../net/types.js';
 import type { Backend, BackendContext, BackendSettings, MemberHandle } from '../types.js';
-import { bulkSocketOf, execSocketOf, kernelCommandLine, portSocketsOf, qemuArguments } from './command-line.js';
+import { bulkSocketOf, execSocketsOf, kernelCommandLine, portSocketsOf, qemuArguments } from './command-line.js';
 import { BulkPort } from './bulk.js';
 import { ensureDisk } from './disk.js';
 import { GuestAgent } from './agent.js';
 import { agentExec, agentKill } from './agent-exec.js';
 import { ExecPorts } from './exec-port.js';
-import { EXEC_PORTS } from '../../image/guest-init.js';
 import { shapeScript, verifyShape } from './net-shape.js';
 import { cloneArguments, ensureTemplate, restoreClone, type CloneTarget, type Template, type TemplateSpec } from './template.js';
 import { agentHealthChecks } from './agent-health.js';
@@ -151,9 +150,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     const key = `${ctx.config.cluster}/${ctx.config.name}`;
     let ports = execPorts.get(key);
     if (!ports) {
-      const agentSocket = memberPaths(ctx).agent;
-      const paths = Array.from({ length: EXEC_PORTS }, (_, k) => execSocketOf(agentSocket, k));
-      ports = ExecPorts.at(paths, ctx.config.name, (why) => ctx.log.warn('exec_port_unusable', { member: ctx.config.name, why }));
+      ports = ExecPorts.at(execSocketsOf(memberPaths(ctx).agent), ctx.config.name, (why) => ctx.log.warn('exec_port_unusable', { member: ctx.config.name, why }));
       execPorts.set(key, ports);
     }
     return ports;
@@ -371,7 +368,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         }
         // Its loops wait without polling once a host is on their ports; the first command finds them open.
         void bulkOf(ctx).open();
-        execPortsOf(ctx).open();
+        if (!portsOff) execPortsOf(ctx).open();
         return true;
       } catch (error) {
         if (error instanceof FleetboxError && error.code === 'boot_failed') throw error;
