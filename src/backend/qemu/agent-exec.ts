@@ -52,15 +52,14 @@ const killTree = (pid: number) => `${TREE_KILLER}; t ${pid}`;
 
 /**
  * Ends request `id` of an exec port's loop (image/guest-init.ts EXEC_LOOP) and all it started:
- * the PID its shell wrote to `<dir>.id`, only while that file still names request `id` and the
- * PID is still the loop's child. A kill that comes late then finds another request there, or
- * none, and ends nothing.
+ * the PID its shell wrote to `<dir>.id`, once that file names request `id` and while the PID is
+ * the loop's child. Until then the file is empty (the request's shell is still reading it) or
+ * still names the request before (the loop is about to clear it): the script waits, bounded. A
+ * kill that comes late finds another request there, or none, and ends nothing.
  */
 export const killRequestScript = (dir: string, id: number, loopPid: number) =>
-  // Empty while the request's shell is still reading it: wait (bounded) for it to start. Empty
-  // also once the loop has answered; then nothing is waited for but the bound.
-  `${TREE_KILLER}; n=0; while [ ! -s ${dir}.id ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done; ` +
-  `read -r k i p _ < ${dir}.id || exit 0; [ "$k $i" = "E ${id}" ] || exit 0; ` +
+  `${TREE_KILLER}; n=0; until read -r k i p _ < ${dir}.id && [ "$k $i" = "E ${id}" ]; do ` +
+  `[ $n -ge 100 ] && exit 0; sleep 0.05; n=$((n + 1)); done; ` +
   `pp=; while read -r f v; do [ "$f" = PPid: ] && pp=$v; done < /proc/$p/status; [ "$pp" = ${loopPid} ] && t $p`;
 
 /** Runs `script` through the agent to end processes (a timeout's clean-up) and waits (bounded) until it has run; its failure is the caller's to ignore. */
