@@ -68,8 +68,8 @@ export async function agentKill(agent: GuestAgent, script: string): Promise<void
   await waitExited(agent, pid);
 }
 
-/** Asks for the status of agent command `pid` until it has exited (bounded): once reported, qemu-ga forgets it. */
-async function waitExited(agent: GuestAgent, pid: number, budgetMs = 10_000): Promise<void> {
+/** Asks for the status of agent command `pid` until it has exited, for 3 s at most (a timeout's clean-up and the collection after it stay well inside the 10 s the client allows past its budget): once reported, qemu-ga forgets it. */
+async function waitExited(agent: GuestAgent, pid: number, budgetMs = 3_000): Promise<void> {
   const deadline = Date.now() + budgetMs;
   for (const delay of pollDelays()) {
     await sleep(delay);

@@ -133,34 +133,29 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     if (!agent) throw new FleetboxError('not_running', `${ctx.config.name} is not running here`);
     return agent;
   };
-  /** Each started guest's bulk port (copies), opened on first use; given up for the agent if it fails. */
-  const bulks = new Map<string, BulkPort>();
-  const bulkOf = (ctx: BackendContext): BulkPort => {
+  /**
+   * Each started guest's raw ports: the bulk port (copies) and the exec ports (commands),
+   * connected once it runs; the agent takes what they cannot. Dropped when the guest is gone.
+   */
+  const rawPorts = new Map<string, { bulk: BulkPort; exec: ExecPorts }>();
+  const portsOf = (ctx: BackendContext): { bulk: BulkPort; exec: ExecPorts } => {
     const key = `${ctx.config.cluster}/${ctx.config.name}`;
-    let bulk = bulks.get(key);
-    if (!bulk) {
-      bulk = new BulkPort(bulkSocketOf(memberPaths(ctx).agent), ctx.config.name, (why) => ctx.log.warn('bulk_port_unusable', { member: ctx.config.name, why }));
-      bulks.set(key, bulk);
-    }
-    return bulk;
-  };
-  /** Each started guest's exec ports (commands without the agent), opened once it runs. */
-  const execPorts = new Map<string, ExecPorts>();
-  const execPortsOf = (ctx: BackendContext): ExecPorts => {
-    const key = `${ctx.config.cluster}/${ctx.config.name}`;
-    let ports = execPorts.get(key);
+    let ports = rawPorts.get(key);
     if (!ports) {
-      ports = ExecPorts.at(execSocketsOf(memberPaths(ctx).agent), ctx.config.name, (why) => ctx.log.warn('exec_port_unusable', { member: ctx.config.name, why }));
-      execPorts.set(key, ports);
+      const { agent } = memberPaths(ctx);
+      const member = ctx.config.name;
+      ports = {
+        bulk: new BulkPort(bulkSocketOf(agent), member, (why) => ctx.log.warn('bulk_port_unusable', { member, why })),
+        exec: ExecPorts.at(execSocketsOf(agent), member, (why) => ctx.log.warn('exec_port_unusable', { member, why })),
+      };
+      rawPorts.set(key, ports);
     }
     return ports;
   };
-  /** Drops a member's raw ports (bulk, exec): they talk to a guest that is gone. */
   const dropPorts = (key: string) => {
-    bulks.get(key)?.close();
-    bulks.delete(key);
-    execPorts.get(key)?.close();
-    execPorts.delete(key);
+    rawPorts.get(key)?.bulk.close();
+    rawPorts.get(key)?.exec.close();
+    rawPorts.delete(key);
   };
   /** Each running member's file server, and why it ended the member if it did. */
   const fileServers = new Map<string, { server: FileServer; stopping: boolean; failure?: string }>();
@@ -367,8 +362,8 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
           throw new FleetboxError('boot_failed', `${config.name}: its agent answers as ${JSON.stringify(answer['host-name'])}`);
         }
         // Its loops wait without polling once a host is on their ports; the first command finds them open.
-        void bulkOf(ctx).open();
-        if (!portsOff) execPortsOf(ctx).open();
+        void portsOf(ctx).bulk.open();
+        if (!portsOff) portsOf(ctx).exec.open();
         return true;
       } catch (error) {
         if (error instanceof FleetboxError && error.code === 'boot_failed') throw error;
@@ -379,20 +374,20 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
     async exec(ctx, command, options) {
       const agent = agentOf(ctx);
       const deadline = Date.now() + options.timeoutMs;
-      const onPort = portsOff ? undefined : await execPortsOf(ctx).run(command, options, (script) => agentKill(agent, script));
+      const onPort = portsOff ? undefined : await portsOf(ctx).exec.run(command, options, (script) => agentKill(agent, script));
       // What was spent finding no port counts: the caller's budget is for the whole command.
       return onPort ?? (await agentExec(agent, ctx.config.name, command, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) }));
     },
 
     async writeFile(ctx, path, data, append) {
       const agent = agentOf(ctx);
-      if (await bulkOf(ctx).write(path, data, append)) return;
+      if (await portsOf(ctx).bulk.write(path, data, append)) return;
       await agentWriteFile(agent, path, data, append);
     },
 
     async readFile(ctx, path, offset, count) {
       const agent = agentOf(ctx);
-      return (await bulkOf(ctx).read(path, offset, count)) ?? (await agentReadFile(agent, path, offset, count));
+      return (await portsOf(ctx).bulk.read(path, offset, count)) ?? (await agentReadFile(agent, path, offset, count));
     },
 
     async pause(ctx) {
