@@ -101,57 +101,62 @@ const EXEC_DIR_MIB = 34;
 export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/sh'];
 
 /**
- * An exec port's loop, run by busybox sh as 'sh -c EXEC_LOOP exec-loop <port> <dir>' (the init
- * puts it in single quotes: it has none). <port> is the port's device, or '-' when fd 3 is open
- * on it already (tests run the loop on the host that way); <dir> holds the command's output
- * (the port's own tmpfs in a guest), and <dir>.id and <dir>.in beside it say which request runs
- * and hold its input. One request at a time (src/backend/qemu/exec-port.ts is the other end):
+ * An exec port's loop, run by busybox sh as
+ * 'sh -c EXEC_LOOP exec-loop <port> <dir> <shell> EXEC_REQUEST' (the init puts both scripts in
+ * single quotes: they have none). <port> is the port's device, or '-' when fd 3 is open on it
+ * already (tests run the loop on the host that way); <dir> holds the command's output (the
+ * port's own tmpfs in a guest), and <dir>.id and <dir>.in beside it say which request runs and
+ * hold its input. One request at a time (src/backend/qemu/exec-port.ts is the other end):
  *   H <nonce>                  -> ${EXEC_HELLO} <nonce> <pid of the loop> <dir>
  *   E <id> <input bytes>\n<command>\0<input>
  *                              -> X <id> <exit code> <stdout size> <stderr size>\n
  *                                 <stdout, at most the cap><stderr, at most the cap>Z <id>\n
- * Under emulation a fork costs ~1 ms and an exec ~3 ms, so all the forks of a request happen
- * before it comes: the shell that will run it (it reads the request with 'read', a builtin, and
- * execs '/bin/sh -c <command>', as SSH and the agent run a command) and a reader of each output
- * stream. A reader keeps the cap and 64 KiB more at most (a command that writes beyond it meets
- * a closed pipe, where qemu-ga would read on and drop the rest) and ends when every writer has
- * closed the stream: like qemu-ga, the answer waits for processes the command left running with
- * its output open. 'stat' and 'dd' run after the
- * command only for output that is there. The port's fd is closed for the command; a timeout is
- * the host's to enforce: it ends the command's process tree through the agent, found by the PID
- * the request's shell wrote to <dir>.id, so a late kill can never hit another request.
+ * Under emulation a fork costs 1.5-3 ms and an exec 2.5-5 ms, so every fork and exec a command
+ * needs happens before its request comes: a reader of each output stream, and the shell that
+ * reads the request (EXEC_REQUEST, with 'read', a builtin) and runs it. <shell> is the guest's
+ * /bin/sh when that is this busybox: it is started ahead and runs the command with 'eval', as
+ * 'sh -c' would (same $0, $$, $PPID, environment, SHLVL and folder). Two things differ: a
+ * syntax error's message says 'eval', and the command's last program is forked, not exec'd in
+ * the shell's place, so it starts with SIGQUIT at its default (busybox ignores SIGQUIT and
+ * leaves it so for a program it execs in its own place). Otherwise <shell> is empty, and a
+ * subshell reads the request and execs '/bin/sh -c <command>', as SSH and the agent run a
+ * command. A reader keeps the cap and 64 KiB more at most (a command that writes beyond it
+ * meets a closed pipe, where qemu-ga would read on and drop the rest) and ends when every
+ * writer has closed the stream: like qemu-ga, the answer waits for processes the command left
+ * running with its output open. The loop learns a stream's size from the offset of the file
+ * it shares with the reader (/proc/self/fdinfo, no 'stat'), and sends small text output with
+ * builtins, in one write with the answer's header and trailer: output costs a 'dd' only when
+ * it is large or binary. The port's fd is closed for the command; a timeout is the host's to
+ * enforce: it ends the command's process tree through the agent, found by the PID the
+ * request's shell wrote to <dir>.id, so a late kill can never hit another request.
  */
-export const EXEC_LOOP = `P=$1 D=$2 CAP=${EXEC_OUTPUT_CAP}
+export const EXEC_LOOP = `P=$1 D=$2 S=$3 R=$4 CAP=${EXEC_OUTPUT_CAP}
 # The shell of a command counts its own level, as when qemu-ga starts it.
 unset SHLVL
 [ -p "$D/o.p" ] || mkfifo "$D/o.p" "$D/e.p" || exit 1
 if [ "$P" != - ]; then until [ -c "$P" ] && command exec 3<>"$P"; do sleep 1; done; fi
+# Adds stream file $1 of $2 bytes to the answer $a: text up to 4 KiB with builtins (read stops
+# at a NUL, and counts characters, not bytes, under a UTF-8 locale: then the sizes differ);
+# anything else is sent with dd, after what $a holds.
+add() {
+  [ "$2" -gt 0 ] || return 0
+  if [ "$2" -le 4096 ] && ! IFS= read -r -d "" t <"$1" && [ "\${#t}" = "$2" ]; then a=$a$t; return; fi
+  printf %s "$a" >&3; a=
+  dd if="$1" bs=$(($2 < CAP ? $2 : CAP)) count=1 2>/dev/null >&3
+}
 while :; do
-  o=$D/o e=$D/e
   : >"$D.id"
-  dd of="$o" bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/o.p" 2>/dev/null 3>&- &
+  exec 4>"$D/o" 5>"$D/e"
+  dd bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/o.p" >&4 2>/dev/null 3>&- 4>&- 5>&- &
   ro=$!
-  dd of="$e" bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/e.p" 2>/dev/null 3>&- &
+  dd bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/e.p" >&5 2>/dev/null 3>&- 4>&- 5>&- &
   re=$!
+  # A subshell opens the fifos: an open that waits for its reader fails (EINTR) in a shell that
+  # gets SIGCHLD meanwhile, as the loop does when a reader stops.
   (
-    # No host on the port: a read ends at once (the port stays open, so nothing sent is lost).
-    until read -r op id m <&3; do [ "$P" != - ] || { echo EOF >"$D.id"; exit; }; sleep 1; done
-    case "$op" in
-      H) echo "${EXEC_HELLO} $id $$ $D" >&3; exit ;;
-      E) ;;
-      *) echo "? $id" >&3; exit ;;
-    esac
-    # A request cut short (the host went away mid-write) is never run.
-    IFS= read -r -d "" c <&3 || exit
-    i=/dev/null
-    if [ "$m" -gt 0 ]; then
-      i=$D.in; dd bs="$m" count=1 iflag=fullblock <&3 >"$i" 2>/dev/null
-      [ "$(stat -c %s "$i")" = "$m" ] || exit
-    fi
-    read -r me _ </proc/self/stat
-    echo "E $id $me" >"$D.id"
-    exec /bin/sh -c "$c" <"$i" 3>&-
-  ) >"$D/o.p" 2>"$D/e.p"
+    [ -z "$S" ] || exec "$S" -c "$R" /bin/sh "$D" "$P" $$ fresh
+    set -- "$D" "$P" $$ fork; eval "$R"
+  ) >"$D/o.p" 2>"$D/e.p" 4>&- 5>&-
   x=$?
   wait $ro; wait $re
   kind= id=
@@ -161,16 +166,47 @@ while :; do
     EOF) exit 0 ;;
     *) continue ;;
   esac
-  so=0 se=0
-  if [ -s "$o" ] || [ -s "$e" ]; then set -- $(stat -c %s "$o" "$e"); so=\${1:-0} se=\${2:-0}; fi
-  echo "X $id $x $so $se" >&3
-  [ "$so" -gt 0 ] && dd if="$o" bs=$((so < CAP ? so : CAP)) count=1 2>/dev/null >&3
-  [ "$se" -gt 0 ] && dd if="$e" bs=$((se < CAP ? se : CAP)) count=1 2>/dev/null >&3
-  echo "Z $id" >&3
-  : >"$o"; : >"$e"; [ ! -s "$D.in" ] || : >"$D.in"
+  read -r _ so </proc/self/fdinfo/4; read -r _ se </proc/self/fdinfo/5
+  # The answer in one write when its output is small text.
+  a="X $id $x $so $se
+"
+  add "$D/o" "$so"; add "$D/e" "$se"
+  printf "%sZ %s\\n" "$a" "$id" >&3
+  exec 4>"$D/o" 5>"$D/e"; [ ! -s "$D.in" ] || : >"$D.in"
 done
 `;
-if (EXEC_LOOP.includes("'")) throw new Error('EXEC_LOOP goes inside single quotes in the init: it must have none');
+
+/**
+ * What reads one request of an exec port (EXEC_LOOP says how it is run): its arguments are the
+ * port's <dir>, its <port>, the loop's PID, and 'fresh' (a shell started for it: it runs the
+ * command with eval, its variables gone) or 'fork' (a subshell of the loop: it execs /bin/sh).
+ */
+export const EXEC_REQUEST = `D=$1 P=$2 L=$3 F=$4
+# No host on the port: a read ends at once (the port stays open, so nothing sent is lost).
+until read -r op id m <&3; do [ "$P" != - ] || { echo EOF >"$D.id"; exit; }; sleep 1; done
+case "$op" in
+  H) echo "${EXEC_HELLO} $id $L $D" >&3; exit ;;
+  E) ;;
+  *) echo "? $id" >&3; exit ;;
+esac
+# A request cut short (the host went away mid-write) is never run.
+IFS= read -r -d "" c <&3 || exit
+i=/dev/null
+if [ "$m" -gt 0 ]; then
+  i=$D.in; exec 6>"$i"; dd bs="$m" count=1 iflag=fullblock <&3 >&6 2>/dev/null
+  read -r _ n </proc/self/fdinfo/6; exec 6>&-; [ "$n" = "$m" ] || exit
+fi
+if [ "$F" = fork ]; then read -r me _ </proc/self/stat; else me=$$; fi
+echo "E $id $me" >"$D.id"
+exec <"$i" 3>&-
+[ "$F" = fork ] && exec /bin/sh -c "$c"
+unset D P L F op id m i n me
+set --
+eval "unset c; $c"
+`;
+for (const [name, script] of Object.entries({ EXEC_LOOP, EXEC_REQUEST })) {
+  if (script.includes("'")) throw new Error(`${name} goes inside single quotes in the init: it must have none`);
+}
 
 /** The reseed program (image/reseed-program.ts) in the initramfs: copied guests run it. */
 export const RESEED_PROGRAM = '/bin/fleetbox-reseed';
@@ -270,6 +306,8 @@ start_exec_ports() {
   mount -a -T /run/fleetbox-exec.fstab 2>>/run/fleetbox-exec.log
   # By its path: the command's PATH (GUEST_ENV) need not lead to fleetbox's busybox.
   BB=/bin/busybox; [ -x ${GUEST_TOOLS}/bin/busybox ] && BB=${GUEST_TOOLS}/bin/busybox
+  # Commands are run by a shell started ahead when the root's /bin/sh is this busybox (EXEC_LOOP).
+  S=; [ /bin/sh -ef $BB ] && S=/bin/sh
   started= n=0 i=0
   while [ $n -lt ${EXEC_PORTS} ] && [ $i -lt 300 ]; do
     for p in /sys/class/virtio-ports/*; do
@@ -277,7 +315,7 @@ start_exec_ports() {
       read -r name 2>/dev/null < $p/name || continue
       case "$name" in
         ${EXEC_PORT_PREFIX}*) k=\${name#${EXEC_PORT_PREFIX}}
-          ( cd /root && exec env -i ${GUEST_ENV.join(' ')} $BB start-stop-daemon -S -b -p ${EXEC_DIR}/$k.pid -m -x $BB -- sh -c '${EXEC_LOOP}' exec-loop /dev/\${p##*/} ${EXEC_DIR}/$k ) </dev/null >/dev/null 2>>/run/fleetbox-exec.log ;;
+          ( cd /root && exec env -i ${GUEST_ENV.join(' ')} $BB start-stop-daemon -S -b -p ${EXEC_DIR}/$k.pid -m -x $BB -- sh -c '${EXEC_LOOP}' exec-loop /dev/\${p##*/} ${EXEC_DIR}/$k "$S" '${EXEC_REQUEST}' ) </dev/null >/dev/null 2>>/run/fleetbox-exec.log ;;
         *) continue ;;
       esac
       started="$started \${p##*/}" n=$((n + 1))

@@ -1,12 +1,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecPorts } from '../../dist/backend/qemu/exec-port.js';
 import { PortStream } from '../../dist/backend/qemu/port-stream.js';
-import { EXEC_LOOP, EXEC_OUTPUT_CAP, GUEST_ENV } from '../../dist/image/guest-init.js';
+import { EXEC_LOOP, EXEC_OUTPUT_CAP, EXEC_REQUEST, GUEST_ENV } from '../../dist/image/guest-init.js';
 import { scratch } from '../scratch.js';
 
 /*
@@ -32,12 +32,16 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.close();
 });
 
-/** A loop on fd 3 of its own, in its own scratch directory; its environment as the init gives it. */
-function startLoop(): { connect: () => Promise<PortStream>; loop: ChildProcess; dir: string } {
+/**
+ * A loop on fd 3 of its own, in its own scratch directory; its environment as the init gives it.
+ * `shell` is the busybox that runs commands, started ahead (a guest whose /bin/sh is busybox),
+ * or '' for a subshell that execs /bin/sh (the host's: dash, as in a Debian userland guest).
+ */
+function startLocal(shell: string): { connect: () => Promise<PortStream>; loop: ChildProcess; dir: string } {
   const dir = scratch();
   const env = Object.fromEntries(GUEST_ENV.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   // In a process group of its own, so that its forked shells and readers go with it.
-  const loop = spawn(busybox as string, ['sh', '-c', EXEC_LOOP, 'exec-loop', '-', dir], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env, cwd: dir, detached: true });
+  const loop = spawn(busybox as string, ['sh', '-c', EXEC_LOOP, 'exec-loop', '-', dir, shell, EXEC_REQUEST], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env, cwd: dir, detached: true });
   loops.push(loop);
   const socket = loop.stdio[3] as Socket;
   return { connect: () => Promise.resolve(PortStream.over(socket)), loop, dir };
@@ -51,7 +55,20 @@ const noKill = () => Promise.resolve();
 
 const quick = { helloMs: 2_000, outputMs: 2_000 };
 
-describe.skipIf(!busybox)('exec ports (the guest loop under the host busybox)', () => {
+/** The host's busybox as `sh` (it runs as the applet its name says), as a guest's /bin/sh is. */
+function busyboxSh(): string {
+  const path = join(scratch(), 'sh');
+  symlinkSync(busybox as string, path);
+  return path;
+}
+
+const shells = [
+  ['a busybox shell started ahead', 'busybox-sh'],
+  ['a subshell that execs /bin/sh', ''],
+] as const;
+
+describe.skipIf(!busybox).each(shells)('exec ports (the guest loop under the host busybox): commands run by %s', (_, shell) => {
+  const startLoop = () => startLocal(shell && busyboxSh());
   it('exit codes, stdout and stderr apart, bytes exact, stdin, and the environment a command gets over SSH', async () => {
     const { connect } = startLoop();
     const ports = new ExecPorts([connect], 'm-1', undefined, quick);
@@ -70,13 +87,38 @@ describe.skipIf(!busybox)('exec ports (the guest loop under the host busybox)', 
     // Exactly the environment the init gives the loop, plus what the shell itself sets.
     const lines = env?.stdout.toString().trim().split('\n') ?? [];
     expect(lines.pop()).toBe('/bin/sh');
-    // (No SHLVL from the loop's own busybox shell: the host's /bin/sh, dash, sets none itself.)
-    expect(lines.filter((kv) => !/^(PWD|OLDPWD|_)=/.test(kv))).toEqual([...GUEST_ENV].sort());
+    // SHLVL is the command's shell's own: busybox counts 1; the host's /bin/sh, dash, sets none.
+    // None comes from the loop's shell.
+    expect(lines.filter((kv) => kv.startsWith('SHLVL='))).toEqual(shell ? ['SHLVL=1'] : []);
+    expect(lines.filter((kv) => !/^(PWD|OLDPWD|_|SHLVL)=/.test(kv))).toEqual([...GUEST_ENV].sort());
+    // Nothing of the loop's or the request reader's own shows: no variables, no arguments.
+    const own = await ports.run('echo "[$# $D$P$L$F$S$R$CAP$op$id$m$i$n$me$c$t$x$so$se]"', { timeoutMs: 5_000 }, noKill);
+    expect(own?.stdout.toString()).toBe('[0 ]\n');
     // The port's fd is not the command's.
     const fds = await ports.run('[ -e /proc/self/fd/3 ] && echo open || echo closed', { timeoutMs: 5_000 }, noKill);
     expect(fds?.stdout.toString()).toBe('closed\n');
+    // $$ is the command's shell, not the loop's.
     const signalled = await ports.run('kill -9 $$', { timeoutMs: 5_000 }, noKill);
     expect(signalled?.exitCode).toBe(137);
+    expect((await ports.run('echo alive', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe('alive\n');
+  });
+
+  it('output is sent byte for byte whichever way: small text with builtins, large or binary with dd', async () => {
+    const { connect } = startLoop();
+    const ports = new ExecPorts([connect], 'm-1', undefined, quick);
+    const texts = ['a\n\n\n', ' lead and trail \\ back\\slash \n', 'é ü 日本\n', 'nul\0inside\n', '\n'];
+    const octal = (text: string) => [...Buffer.from(text)].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+    const cases: [string, Buffer][] = [
+      ...texts.map((text): [string, Buffer] => [`printf '${octal(text)}'`, Buffer.from(text)]),
+      // Around the 4 KiB the builtins send at most; a multi-byte character at the end.
+      ...[4095, 4096, 4097].map((n): [string, Buffer] => [`head -c ${n} /dev/zero | tr '\\0' x`, Buffer.alloc(n, 'x')]),
+      [`head -c 4094 /dev/zero | tr '\\0' y; printf '${octal('é')}'`, Buffer.from(`${'y'.repeat(4094)}é`)],
+    ];
+    for (const [command, bytes] of cases) {
+      const result = await ports.run(`{ ${command}; } | tee /dev/stderr`, { timeoutMs: 5_000 }, noKill);
+      expect(result?.stdout.equals(bytes)).toBe(true);
+      expect(result?.stderr.equals(bytes)).toBe(true);
+    }
   });
 
   it('output over 16 MiB is cut at 16 MiB and said to be; the port stays in step', async () => {
