@@ -115,10 +115,13 @@ export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
  * needs happens before its request comes: a reader of each output stream, and the shell that
  * reads the request (EXEC_REQUEST, with 'read', a builtin) and runs it. <shell> is the guest's
  * /bin/sh when that is this busybox: it is started ahead and runs the command with 'eval', as
- * 'sh -c' would (same $0, $$, $PPID, environment, SHLVL and folder). Two things differ: a
- * syntax error's message says 'eval', and the command's last program is forked, not exec'd in
- * the shell's place, so it starts with SIGQUIT at its default (busybox ignores SIGQUIT and
- * leaves it so for a program it execs in its own place). Otherwise <shell> is empty, and a
+ * 'sh -c' would (same $0, $#, $$, $PPID, $LINENO, environment, SHLVL, folder, exit code). What
+ * differs: errors the shell itself reports say 'eval: line N:' ('/bin/sh: eval: line 0: x: not
+ * found', not 'sh: x: not found'); the command's last program is forked, not exec'd in the
+ * shell's place, so it starts with SIGQUIT at its default (busybox ignores SIGQUIT and leaves it
+ * so for a program it execs in its own place) and, if a signal ends it, the shell says so on
+ * stderr ('Killed'), as it does for any program but the last under 'sh -c'; a command that
+ * starts with '-' is run, not read as an option. Otherwise <shell> is empty, and a
  * subshell reads the request and execs '/bin/sh -c <command>', as SSH and the agent run a
  * command. A reader keeps the cap and 64 KiB more at most (a command that writes beyond it
  * meets a closed pipe, where qemu-ga would read on and drop the rest) and ends when every
@@ -126,27 +129,29 @@ export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
  * running with its output open. The loop learns a stream's size from the offset of the file
  * it shares with the reader (/proc/self/fdinfo, no 'stat'), and sends small text output with
  * builtins, in one write with the answer's header and trailer: output costs a 'dd' only when
- * it is large or binary. The port's fd is closed for the command; a timeout is the host's to
- * enforce: it ends the command's process tree through the agent, found by the PID the
- * request's shell wrote to <dir>.id, so a late kill can never hit another request.
+ * it is over 256 bytes or binary. The port's fd is closed for the command; a timeout is the
+ * host's to enforce: it ends the command's process tree through the agent, found by the PID
+ * the request's shell wrote to <dir>.id, so a late kill can never hit another request.
  */
 export const EXEC_LOOP = `P=$1 D=$2 S=$3 R=$4 CAP=${EXEC_OUTPUT_CAP}
 # The shell of a command counts its own level, as when qemu-ga starts it.
 unset SHLVL
 [ -p "$D/o.p" ] || mkfifo "$D/o.p" "$D/e.p" || exit 1
 if [ "$P" != - ]; then until [ -c "$P" ] && command exec 3<>"$P"; do sleep 1; done; fi
-# Adds stream file $1 of $2 bytes to the answer $a: text up to 4 KiB with builtins (read stops
-# at a NUL, and counts characters, not bytes, under a UTF-8 locale: then the sizes differ);
-# anything else is sent with dd, after what $a holds.
+# Adds stream file $1 of $2 bytes to the answer $a: text up to 256 bytes with builtins (read
+# takes a byte per system call, ~10 us each under emulation: past ~256 bytes a dd costs less;
+# it stops at a NUL, and counts characters, not bytes, under a UTF-8 locale: then the sizes
+# differ); anything else is sent with dd, after what $a holds.
 add() {
   [ "$2" -gt 0 ] || return 0
-  if [ "$2" -le 4096 ] && ! IFS= read -r -d "" t <"$1" && [ "\${#t}" = "$2" ]; then a=$a$t; return; fi
+  if [ "$2" -le 256 ] && ! IFS= read -r -d "" t <"$1" && [ "\${#t}" = "$2" ]; then a=$a$t; return; fi
   printf %s "$a" >&3; a=
   dd if="$1" bs=$(($2 < CAP ? $2 : CAP)) count=1 2>/dev/null >&3
 }
+# The readers write through fds 4 and 5: their offsets are the sizes of the streams.
+exec 4>"$D/o" 5>"$D/e"
 while :; do
   : >"$D.id"
-  exec 4>"$D/o" 5>"$D/e"
   dd bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/o.p" >&4 2>/dev/null 3>&- 4>&- 5>&- &
   ro=$!
   dd bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/e.p" >&5 2>/dev/null 3>&- 4>&- 5>&- &
@@ -164,14 +169,17 @@ while :; do
   case "$kind" in
     E) ;;
     EOF) exit 0 ;;
-    *) continue ;;
+    H | "?") continue ;;
+    # No request was taken (cut short, or the shell could not start): not a busy spin.
+    *) sleep 1; continue ;;
   esac
   read -r _ so </proc/self/fdinfo/4; read -r _ se </proc/self/fdinfo/5
-  # The answer in one write when its output is small text.
+  # The answer in one write when its output is small text (within the 4 KiB buffer of printf).
   a="X $id $x $so $se
 "
   add "$D/o" "$so"; add "$D/e" "$se"
   printf "%sZ %s\\n" "$a" "$id" >&3
+  # Fresh files for the next request; the memory its output held is given back now.
   exec 4>"$D/o" 5>"$D/e"; [ ! -s "$D.in" ] || : >"$D.in"
 done
 `;
@@ -180,30 +188,27 @@ done
  * What reads one request of an exec port (EXEC_LOOP says how it is run): its arguments are the
  * port's <dir>, its <port>, the loop's PID, and 'fresh' (a shell started for it: it runs the
  * command with eval, its variables gone) or 'fork' (a subshell of the loop: it execs /bin/sh).
+ * One line, so that the eval is on the script's first line: $LINENO in the command counts as
+ * under 'sh -c'. It writes what it took to <dir>.id: H (a hello), ? (a request it does not
+ * know), or E <id> <PID of the command's shell>, before the command runs.
  */
-export const EXEC_REQUEST = `D=$1 P=$2 L=$3 F=$4
-# No host on the port: a read ends at once (the port stays open, so nothing sent is lost).
-until read -r op id m <&3; do [ "$P" != - ] || { echo EOF >"$D.id"; exit; }; sleep 1; done
-case "$op" in
-  H) echo "${EXEC_HELLO} $id $L $D" >&3; exit ;;
-  E) ;;
-  *) echo "? $id" >&3; exit ;;
-esac
-# A request cut short (the host went away mid-write) is never run.
-IFS= read -r -d "" c <&3 || exit
-i=/dev/null
-if [ "$m" -gt 0 ]; then
-  i=$D.in; exec 6>"$i"; dd bs="$m" count=1 iflag=fullblock <&3 >&6 2>/dev/null
-  read -r _ n </proc/self/fdinfo/6; exec 6>&-; [ "$n" = "$m" ] || exit
-fi
-if [ "$F" = fork ]; then read -r me _ </proc/self/stat; else me=$$; fi
-echo "E $id $me" >"$D.id"
-exec <"$i" 3>&-
-[ "$F" = fork ] && exec /bin/sh -c "$c"
-unset D P L F op id m i n me
-set --
-eval "unset c; $c"
-`;
+export const EXEC_REQUEST = [
+  'D=$1 P=$2 L=$3 F=$4',
+  // No host on the port: a read ends at once (the port stays open, so nothing sent is lost).
+  'until read -r op id m <&3; do [ "$P" != - ] || { echo EOF >"$D.id"; exit; }; sleep 1; done',
+  `case "$op" in H) echo H >"$D.id"; echo "${EXEC_HELLO} $id $L $D" >&3; exit ;; E) ;; *) echo "?" >"$D.id"; echo "? $id" >&3; exit ;; esac`,
+  // A request cut short (the host went away mid-write) is never run, nor one whose input is.
+  'IFS= read -r -d "" c <&3 || exit',
+  'i=/dev/null',
+  'if [ "$m" -gt 0 ]; then i=$D.in; exec 6>"$i"; dd bs="$m" count=1 iflag=fullblock <&3 >&6 2>/dev/null; read -r _ n </proc/self/fdinfo/6; exec 6>&-; [ "$n" = "$m" ] || exit; fi',
+  'if [ "$F" = fork ]; then read -r me _ </proc/self/stat; else me=$$; fi',
+  'echo "E $id $me" >"$D.id"',
+  'exec <"$i" 3>&-',
+  '[ "$F" = fork ] && exec /bin/sh -c "$c"',
+  'unset D P L F op id m i n me',
+  'set --',
+  'eval "unset c; $c"',
+].join('; ');
 for (const [name, script] of Object.entries({ EXEC_LOOP, EXEC_REQUEST })) {
   if (script.includes("'")) throw new Error(`${name} goes inside single quotes in the init: it must have none`);
 }
