@@ -111,17 +111,18 @@ export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
  *   E <id> <input bytes>\n<command>\0<input>
  *                              -> X <id> <exit code> <stdout size> <stderr size>\n
  *                                 <stdout, at most the cap><stderr, at most the cap>Z <id>\n
- * Under emulation a fork costs 1.5-3 ms and an exec 2.5-5 ms, so every fork and exec a command
- * needs happens before its request comes: a reader of each output stream, and the shell that
+ * Under emulation a fork costs 1.5-3 ms, a fork and an exec of /bin/sh 4-9 ms, so every fork
+ * and exec a command needs happens before its request comes: a reader of each output stream, and the shell that
  * reads the request (EXEC_REQUEST, with 'read', a builtin) and runs it. <shell> is the guest's
  * /bin/sh when that is this busybox: it is started ahead and runs the command with 'eval', as
  * 'sh -c' would (same $0, $#, $$, $PPID, $LINENO, environment, SHLVL, folder, exit code). What
- * differs: errors the shell itself reports say 'eval: line N:' ('/bin/sh: eval: line 0: x: not
- * found', not 'sh: x: not found'); the command's last program is forked, not exec'd in the
- * shell's place, so it starts with SIGQUIT at its default (busybox ignores SIGQUIT and leaves it
- * so for a program it execs in its own place) and, if a signal ends it, the shell says so on
- * stderr ('Killed'), as it does for any program but the last under 'sh -c'; a command that
- * starts with '-' is run, not read as an option. Otherwise <shell> is empty, and a
+ * differs: 'not found' and syntax errors say 'eval: line N:' ('/bin/sh: eval: line 0: x: not
+ * found', not '/bin/sh: x: not found'); the command's last program is forked, not exec'd in the
+ * shell's place, so it has a PID of its own, starts with SIGQUIT at its default (busybox ignores
+ * SIGQUIT and leaves it so for a program it execs in its own place) and, if a signal ends it,
+ * the shell says so on stderr ('Killed'), as it does for any program but the last under
+ * 'sh -c'; ps shows the shell as '/bin/sh -c <this script>'; a command that starts with '-' is
+ * run, not read as an option. Otherwise <shell> is empty, and a
  * subshell reads the request and execs '/bin/sh -c <command>', as SSH and the agent run a
  * command. A reader keeps the cap and 64 KiB more at most (a command that writes beyond it
  * meets a closed pipe, where qemu-ga would read on and drop the rest) and ends when every
@@ -139,7 +140,7 @@ unset SHLVL
 [ -p "$D/o.p" ] || mkfifo "$D/o.p" "$D/e.p" || exit 1
 if [ "$P" != - ]; then until [ -c "$P" ] && command exec 3<>"$P"; do sleep 1; done; fi
 # Adds stream file $1 of $2 bytes to the answer $a: text up to 256 bytes with builtins (read
-# takes a byte per system call, ~10 us each under emulation: past ~256 bytes a dd costs less;
+# takes a byte per system call, ~9 us a byte under emulation: past ~256 bytes a dd costs less;
 # it stops at a NUL, and counts characters, not bytes, under a UTF-8 locale: then the sizes
 # differ); anything else is sent with dd, after what $a holds.
 add() {
@@ -148,10 +149,11 @@ add() {
   printf %s "$a" >&3; a=
   dd if="$1" bs=$(($2 < CAP ? $2 : CAP)) count=1 2>/dev/null >&3
 }
-# The readers write through fds 4 and 5: their offsets are the sizes of the streams.
-exec 4>"$D/o" 5>"$D/e"
 while :; do
   : >"$D.id"
+  # The readers write through fds 4 and 5: their offsets are the sizes of the streams. Opened
+  # afresh each round: nothing a round without an answer wrote is counted in the next.
+  exec 4>"$D/o" 5>"$D/e"
   dd bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/o.p" >&4 2>/dev/null 3>&- 4>&- 5>&- &
   ro=$!
   dd bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/e.p" >&5 2>/dev/null 3>&- 4>&- 5>&- &
@@ -179,7 +181,7 @@ while :; do
 "
   add "$D/o" "$so"; add "$D/e" "$se"
   printf "%sZ %s\\n" "$a" "$id" >&3
-  # Fresh files for the next request; the memory its output held is given back now.
+  # The memory its output and input held is given back now, not when the next request comes.
   exec 4>"$D/o" 5>"$D/e"; [ ! -s "$D.in" ] || : >"$D.in"
 done
 `;

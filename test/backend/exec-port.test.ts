@@ -18,6 +18,8 @@ import { scratch } from '../scratch.js';
 
 const run = promisify(execFile);
 const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((path) => existsSync(path));
+/** The environment the init gives a loop, as an object. */
+const guestEnv = Object.fromEntries(GUEST_ENV.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 
 const loops: ChildProcess[] = [];
 const servers: Server[] = [];
@@ -39,9 +41,8 @@ afterEach(() => {
  */
 function startLocal(shell: string): { connect: () => Promise<PortStream>; loop: ChildProcess; dir: string } {
   const dir = scratch();
-  const env = Object.fromEntries(GUEST_ENV.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   // In a process group of its own, so that its forked shells and readers go with it.
-  const loop = spawn(busybox as string, ['sh', '-c', EXEC_LOOP, 'exec-loop', '-', dir, shell, EXEC_REQUEST], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env, cwd: dir, detached: true });
+  const loop = spawn(busybox as string, ['sh', '-c', EXEC_LOOP, 'exec-loop', '-', dir, shell, EXEC_REQUEST], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env: guestEnv, cwd: dir, detached: true });
   loops.push(loop);
   const socket = loop.stdio[3] as Socket;
   return { connect: () => Promise.resolve(PortStream.over(socket)), loop, dir };
@@ -104,12 +105,11 @@ describe.skipIf(!busybox).each(shells)('exec ports (the guest loop under the hos
   });
 
   it('a command runs as under sh -c of the same shell: line numbers, arguments, return, exit, traps, here-documents', async () => {
-    const { connect } = startLoop();
+    const { connect, loop } = startLoop();
     const ports = new ExecPorts([connect], 'm-1', undefined, quick);
-    const env = Object.fromEntries(GUEST_ENV.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     // The shell a port runs commands with, run here directly with -c (as /bin/sh, as in a guest).
     const direct = async (command: string) => {
-      const done = await run(shell ? busyboxSh() : '/bin/sh', ['-c', command, '/bin/sh'], { env }).catch((error: { stdout: string; code: number }) => error);
+      const done = await run(shell ? busyboxSh() : '/bin/sh', ['-c', command, '/bin/sh'], { env: guestEnv }).catch((error: { stdout: string; code: number }) => error);
       return { stdout: done.stdout, exitCode: 'code' in done ? done.code : 0 };
     };
     const commands = [
@@ -127,6 +127,8 @@ describe.skipIf(!busybox).each(shells)('exec ports (the guest loop under the hos
       const onPort = await ports.run(command, { timeoutMs: 5_000 }, noKill);
       expect({ command, stdout: onPort?.stdout.toString(), exitCode: onPort?.exitCode }).toEqual({ command, ...(await direct(command)) });
     }
+    // Its shell is the loop's child, as when the loop's subshell execs sh -c.
+    expect((await ports.run('echo $PPID', { timeoutMs: 5_000 }, noKill))?.stdout.toString()).toBe(`${loop.pid}\n`);
     // A last program that a signal ends: the shell that forked it says so on stderr. (Busybox's
     // 'sh -c' would have exec'd it in its own place and said nothing: a documented difference;
     // the host's dash forks it, as here.)

@@ -71,7 +71,7 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
 
   it('commands run on the exec ports, side by side; with every port busy the next goes through the agent, and both ways a command starts alike', async () => {
     // The command's parent says which way it came: an exec loop, or qemu-ga. Then what a command
-    // starts with: folder, environment, ignored signals (SIGINT and SIGQUIT must not be).
+    // starts with: folder, environment, ignored signals (SIGINT must not be, either way).
     const probe = 'head -c 40 /proc/$PPID/cmdline | tr "\\0\\n" "  "; echo; echo "$PWD"; env | sort | tr "\\n" " "; echo; grep SigIgn /proc/self/status';
     const onPort = await member.exec(probe);
     const [parent, cwd, env, ignored] = onPort.stdout.split('\n');
@@ -88,6 +88,7 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
     await expect.poll(async () => (await member.exec('ps | grep -c "[s]leep 30[01]" || true')).stdout, { timeout: 5_000 }).toBe('0\n');
     expect(viaAgent[0]).toMatch(/qemu-ga/);
     expect(viaAgent.slice(1, 3)).toEqual([cwd, env]);
+    expect(viaAgent.slice(4)).toEqual(['']);
     expect(held.map((r) => r.stdout.split('\n')[0])).toEqual(Array(4).fill(parent));
     // SIGINT reaches a command either way (a loop started with '&' would pass it on ignored).
     // SIGQUIT too on a port; through 'sh -c' busybox leaves it ignored for the program it
