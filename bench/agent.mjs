@@ -3,7 +3,8 @@
 // from the library as a test uses it: exec round trip (member.exec through the holder and an exec
 // port, and through qemu-ga on a member started with FLEETBOX_EXEC_PORTS=0, interleaved) vs an SSH command
 // over a shared OpenSSH connection (what the holder kept per guest before the agent) and over a
-// fresh one; execAll on 3 members; copy both ways (member.copyTo/copyFrom vs `ssh cat`).
+// fresh one; the exec port back to back (no pause: the guest's CPU is the bound); execAll on 3
+// members; copy both ways (member.copyTo/copyFrom vs `ssh cat`).
 // `fleetbox up -n 1` minus the guest's own ready time is measured by bench/up-compare.sh.
 // Needs root and `fleetbox setup`. Run: npm run build && node bench/agent.mjs [rounds, default 200]
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -64,6 +65,16 @@ try {
     portOut.push(...(await timed(1, () => m1.exec('echo hello'))));
     agentOut.push(...(await timed(1, () => viaAgent.exec('echo hello'))));
   }
+  // Back to back on one member, no pause between calls: the guest's one vCPU is then the bound
+  // (what each command costs it, before or after its request, all counts). Its CPU per call is
+  // read from the guest's /proc/stat (user + nice + system + irq + softirq, in 10 ms ticks).
+  const guestBusy = async () => {
+    const [, ...ticks] = (await m1.exec('head -1 /proc/stat')).stdout.trim().split(/\s+/).map(Number);
+    return ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6];
+  };
+  const busyBefore = await guestBusy();
+  const backToBack = await timed(ROUNDS, () => m1.exec('true'));
+  const guestMsPerCall = ((await guestBusy()) - busyBefore) * 10 / ROUNDS;
   const sshMux = await timed(ROUNDS, () => ssh(master, 'true'));
   const sshFresh = await timed(Math.min(ROUNDS, 30), () => ssh([], 'true'));
   const all = await timed(20, () => cluster.execAll('hostname'));
@@ -100,6 +111,7 @@ try {
     ['exec `true`: member.exec through qemu-ga (FLEETBOX_EXEC_PORTS=0)', both(agentRt)],
     ['exec `echo hello`: exec port', both(portOut)],
     ['exec `echo hello`: qemu-ga', both(agentOut)],
+    [`exec \`true\`: exec port, back to back (guest CPU ${guestMsPerCall.toFixed(1)} ms a call)`, both(backToBack)],
     ['exec `true`: SSH, shared connection (old path)', both(sshMux)],
     ['exec `true`: SSH, fresh connection', both(sshFresh)],
     ['execAll(hostname) on 3 members', both(all)],
