@@ -112,9 +112,9 @@ export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
  *                              -> X <id> <exit code> <stdout size> <stderr size>\n
  *                                 <stdout, at most the cap><stderr, at most the cap>Z <id>\n
  * Under emulation a fork costs 1.5-3 ms, a fork and an exec of /bin/sh 4-9 ms, so every fork
- * and exec a command needs happens before its request comes: a reader of each output stream, and the shell that
- * reads the request (EXEC_REQUEST, with 'read', a builtin) and runs it. <shell> is the guest's
- * /bin/sh when that is this busybox: it is started ahead and runs the command with 'eval', as
+ * and exec a command needs happens before its request comes: a reader of each output stream,
+ * and the shell that reads the request (EXEC_REQUEST, with 'read', a builtin) and runs it.
+ * <shell> is the guest's /bin/sh when that is this busybox: it is started ahead and runs the command with 'eval', as
  * 'sh -c' would (same $0, $#, $$, $PPID, $LINENO, environment, SHLVL, folder, exit code). What
  * differs: 'not found' and syntax errors say 'eval: line N:' ('/bin/sh: eval: line 0: x: not
  * found', not '/bin/sh: x: not found'); the command's last program is forked, not exec'd in the
@@ -122,9 +122,8 @@ export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
  * SIGQUIT and leaves it so for a program it execs in its own place) and, if a signal ends it,
  * the shell says so on stderr ('Killed'), as it does for any program but the last under
  * 'sh -c'; ps shows the shell as '/bin/sh -c <this script>'; a command that starts with '-' is
- * run, not read as an option. Otherwise <shell> is empty, and a
- * subshell reads the request and execs '/bin/sh -c <command>', as SSH and the agent run a
- * command. A reader keeps the cap and 64 KiB more at most (a command that writes beyond it
+ * run, not read as an option. Otherwise <shell> is empty, and a subshell reads the request and
+ * execs '/bin/sh -c <command>', as SSH and the agent run a command. A reader keeps the cap and 64 KiB more at most (a command that writes beyond it
  * meets a closed pipe, where qemu-ga would read on and drop the rest) and ends when every
  * writer has closed the stream: like qemu-ga, the answer waits for processes the command left
  * running with its output open. The loop learns a stream's size from the offset of the file
@@ -231,7 +230,8 @@ fail() { echo "${ERROR_MARKER} $*"; }
 die() { fail "$@"; while :; do sleep 3600; done; }
 
 # The guest agent on its virtio-serial port: the holder's way in for readiness, health and what
-# the bulk and exec ports do not take, with or without a network. It runs in root's home, where commands start as they do over SSH.
+# the bulk and exec ports do not take, with or without a network. It runs in root's home, where
+# commands start as they do over SSH.
 # Started as early as its root allows: under emulation it takes a while to load.
 start_agent() {
   PORT=

@@ -57,10 +57,13 @@ const noKill = () => Promise.resolve();
 const quick = { helloMs: 2_000, outputMs: 2_000 };
 
 /** The host's busybox as `sh` (it runs as the applet its name says), as a guest's /bin/sh is. */
+let busyboxShPath: string | undefined;
 function busyboxSh(): string {
-  const path = join(scratch(), 'sh');
-  symlinkSync(busybox as string, path);
-  return path;
+  if (!busyboxShPath) {
+    busyboxShPath = join(scratch(), 'sh');
+    symlinkSync(busybox as string, busyboxShPath);
+  }
+  return busyboxShPath;
 }
 
 const shells = [
