@@ -7,8 +7,9 @@ import { PortClosed, PortStream } from './port-stream.js';
 /*
  * The holder's end of a member's exec ports: commands without the agent. Through qemu-ga an
  * exec costs the guest qemu-ga's own fork, its child watch and the status polls (17–28 ms a
- * round trip under emulation); a loop of busybox's on a port of its own forks ahead and costs
- * the command's exec and little more (EXEC_LOOP in image/guest-init.ts is the other end).
+ * round trip under emulation); a loop of busybox's on a port of its own starts the command's
+ * shell and output readers before the request comes, so a command costs little more than
+ * itself (EXEC_LOOP in image/guest-init.ts is the other end).
  *
  * A port runs one command at a time, so a member has several; a command that finds none free
  * (or a guest without them) goes through the agent, which runs any number. Once a request is
