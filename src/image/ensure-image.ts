@@ -5,6 +5,7 @@ import type { Store } from '../store/layout.js';
 import { recordedHashes, sha256FileCached, sha256Text, type FileHasher } from './file-hash.js';
 import { GUEST_INIT } from './guest-init.js';
 import { reseedProgram } from './reseed-program.js';
+import { buildExecServer, execServerDigest } from './exec-server.js';
 import { findBinary } from '../host/binaries.js';
 import { hostCommand } from './host-command.js';
 import { ensureHostKey } from './host-key.js';
@@ -89,6 +90,7 @@ async function gatherInputs(store: Store, progress: (message: string) => void, h
     kernelFiles: sha256Text(JSON.stringify(kernel.files)),
     init: sha256Text(GUEST_INIT),
     reseed: sha256Text(reseedProgram().toString('hex')),
+    execServer: execServerDigest(),
     busybox: await digestOf(busybox, hashOf),
     dropbear: await digestOf(dropbear, hashOf),
     agent: await digestOf(agent, hashOf),
@@ -115,6 +117,8 @@ async function build(store: Store, inputs: Inputs, hash: string, dir: string): P
   const scratch = mkdtempSync(join(store.imagesDir, '.build-'));
   try {
     await extractVmlinux(inputs.kernel.vmlinuz, join(scratch, KERNEL_FILE));
+    const execServer = join(scratch, 'fleetbox-exec');
+    await buildExecServer(execServer);
     await buildInitramfs(
       join(scratch, INITRD_FILE),
       {
@@ -124,6 +128,7 @@ async function build(store: Store, inputs: Inputs, hash: string, dir: string): P
         dropbear: inputs.dropbear,
         agent: inputs.agent,
         tc: inputs.tc,
+        execServer,
         libraries: inputs.libraries,
         modulesDir: inputs.kernel.modulesDir,
         authorizedKey: inputs.authorizedKey,
@@ -131,6 +136,7 @@ async function build(store: Store, inputs: Inputs, hash: string, dir: string): P
       },
       store.imagesDir,
     );
+    rmSync(execServer);
     const manifest: ImageManifest = {
       name: IMAGE_NAME,
       hash,

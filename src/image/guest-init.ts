@@ -85,134 +85,49 @@ export const BULK_PORT = 'org.fleetbox.bulk.0';
 export const BULK_HELLO = 'FLEETBOX_BULK 1';
 
 /**
- * The exec ports, `org.fleetbox.exec.<k>`: each is served by a loop of its own
- * (EXEC_LOOP), so up to EXEC_PORTS commands run side by side without the agent; more go to it.
+ * The exec ports, `org.fleetbox.exec.<k>`: each is served by a program of its own
+ * (EXEC_SERVER), so up to EXEC_PORTS commands run side by side without the agent; more go to it.
  */
 export const EXEC_PORT_PREFIX = 'org.fleetbox.exec.';
 export const EXEC_PORTS = 4;
-/** What an exec loop answers to a hello, before the hello's nonce and the loop's PID. */
+/** What an exec port's server answers to a hello, before the hello's nonce and the server's PID. */
 export const EXEC_HELLO = 'FLEETBOX_EXEC 1';
 /** Output kept of each stream of a command, as qemu-ga keeps (beyond it the result says truncated). */
 export const EXEC_OUTPUT_CAP = 16 << 20;
-/** Each exec port's own tmpfs holds its command's output: both streams at the cap fill it (input is beside it, in /run). */
+/** Beside each port's <dir> here, <dir>.id says which request runs (the host's kill reads it). */
 export const EXEC_DIR = '/run/fleetbox-exec';
-const EXEC_DIR_MIB = 34;
-/** What a command starts with, as dropbear gives an SSH command: the loop runs under exactly this. */
+/** What a command starts with, as dropbear gives an SSH command: the server runs under exactly this. */
 export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/sh'];
-
 /**
- * An exec port's loop, run by busybox sh as
- * 'sh -c EXEC_LOOP exec-loop <port> <dir> <shell> EXEC_REQUEST' (the init puts both scripts in
- * single quotes: they have none). <port> is the port's device, or '-' when fd 3 is open on it
- * already (tests run the loop on the host that way); <dir> holds the command's output (the
- * port's own tmpfs in a guest), and <dir>.id and <dir>.in beside it say which request runs and
- * hold its input. One request at a time (src/backend/qemu/exec-port.ts is the other end):
- *   H <nonce>                  -> ${EXEC_HELLO} <nonce> <pid of the loop> <dir>
- *   E <id> <input bytes>\n<command>\0<input>
- *                              -> X <id> <exit code> <stdout size> <stderr size>\n
- *                                 <stdout, at most the cap><stderr, at most the cap>Z <id>\n
- * Under emulation a fork costs 1.5-3 ms, a fork and an exec of /bin/sh 4-9 ms, so every fork
- * and exec a command needs happens before its request comes: a reader of each output stream,
- * and the shell that reads the request (EXEC_REQUEST, with 'read', a builtin) and runs it.
- * <shell> is the guest's /bin/sh when that is this busybox: it is started ahead and runs the command with 'eval', as
- * 'sh -c' would (same $0, $#, $$, $PPID, $LINENO, environment, SHLVL, folder, exit code). What
- * differs: 'not found' and syntax errors say 'eval: line N:' ('/bin/sh: eval: line 0: x: not
- * found', not '/bin/sh: x: not found'); the command's last program is forked, not exec'd in the
- * shell's place, so it has a PID of its own, starts with SIGQUIT at its default (busybox ignores
- * SIGQUIT and leaves it so for a program it execs in its own place) and, if a signal ends it,
- * the shell says so on stderr ('Killed'), as it does for any program but the last under
- * 'sh -c'; ps shows the shell as '/bin/sh -c <this script>'; a command that starts with '-' is
- * run, not read as an option. Otherwise <shell> is empty, and a subshell reads the request and
- * execs '/bin/sh -c <command>', as SSH and the agent run a command. A reader keeps the cap and 64 KiB more at most (a command that writes beyond it
- * meets a closed pipe, where qemu-ga would read on and drop the rest) and ends when every
- * writer has closed the stream: like qemu-ga, the answer waits for processes the command left
- * running with its output open. The loop learns a stream's size from the offset of the file
- * it shares with the reader (/proc/self/fdinfo, no 'stat'), and sends small text output with
- * builtins, in one write with the answer's header and trailer: output costs a 'dd' only when
- * it is over 256 bytes or binary. The port's fd is closed for the command; a timeout is the
- * host's to enforce: it ends the command's process tree through the agent, found by the PID
- * the request's shell wrote to <dir>.id, so a late kill can never hit another request.
+ * The exec ports' server (image/exec-server.c, built by image/exec-server.ts), in the initramfs,
+ * run as 'fleetbox-exec <port> <dir> <shell> EXEC_REQUEST', one per port.
  */
-export const EXEC_LOOP = `P=$1 D=$2 S=$3 R=$4 CAP=${EXEC_OUTPUT_CAP}
-# The shell of a command counts its own level, as when qemu-ga starts it.
-unset SHLVL
-[ -p "$D/o.p" ] || mkfifo "$D/o.p" "$D/e.p" || exit 1
-if [ "$P" != - ]; then until [ -c "$P" ] && command exec 3<>"$P"; do sleep 1; done; fi
-# Adds stream file $1 of $2 bytes to the answer $a: text up to 256 bytes with builtins (read
-# takes a byte per system call, ~9 us a byte under emulation: past ~256 bytes a dd costs less;
-# it stops at a NUL, and counts characters, not bytes, under a UTF-8 locale: then the sizes
-# differ); anything else is sent with dd, after what $a holds.
-add() {
-  [ "$2" -gt 0 ] || return 0
-  if [ "$2" -le 256 ] && ! IFS= read -r -d "" t <"$1" && [ "\${#t}" = "$2" ]; then a=$a$t; return; fi
-  printf %s "$a" >&3; a=
-  dd if="$1" bs=$(($2 < CAP ? $2 : CAP)) count=1 2>/dev/null >&3
-}
-while :; do
-  : >"$D.id"
-  # The readers write through fds 4 and 5: their offsets are the sizes of the streams. Opened
-  # afresh each round: nothing a round without an answer wrote is counted in the next.
-  exec 4>"$D/o" 5>"$D/e"
-  dd bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/o.p" >&4 2>/dev/null 3>&- 4>&- 5>&- &
-  ro=$!
-  dd bs=65536 count=$((CAP / 65536 + 1)) iflag=fullblock <"$D/e.p" >&5 2>/dev/null 3>&- 4>&- 5>&- &
-  re=$!
-  # A subshell opens the fifos: an open that waits for its reader fails (EINTR) in a shell that
-  # gets SIGCHLD meanwhile, as the loop does when a reader stops.
-  (
-    [ -z "$S" ] || exec "$S" -c "$R" /bin/sh "$D" "$P" $$ fresh
-    set -- "$D" "$P" $$ fork; eval "$R"
-  ) >"$D/o.p" 2>"$D/e.p" 4>&- 5>&-
-  x=$?
-  wait $ro; wait $re
-  kind= id=
-  read -r kind id _ <"$D.id"
-  case "$kind" in
-    E) ;;
-    EOF) exit 0 ;;
-    H | "?") continue ;;
-    # No request was taken (cut short, or the shell could not start): not a busy spin.
-    *) sleep 1; continue ;;
-  esac
-  read -r _ so </proc/self/fdinfo/4; read -r _ se </proc/self/fdinfo/5
-  # The answer in one write when its output is small text (within the 4 KiB buffer of printf).
-  a="X $id $x $so $se
-"
-  add "$D/o" "$so"; add "$D/e" "$se"
-  printf "%sZ %s\\n" "$a" "$id" >&3
-  # The memory its output and input held is given back now, not when the next request comes.
-  exec 4>"$D/o" 5>"$D/e"; [ ! -s "$D.in" ] || : >"$D.in"
-done
-`;
+export const EXEC_SERVER = '/bin/fleetbox-exec';
 
 /**
- * What reads one request of an exec port (EXEC_LOOP says how it is run): its arguments are the
- * port's <dir>, its <port>, the loop's PID, and 'fresh' (a shell started for it: it runs the
- * command with eval, its variables gone) or 'fork' (a subshell of the loop: it execs /bin/sh).
- * One line, so that the eval is on the script's first line: $LINENO in the command counts as
- * under 'sh -c'. It writes what it took to <dir>.id: H (a hello), ? (a request it does not
- * know), or E <id> <PID of the command's shell>, before the command runs.
+ * The script of a command's shell when the guest's /bin/sh is this busybox: the exec server
+ * starts the shell before the request comes and hands it, on fd 3, the path of its input (empty
+ * for none) on a line and the command up to a NUL. It reads them with builtins, gives up its
+ * variables and runs the command with eval, as 'sh -c' would (same $0, $#, $$, $PPID, $LINENO,
+ * environment, SHLVL, folder, exit code, exit, return, traps). One line, so that the eval is on
+ * the script's first line and $LINENO counts as under 'sh -c'. What differs: 'not found' and
+ * syntax errors say 'eval: line N:' ('/bin/sh: eval: line 0: x: not found', not '/bin/sh: x: not
+ * found'); the command's last program is forked, not exec'd in the shell's place, so it has a
+ * PID of its own, starts with SIGQUIT at its default (busybox ignores SIGQUIT and leaves it so
+ * for a program it execs in its own place) and, if a signal ends it, the shell says so on stderr
+ * ('Killed'), as it does for any program but the last under 'sh -c'; ps shows the shell as
+ * '/bin/sh -c <this script>'; a command that starts with '-' is run, not read as an option.
+ * With another /bin/sh (dash in a Debian root) the server execs '/bin/sh -c <command>' instead.
  */
 export const EXEC_REQUEST = [
-  'D=$1 P=$2 L=$3 F=$4',
-  // No host on the port: a read ends at once (the port stays open, so nothing sent is lost).
-  'until read -r op id m <&3; do [ "$P" != - ] || { echo EOF >"$D.id"; exit; }; sleep 1; done',
-  `case "$op" in H) echo H >"$D.id"; echo "${EXEC_HELLO} $id $L $D" >&3; exit ;; E) ;; *) echo "?" >"$D.id"; echo "? $id" >&3; exit ;; esac`,
-  // A request cut short (the host went away mid-write) is never run, nor one whose input is.
+  // Handed nothing whole (the server went away): nothing runs.
+  'read -r i <&3 || exit',
   'IFS= read -r -d "" c <&3 || exit',
-  'i=/dev/null',
-  'if [ "$m" -gt 0 ]; then i=$D.in; exec 6>"$i"; dd bs="$m" count=1 iflag=fullblock <&3 >&6 2>/dev/null; read -r _ n </proc/self/fdinfo/6; exec 6>&-; [ "$n" = "$m" ] || exit; fi',
-  'if [ "$F" = fork ]; then read -r me _ </proc/self/stat; else me=$$; fi',
-  'echo "E $id $me" >"$D.id"',
-  'exec <"$i" 3>&-',
-  '[ "$F" = fork ] && exec /bin/sh -c "$c"',
-  'unset D P L F op id m i n me',
-  'set --',
+  'exec <"${i:-/dev/null}" 3<&-',
+  'unset i',
   'eval "unset c; $c"',
 ].join('; ');
-for (const [name, script] of Object.entries({ EXEC_LOOP, EXEC_REQUEST })) {
-  if (script.includes("'")) throw new Error(`${name} goes inside single quotes in the init: it must have none`);
-}
+if (EXEC_REQUEST.includes("'")) throw new Error('EXEC_REQUEST goes inside single quotes in the init: it must have none');
 
 /** The reseed program (image/reseed-program.ts) in the initramfs: copied guests run it. */
 export const RESEED_PROGRAM = '/bin/fleetbox-reseed';
@@ -297,23 +212,18 @@ start_bulk() {
   done
 }
 
-# The exec loops, one per port, started once the guest is ready (the holder's hello waits in
-# the port's socket until a loop opens it), so their processes do not delay the ready marker.
-# Each port gets a tmpfs of its own, so one command's output cannot fill another's. The loops
-# run with exactly the environment a command gets (GUEST_ENV), in root's home, and are started
-# by start-stop-daemon, not with '&': a shell without job control starts background jobs with
-# SIGINT and SIGQUIT ignored, and commands would inherit that. Ports get their names a moment
-# after they appear: wait (bounded) until all are there. 'read', not 'cat': fewer processes.
+# The exec servers (EXEC_SERVER), one per port, started once the guest is ready (the holder's
+# hello waits in the port's socket until a server opens it), so their processes do not delay the
+# ready marker. They run with exactly the environment a command gets (GUEST_ENV), in root's
+# home, and are started by start-stop-daemon, not with '&': a shell without job control starts
+# background jobs with SIGINT and SIGQUIT ignored. Ports get their names a moment after they
+# appear: wait (bounded) until all are there. 'read', not 'cat': fewer processes.
 start_exec_ports() {
-  d=
-  for k in ${Array.from({ length: EXEC_PORTS }, (_, k) => k).join(' ')}; do
-    d="$d ${EXEC_DIR}/$k"; printf 'exec ${EXEC_DIR}/%s tmpfs size=${EXEC_DIR_MIB}m,mode=0700 0 0\\n' $k
-  done > /run/fleetbox-exec.fstab
-  mkdir -p $d 2>>/run/fleetbox-exec.log || return
-  mount -a -T /run/fleetbox-exec.fstab 2>>/run/fleetbox-exec.log
-  # By its path: the command's PATH (GUEST_ENV) need not lead to fleetbox's busybox.
+  mkdir -p ${EXEC_DIR} 2>>/run/fleetbox-exec.log || return
+  # By their paths: the command's PATH (GUEST_ENV) need not lead to fleetbox's tools.
   BB=/bin/busybox; [ -x ${GUEST_TOOLS}/bin/busybox ] && BB=${GUEST_TOOLS}/bin/busybox
-  # Commands are run by a shell started ahead when the root's /bin/sh is this busybox (EXEC_LOOP).
+  X=${EXEC_SERVER}; [ -x ${GUEST_TOOLS}${EXEC_SERVER} ] && X=${GUEST_TOOLS}${EXEC_SERVER}
+  # Commands are run by a shell started ahead when the root's /bin/sh is this busybox (EXEC_REQUEST).
   S=; [ /bin/sh -ef $BB ] && S=/bin/sh
   started= n=0 i=0
   while [ $n -lt ${EXEC_PORTS} ] && [ $i -lt 300 ]; do
@@ -322,7 +232,7 @@ start_exec_ports() {
       read -r name 2>/dev/null < $p/name || continue
       case "$name" in
         ${EXEC_PORT_PREFIX}*) k=\${name#${EXEC_PORT_PREFIX}}
-          ( cd /root && exec env -i ${GUEST_ENV.join(' ')} $BB start-stop-daemon -S -b -p ${EXEC_DIR}/$k.pid -m -x $BB -- sh -c '${EXEC_LOOP}' exec-loop /dev/\${p##*/} ${EXEC_DIR}/$k "$S" '${EXEC_REQUEST}' ) </dev/null >/dev/null 2>>/run/fleetbox-exec.log ;;
+          ( cd /root && exec env -i ${GUEST_ENV.join(' ')} $BB start-stop-daemon -S -b -p ${EXEC_DIR}/$k.pid -m -x $X -- /dev/\${p##*/} ${EXEC_DIR}/$k "$S" '${EXEC_REQUEST}' ) </dev/null >/dev/null 2>>/run/fleetbox-exec.log ;;
         *) continue ;;
       esac
       started="$started \${p##*/}" n=$((n + 1))
@@ -462,10 +372,11 @@ if [ -n "$ROOT" ]; then
   [ -f /etc/resolv.conf ] && cp /etc/resolv.conf $NEW/etc/resolv.conf
   mkdir -p $NEW/root/.ssh && cp ${GUEST_AUTHORIZED_KEYS} $NEW/root/.ssh/authorized_keys
   chmod 700 $NEW/root $NEW/root/.ssh
-  # What stage 2 runs from: this init, a static busybox, dropbear with its own libraries.
+  # What stage 2 runs from: this init, a static busybox, the exec server (static), dropbear
+  # with its own libraries.
   F=$NEW${GUEST_TOOLS}
   mkdir -p $F/bin $F/lib
-  cp /init $F/init && cp /bin/busybox $F/bin/ && cp ${GUEST_HOST_KEY} $F/host_key ||
+  cp /init $F/init && cp /bin/busybox ${EXEC_SERVER} $F/bin/ && cp ${GUEST_HOST_KEY} $F/host_key ||
     die "rootfs: cannot copy fleetbox's tools into the new root"
   # A root without its own dropbear, agent or tc gets the initramfs's, with the libraries they
   # need; the shaping modules (loaded when a fault delays the member) go along in any case.

@@ -3,7 +3,7 @@ import { chmodSync, copyFileSync, existsSync, createWriteStream, mkdirSync, mkdt
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { FleetboxError } from '../protocol/errors.js';
-import { GUEST_AUTHORIZED_KEYS, GUEST_HOST_KEY, ALL_GUEST_MODULES, RESEED_PROGRAM } from './guest-init.js';
+import { GUEST_AUTHORIZED_KEYS, GUEST_HOST_KEY, ALL_GUEST_MODULES, EXEC_SERVER, RESEED_PROGRAM } from './guest-init.js';
 import { reseedProgram } from './reseed-program.js';
 import type { SharedLibrary } from './shared-libraries.js';
 
@@ -20,6 +20,8 @@ export interface InitramfsInputs {
   agent: string;
   /** iproute2's tc (busybox's cannot set up netem). */
   tc: string;
+  /** The exec ports' server, built by image/exec-server.ts (static). */
+  execServer: string;
   /** The shared libraries dropbear, qemu-ga and tc load. */
   libraries: SharedLibrary[];
   /** Directory holding <module>.ko for every ALL_GUEST_MODULES entry. */
@@ -65,10 +67,11 @@ function stage(root: string, inputs: InitramfsInputs): void {
   place(root, 'bin/dropbear', inputs.dropbear, 0o755);
   place(root, 'bin/qemu-ga', inputs.agent, 0o755);
   place(root, 'bin/tc', inputs.tc, 0o755);
+  place(root, EXEC_SERVER.replace(/^\//, ''), inputs.execServer, 0o755);
   write(root, RESEED_PROGRAM.replace(/^\//, ''), reseedProgram(), 0o700);
   // The kernel runs /init with #!/bin/busybox; /bin/sh is what dropbear starts for a session.
   for (const applet of new Set(['sh', ...inputs.busyboxApplets])) {
-    if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga', 'tc'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
+    if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga', 'tc', 'fleetbox-exec'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
   }
   for (const lib of inputs.libraries) place(root, lib.guestPath.replace(/^\//, ''), lib.hostPath, 0o755);
   for (const module of ALL_GUEST_MODULES) {

@@ -70,12 +70,12 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
   }, 60_000);
 
   it('commands run on the exec ports, side by side; with every port busy the next goes through the agent, and both ways a command starts alike', async () => {
-    // The command's parent says which way it came: an exec loop, or qemu-ga. Then what a command
+    // The command's parent says which way it came: an exec port's server, or qemu-ga. Then what a command
     // starts with: folder, environment, ignored signals (SIGINT must not be, either way).
     const probe = 'head -c 40 /proc/$PPID/cmdline | tr "\\0\\n" "  "; echo; echo "$PWD"; env | sort | tr "\\n" " "; echo; grep SigIgn /proc/self/status';
     const onPort = await member.exec(probe);
     const [parent, cwd, env, ignored] = onPort.stdout.split('\n');
-    expect(parent).toMatch(/^\/bin\/busybox sh -c P=/);
+    expect(parent).toMatch(/^\/bin\/fleetbox-exec \/dev\/vport/);
     expect(cwd).toBe('/root');
     expect(env?.trim().split(' ').filter((kv) => !/^(PWD|OLDPWD|SHLVL)=/.test(kv))).toEqual(['HOME=/root', 'LOGNAME=root', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'SHELL=/bin/sh', 'USER=root']);
     // Four ports: four slow commands hold them all; a fifth goes to the agent and answers first.
@@ -89,10 +89,13 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
     expect(viaAgent[0]).toMatch(/qemu-ga/);
     expect(viaAgent.slice(1, 3)).toEqual([cwd, env]);
     expect(viaAgent.slice(4)).toEqual(['']);
-    expect(held.map((r) => r.stdout.split('\n')[0])).toEqual(Array(4).fill(parent));
+    // Each on a port of its own: four servers, four devices.
+    const servedBy = held.map((r) => r.stdout.split('\n')[0] ?? '');
+    for (const server of servedBy) expect(server).toMatch(/^\/bin\/fleetbox-exec \/dev\/vport\S+ /);
+    expect(new Set(servedBy.map((server) => server.split(' ')[1])).size).toBe(4);
     // SIGINT reaches a command either way (a loop started with '&' would pass it on ignored).
     // SIGQUIT too on a port; through 'sh -c' busybox leaves it ignored for the program it
-    // execs in its place (the last), as it ignores it itself (image/guest-init.ts EXEC_LOOP).
+    // execs in its place (the last), as it ignores it itself (image/guest-init.ts EXEC_REQUEST).
     const sigIgn = (line?: string) => BigInt(`0x${line?.split(/\s+/)[1]}`);
     expect(sigIgn(ignored) & 0x6n).toBe(0n);
     expect(sigIgn(ignored) | 0x4n).toBe(sigIgn(viaAgent[3]) | 0x4n);
@@ -176,9 +179,9 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
     expect(red.action).toBeTruthy();
     // The exec ports do not need the agent.
     expect((await member.exec('echo without agent', { timeoutMs: 5_000 })).stdout).toBe('without agent\n');
-    // Killing the exec loops too leaves no way in: the command fails at its timeout, never hangs.
+    // Killing the exec servers too leaves no way in: the command fails at its timeout, never hangs.
     // (The pattern is put together at run time: the killer's own command line must not match it.)
-    const killLoops = 'l="exec-loop /dev/"; l="${l}vport"; for p in /proc/[0-9]*; do case "$(tr "\\0" " " < $p/cmdline 2>/dev/null)" in *"$l"*) kill -9 ${p#/proc/} ;; esac; done';
+    const killLoops = 'l="fleetbox-exec /dev/"; l="${l}vport"; for p in /proc/[0-9]*; do case "$(tr "\\0" " " < $p/cmdline 2>/dev/null)" in *"$l"*) kill -9 ${p#/proc/} ;; esac; done';
     await member.exec(`(sleep 0.3; ${killLoops}) >/dev/null 2>&1 &`);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     await expect(member.exec('true', { timeoutMs: 3_000 })).rejects.toMatchObject({ code: expect.stringMatching(/^(unresponsive|unreachable|exec_timeout)$/) });

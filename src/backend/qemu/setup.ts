@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import { findBinary } from '../../host/binaries.js';
 import { ensureImage } from '../../image/ensure-image.js';
+import { staticLibc } from '../../image/exec-server.js';
 import { newestCachedKernel } from '../../image/kernel-package.js';
 import { ensureSshKey } from '../../image/ssh-key.js';
 import { isStaticElf64 } from '../../image/static-binary.js';
@@ -24,6 +25,7 @@ const TOOLS: readonly { name: string; binaries: readonly string[]; package: stri
   { name: 'nftables', binaries: ['nft'], package: 'nftables', why: 'network faults: partitions and isolation on a cluster\'s bridge' },
   { name: 'dnsmasq', binaries: ['dnsmasq'], package: 'dnsmasq-base', why: 'members resolve each other by name' },
   { name: 'util-linux', binaries: ['setpriv', 'unshare'], package: 'util-linux', why: 'VMs die with their holder (pdeathsig); private mounts for file servers' },
+  { name: 'gcc', binaries: ['gcc'], package: 'gcc', why: "builds the guest's exec server, a static program (with libc6-dev)" },
   { name: 'mmdebstrap', binaries: ['mmdebstrap'], package: 'mmdebstrap', why: 'builds guest images from Debian packages (fleetbox image build)' },
 ];
 
@@ -62,6 +64,18 @@ function busyboxCheck(): Prerequisite {
     detail: ok ? `${path} is static (guest userland)` : path ? `${path} is not statically linked` : 'busybox missing (guest userland)',
     fix: ok ? null : SETUP,
     package: 'busybox-static',
+  };
+}
+
+function staticLibcCheck(): Prerequisite {
+  const path = staticLibc();
+  return {
+    name: 'libc6-dev',
+    ok: path !== undefined,
+    required: true,
+    detail: path ? `${path} found (the guest's exec server is linked with it)` : "no static C library (the guest's exec server is linked with it)",
+    fix: path ? null : SETUP,
+    package: 'libc6-dev',
   };
 }
 
@@ -133,7 +147,7 @@ export const backendSetup: BackendSetup = {
     if (process.platform !== 'linux') {
       return [{ name: 'linux', ok: false, required: true, detail: `fleetbox VMs need Linux, this is ${process.platform}`, fix: 'use a Linux host' }];
     }
-    return [rootCheck(), ...TOOLS.map(toolCheck), virtiofsdCheck(), busyboxCheck(), await kernelCheck(store), kvmCheck(store)];
+    return [rootCheck(), ...TOOLS.map(toolCheck), virtiofsdCheck(), busyboxCheck(), staticLibcCheck(), await kernelCheck(store), kvmCheck(store)];
   },
 
   async prepare(store, settings, progress) {

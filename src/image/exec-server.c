@@ -1,0 +1,461 @@
+/*
+ * fleetbox-exec: serves one exec port of a guest. The holder's end is
+ * src/backend/qemu/exec-port.ts; image/exec-server.ts builds this file (static, for the guest
+ * image) and image/guest-init.ts starts one per port.
+ *
+ *   fleetbox-exec <port> <dir> <shell> <request script>
+ *
+ * <port> is the port's device, or '-' when fd 3 is open on it already (the host tests run it
+ * on one end of a socket pair that way); <dir>.id beside <dir> says which request runs. The
+ * protocol, one request at a time:
+ *   H <nonce>                  -> FLEETBOX_EXEC 1 <nonce> <pid of this server> <dir>
+ *   E <id> <input bytes>\n<command>\0<input>
+ *                              -> X <id> <exit code> <stdout size> <stderr size>\n
+ *                                 <stdout, at most the cap><stderr, at most the cap>Z <id>\n
+ *   anything else              -> ? <id>
+ *
+ * Why a program and not a shell loop: under emulation a fork costs the guest 1.5-3 ms and a
+ * process exit ~0.5 ms. A loop of busybox's needed a reader process per output stream and
+ * waited for three exits after every command; this program reads both streams itself (poll)
+ * and answers as soon as the command's shell has exited and its output is closed.
+ *
+ * Every process a command needs is started before its request comes: a child, forked ahead,
+ * that becomes the command's shell. With <shell> set (the guest's /bin/sh is busybox), the
+ * child execs it at once, with the request script: it reads the command from fd 3 and runs it
+ * with eval (image/guest-init.ts EXEC_REQUEST says how that differs from sh -c). With <shell>
+ * empty (a root whose /bin/sh is another shell), the child waits for the command and then execs
+ * '/bin/sh -c <command>', as SSH and the agent run a command.
+ *
+ * What the child is handed on its fd 3 (a pipe): the path of its standard input (empty for
+ * /dev/null) on a line, then the command and a NUL. Input is read whole before the command is
+ * handed over (a request cut short is never run) into a memory file, opened by the command
+ * through /proc/<this server>/fd: a regular file, as before.
+ *
+ * Like qemu-ga, the answer waits until every writer has closed the command's output (processes
+ * the command left running with it open hold the answer), keeps the cap of each stream and
+ * reads on past it, dropping the rest (the size in the answer is what was written). A timeout
+ * is the host's to enforce: it ends the command's process tree through the agent, found by the
+ * PID written to <dir>.id ("E <id> <pid>") before the command is handed over; the PID's parent
+ * is this server, so a late kill can never hit another request.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef OUTPUT_CAP
+#error "OUTPUT_CAP (bytes kept of each stream) comes from the build"
+#endif
+#ifndef HELLO
+#error "HELLO (the hello's answer) comes from the build"
+#endif
+
+/* A request's header and command; the holder sends commands of 16 KiB at most. */
+#define REQUEST_MAX (64 * 1024 - 256)
+
+extern char **environ;
+
+static int port = -1;
+static const char *port_path;
+static const char *dir;
+static const char *shell;
+static const char *script;
+static int id_fd = -1;
+
+static char in_buf[64 * 1024];
+static size_t in_len;
+
+static char out[OUTPUT_CAP];
+static char err[OUTPUT_CAP];
+
+static void pause_ms(long ms) {
+  struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&t, &t) < 0 && errno == EINTR) {
+  }
+}
+
+/* Opens the port (a device that is not there yet, or still held, is waited for). */
+static void open_port(void) {
+  if (strcmp(port_path, "-") == 0) {
+    port = fcntl(3, F_DUPFD_CLOEXEC, 10);
+    if (port < 0) {
+      perror("fleetbox-exec: fd 3");
+      exit(1);
+    }
+    close(3);
+    return;
+  }
+  while ((port = open(port_path, O_RDWR | O_CLOEXEC)) < 0) pause_ms(1000);
+}
+
+/*
+ * More bytes from the port into in_buf. False when the host is gone: with '-' that is the end
+ * (exit); on a device, the host may come back (a new holder), so whatever was half read is
+ * dropped and the next bytes start afresh.
+ */
+static int fill(void) {
+  for (;;) {
+    ssize_t n = read(port, in_buf + in_len, sizeof in_buf - in_len);
+    if (n > 0) {
+      in_len += (size_t)n;
+      return 1;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (strcmp(port_path, "-") == 0) exit(0);
+    /* No host on the port: a read ends at once, so this would spin. */
+    in_len = 0;
+    pause_ms(200);
+    return 0;
+  }
+}
+
+static void consume(size_t n) {
+  memmove(in_buf, in_buf + n, in_len - n);
+  in_len -= n;
+}
+
+/* Writes all of it to `fd`; false if its reader went away (the host, or the command's shell). */
+static int write_all(int fd, struct iovec *v, int count) {
+  while (count > 0) {
+    ssize_t n = writev(fd, v, count);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return 0;
+    }
+    while (count > 0 && (size_t)n >= v->iov_len) {
+      n -= (ssize_t)v->iov_len;
+      v++;
+      count--;
+    }
+    if (count > 0) {
+      v->iov_base = (char *)v->iov_base + n;
+      v->iov_len -= (size_t)n;
+    }
+  }
+  return 1;
+}
+
+static void send_text(const char *text) {
+  struct iovec v = {(void *)text, strlen(text)};
+  write_all(port, &v, 1);
+}
+
+/* The command's shell, started ahead, and its ends of the pipes. */
+struct child {
+  pid_t pid;
+  int request; /* write end: the input's path and the command */
+  int out, err; /* read ends */
+};
+
+static void default_signals(void) {
+  sigset_t all;
+  sigemptyset(&all);
+  sigprocmask(SIG_SETMASK, &all, NULL);
+  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+}
+
+/* With no <shell>: waits for the command on fd `from`, then execs /bin/sh -c <command>. */
+static void exec_when_asked(int from) {
+  static char request[REQUEST_MAX + 4096];
+  size_t len = 0;
+  ssize_t n;
+  while (len < sizeof request && (n = read(from, request + len, sizeof request - len)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) _exit(0);
+    len += (size_t)n;
+  }
+  char *line = memchr(request, '\n', len);
+  char *end = line ? memchr(line, '\0', len - (size_t)(line - request)) : NULL;
+  /* Not handed a whole command (the server went away): nothing runs. */
+  if (!end) _exit(0);
+  *line = '\0';
+  if (line > request) {
+    int input = open(request, O_RDONLY);
+    if (input < 0 || dup2(input, 0) < 0) {
+      perror("fleetbox-exec: the command's input");
+      _exit(126);
+    }
+    close(input);
+  }
+  char *argv[] = {"/bin/sh", "-c", line + 1, NULL};
+  execve("/bin/sh", argv, environ);
+  perror("fleetbox-exec: /bin/sh");
+  _exit(127);
+}
+
+static int start_child(struct child *c) {
+  int request[2], o[2], e[2];
+  if (pipe2(request, O_CLOEXEC) < 0) return 0;
+  if (pipe2(o, O_CLOEXEC) < 0) {
+    close(request[0]), close(request[1]);
+    return 0;
+  }
+  if (pipe2(e, O_CLOEXEC) < 0) {
+    close(request[0]), close(request[1]), close(o[0]), close(o[1]);
+    return 0;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* The server's ends: the request pipe ends when the server closes its end. */
+    close(request[1]), close(o[0]), close(e[0]);
+    default_signals();
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(o[1], 1) < 0 || dup2(e[1], 2) < 0) _exit(126);
+    if (null > 2) close(null);
+    if (!shell[0]) exec_when_asked(request[0]);
+    /* dup2 onto itself would leave it close-on-exec. */
+    if (request[0] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(request[0], 3) < 0) _exit(126);
+    char *argv[] = {(char *)shell, "-c", (char *)script, "/bin/sh", NULL};
+    execve(shell, argv, environ);
+    perror("fleetbox-exec: the command's shell");
+    _exit(127);
+  }
+  close(request[0]), close(o[1]), close(e[1]);
+  if (pid < 0) {
+    close(request[1]), close(o[0]), close(e[0]);
+    return 0;
+  }
+  *c = (struct child){pid, request[1], o[0], e[0]};
+  return 1;
+}
+
+/* Its ends of the pipes, once it is gone. */
+static void drop_child(struct child *c) {
+  close(c->request), close(c->out), close(c->err);
+}
+
+/* Ends it (not reaped yet: its PID is still its own) and reaps it. */
+static void end_child(struct child *c) {
+  drop_child(c);
+  kill(c->pid, SIGKILL);
+  while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {
+  }
+}
+
+/* Says which request runs, for the host's kill: "E <id> <pid>". */
+static void note_running(const char *id, pid_t pid) {
+  char line[96];
+  int n = snprintf(line, sizeof line, "E %s %d\n", id, (int)pid);
+  if (ftruncate(id_fd, 0) == 0 && pwrite(id_fd, line, (size_t)n, 0) < 0) {
+    /* The kill then waits (bounded) and ends nothing; the command still runs. */
+  }
+}
+
+/* Reads a request line: false when the host went away before it was whole. */
+static int read_line(char **line, size_t *len) {
+  char *nl;
+  while (!(nl = memchr(in_buf, '\n', in_len))) {
+    if (in_len == sizeof in_buf) in_len = 0; /* no request is this long: not one of ours */
+    if (!fill()) return 0;
+  }
+  *line = in_buf;
+  *len = (size_t)(nl - in_buf);
+  *nl = '\0';
+  return 1;
+}
+
+/*
+ * Takes requests until a command (with its input) has come whole: hellos and requests it does
+ * not know are answered on the way. Returns the command's length (it is at the start of
+ * in_buf, NUL-ended) and the id; the input is in *input (-1 for none).
+ */
+static size_t take_request(char *id, size_t id_size, int *input) {
+  for (;;) {
+    char *line;
+    size_t len;
+    *input = -1;
+    if (!read_line(&line, &len)) continue;
+    char op[8] = "", word[64] = "";
+    unsigned long long size = 0;
+    int fields = sscanf(line, "%7s %63s %llu", op, word, &size);
+    consume(len + 1);
+    if (fields >= 2 && strcmp(op, "H") == 0) {
+      char hello[256];
+      snprintf(hello, sizeof hello, "%s %s %d %s\n", HELLO, word, (int)getpid(), dir);
+      send_text(hello);
+      continue;
+    }
+    if (fields != 3 || strcmp(op, "E") != 0) {
+      char unknown[96];
+      snprintf(unknown, sizeof unknown, "? %s\n", word);
+      send_text(unknown);
+      continue;
+    }
+    /* The command, up to its NUL. */
+    char *nul;
+    while (!(nul = memchr(in_buf, '\0', in_len)) && in_len < REQUEST_MAX && fill()) {
+    }
+    if (!nul && in_len >= REQUEST_MAX) {
+      /* Longer than any command the holder sends: out of step, and the host is told so. */
+      in_len = 0;
+      char unknown[96];
+      snprintf(unknown, sizeof unknown, "? %s\n", word);
+      send_text(unknown);
+    }
+    /* Else the host went away mid-command: never run. */
+    if (!nul) continue;
+    size_t command = (size_t)(nul - in_buf) + 1;
+    if (size > 0) {
+      *input = memfd_create("fleetbox-exec-input", MFD_CLOEXEC);
+      if (*input < 0) {
+        perror("fleetbox-exec: memfd_create");
+        exit(1);
+      }
+      /* The input: what came with the command first, then straight from the port. */
+      size_t have = in_len - command < size ? in_len - command : (size_t)size;
+      unsigned long long left = size;
+      int ok = write(*input, in_buf + command, have) == (ssize_t)have;
+      left -= have;
+      memmove(in_buf + command, in_buf + command + have, in_len - command - have);
+      in_len -= have;
+      while (ok && left > 0) {
+        /* Read past in_buf's command into its free tail. */
+        size_t room = sizeof in_buf - in_len;
+        size_t want = left < room ? (size_t)left : room;
+        ssize_t n = read(port, in_buf + in_len, want);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          ok = 0;
+          break;
+        }
+        ok = write(*input, in_buf + in_len, (size_t)n) == n;
+        left -= (unsigned long long)n;
+      }
+      if (!ok || left > 0) {
+        /* Cut short: not run. */
+        close(*input);
+        *input = -1;
+        in_len = 0;
+        if (strcmp(port_path, "-") == 0) exit(0);
+        continue;
+      }
+    }
+    snprintf(id, id_size, "%s", word);
+    return command;
+  }
+}
+
+/* Reads the command's output until both streams are closed; the sizes are what was written. */
+static void collect(struct child *c, unsigned long long *out_size, unsigned long long *err_size) {
+  static char drop[65536];
+  struct pollfd p[2] = {{c->out, POLLIN, 0}, {c->err, POLLIN, 0}};
+  char *bufs[2] = {out, err};
+  unsigned long long *sizes[2] = {out_size, err_size};
+  *out_size = *err_size = 0;
+  int open_streams = 2;
+  while (open_streams > 0) {
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      perror("fleetbox-exec: poll");
+      exit(1);
+    }
+    for (int k = 0; k < 2; k++) {
+      if (p[k].fd < 0 || !p[k].revents) continue;
+      unsigned long long have = *sizes[k];
+      char *to = have < OUTPUT_CAP ? bufs[k] + have : drop;
+      size_t room = have < OUTPUT_CAP ? OUTPUT_CAP - (size_t)have : sizeof drop;
+      ssize_t n = read(p[k].fd, to, room);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        p[k].fd = -1;
+        open_streams--;
+      } else {
+        *sizes[k] += (unsigned long long)n;
+      }
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc != 5) {
+    fprintf(stderr, "usage: fleetbox-exec <port device | -> <dir> <shell or ''> <request script>\n");
+    return 2;
+  }
+  port_path = argv[1], dir = argv[2], shell = argv[3], script = argv[4];
+  /* A host gone mid-answer is a failed write, not the end of the server; children are reaped here. */
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGCHLD, SIG_DFL);
+  char id_path[4096];
+  snprintf(id_path, sizeof id_path, "%s.id", dir);
+  id_fd = open(id_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (id_fd < 0) {
+    perror(id_path);
+    return 1;
+  }
+  open_port();
+  struct child c;
+  int ready = 0;
+  for (;;) {
+    /* The next command's shell, before its request. */
+    while (!ready && !(ready = start_child(&c))) pause_ms(1000);
+    char id[64];
+    int input;
+    size_t command = take_request(id, sizeof id, &input);
+    char proc_path[64] = "";
+    if (input >= 0) snprintf(proc_path, sizeof proc_path, "/proc/%d/fd/%d", (int)getpid(), input);
+    /*
+     * A shell that died while it waited (killed, or it could not start) is replaced before the
+     * command is handed over, twice at most; one that dies after is the command's end (the
+     * host's kill of a timed-out request may come that early), never run again.
+     */
+    int handed = 0;
+    for (int attempt = 0; attempt < 3 && !handed; attempt++) {
+      if (ready && waitpid(c.pid, NULL, WNOHANG) == c.pid) {
+        drop_child(&c);
+        ready = 0;
+      }
+      if (!ready && !(ready = start_child(&c))) break;
+      note_running(id, c.pid);
+      struct iovec v[3] = {{proc_path, strlen(proc_path)}, {"\n", 1}, {in_buf, command}};
+      handed = write_all(c.request, v, 3);
+      if (!handed) {
+        /* Its reader is gone: it is dying. */
+        end_child(&c);
+        ready = 0;
+      }
+    }
+    consume(command);
+    unsigned long long out_size = 0, err_size = 0;
+    int code = 127;
+    if (handed) {
+      close(c.request);
+      collect(&c, &out_size, &err_size);
+      close(c.out), close(c.err);
+      int status = 0;
+      while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    } else {
+      static const char why[] = "fleetbox-exec: the command's shell could not be started\n";
+      memcpy(err, why, sizeof why - 1);
+      err_size = sizeof why - 1;
+    }
+    ready = 0;
+    if (input >= 0) close(input);
+    char header[160], trailer[80];
+    snprintf(header, sizeof header, "X %s %d %llu %llu\n", id, code, out_size, err_size);
+    snprintf(trailer, sizeof trailer, "Z %s\n", id);
+    struct iovec v[4] = {
+        {header, strlen(header)},
+        {out, out_size < OUTPUT_CAP ? (size_t)out_size : OUTPUT_CAP},
+        {err, err_size < OUTPUT_CAP ? (size_t)err_size : OUTPUT_CAP},
+        {trailer, strlen(trailer)},
+    };
+    /* A host gone mid-answer loses it; the next holder says hello first. */
+    write_all(port, v, 4);
+    /* A late kill finds no request named; had this failed, it would find this one's PID reaped, its parent not this server. */
+    if (ftruncate(id_fd, 0) < 0) perror("fleetbox-exec: clearing the running request");
+    /* The memory a large output held is given back now, not when the next one comes. */
+    if (out_size > 256 * 1024) madvise(out, OUTPUT_CAP, MADV_DONTNEED);
+    if (err_size > 256 * 1024) madvise(err, OUTPUT_CAP, MADV_DONTNEED);
+  }
+}
