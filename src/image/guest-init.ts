@@ -431,7 +431,7 @@ fi
 # Under systemd the member is running once the whole system is up (running, or degraded:
 # a unit of the user's that failed is theirs to see, not a failed boot).
 [ "$1" = services ] && /bin/systemctl is-system-running --wait >/dev/null 2>&1
-# A template starts its exec loops before its marker (it is saved right after: its clones get
+# A template starts its exec servers before its marker (it is saved right after: its clones get
 # them running); a member after its own, so that they do not delay it.
 if [ -n "$TEMPLATE" ]; then
   [ -n "$EXEC_PORTS_WANTED" ] && start_exec_ports

@@ -51,16 +51,16 @@ const TREE_KILLER = 't() { kill -STOP $1 2>/dev/null; for c in $(cat /proc/$1/ta
 const killTree = (pid: number) => `${TREE_KILLER}; t ${pid}`;
 
 /**
- * Ends request `id` of an exec port's loop (image/guest-init.ts EXEC_LOOP) and all it started:
- * the PID its shell wrote to `<dir>.id`, once that file names request `id` and while the PID is
- * the loop's child. Until then the file is empty (the request's shell is still reading it) or
- * still names the request before (the loop is about to clear it): the script waits, bounded. A
- * kill that comes late finds another request there, or none, and ends nothing.
+ * Ends request `id` of an exec port's server (image/exec-server.c) and all it started: the PID
+ * the server wrote to `<dir>.id`, once that file names request `id` and while the PID is the
+ * server's child. Until then the file is empty (the server is still reading the request) or
+ * still names the request before (the server is about to clear it): the script waits, bounded.
+ * A kill that comes late finds another request there, or none, and ends nothing.
  */
-export const killRequestScript = (dir: string, id: number, loopPid: number) =>
+export const killRequestScript = (dir: string, id: number, serverPid: number) =>
   `${TREE_KILLER}; n=0; until read -r k i p _ < ${dir}.id && [ "$k $i" = "E ${id}" ]; do ` +
   `[ $n -ge 100 ] && exit 0; sleep 0.05; n=$((n + 1)); done; ` +
-  `pp=; while read -r f v; do [ "$f" = PPid: ] && pp=$v; done < /proc/$p/status; [ "$pp" = ${loopPid} ] && t $p`;
+  `pp=; while read -r f v; do [ "$f" = PPid: ] && pp=$v; done < /proc/$p/status; [ "$pp" = ${serverPid} ] && t $p`;
 
 /** Runs `script` through the agent to end processes (a timeout's clean-up) and waits (bounded) until it has run; its failure is the caller's to ignore. */
 export async function agentKill(agent: GuestAgent, script: string): Promise<void> {

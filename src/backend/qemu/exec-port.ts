@@ -7,9 +7,9 @@ import { PortClosed, PortStream } from './port-stream.js';
 /*
  * The holder's end of a member's exec ports: commands without the agent. Through qemu-ga an
  * exec costs the guest qemu-ga's own fork, its child watch and the status polls (17–28 ms a
- * round trip under emulation); a loop of busybox's on a port of its own starts the command's
- * shell and output readers before the request comes, so a command costs little more than
- * itself (EXEC_LOOP in image/guest-init.ts is the other end).
+ * round trip under emulation); a small program of fleetbox's on a port of its own starts the
+ * command's shell before the request comes and reads the output itself, so a command costs
+ * little more than itself (image/exec-server.c is the other end).
  *
  * A port runs one command at a time, so a member has several; a command that finds none free
  * (or a guest without them) goes through the agent, which runs any number. Once a request is
@@ -22,7 +22,7 @@ import { PortClosed, PortStream } from './port-stream.js';
 const HELLO_WAIT_MS = 3_000;
 /** Output follows its header at once (the guest reads it from RAM): only a guest gone silent takes this long. */
 const OUTPUT_TIMEOUT_MS = 30_000;
-/** Longer commands go through the agent: the loop reads a command a byte at a time. */
+/** Longer commands go through the agent: the command's shell reads a command a byte at a time. */
 export const MAX_PORT_COMMAND = 16 * 1024;
 
 /** Runs a shell script in the guest that ends processes (through the agent: the port is busy). */
@@ -38,11 +38,11 @@ class ExecPort {
   private opening: Promise<boolean> | undefined;
   /** When the hello went out: a command waits for its answer only until helloMs after this. */
   openedAt = 0;
-  private loop = { pid: 0, dir: '' };
+  private server = { pid: 0, dir: '' };
   private nextId = 1;
   /** Reserved for a command, or still waiting for the answer of one that timed out. */
   busy = false;
-  /** Its loop said hello: requests may go. */
+  /** Its server said hello: requests may go. */
   ready = false;
   /** Given up: never used again by this holder. */
   broken = false;
@@ -55,9 +55,9 @@ class ExecPort {
   ) {}
 
   /**
-   * Connects and says hello, once; resolves when the loop answers (false if the port is given
-   * up). No deadline: a loop still busy with a command of an earlier holder (a restored fork)
-   * answers when that ends. Lines before the answer are passed over: what the loop said to that
+   * Connects and says hello, once; resolves when the server answers (false if the port is given
+   * up). No deadline: a server still busy with a command of an earlier holder (a restored fork)
+   * answers when that ends. Lines before the answer are passed over: what the server said to that
    * holder. The hello's nonce tells this holder's answer from any of those.
    */
   open(): Promise<boolean> {
@@ -71,13 +71,13 @@ class ExecPort {
         for (;;) {
           const hello = new RegExp(`^${EXEC_HELLO} ${nonce} (\\d+) (/\\S+)$`).exec(await this.stream.line());
           if (hello) {
-            this.loop = { pid: Number(hello[1]), dir: hello[2] as string };
+            this.server = { pid: Number(hello[1]), dir: hello[2] as string };
             this.ready = true;
             return true;
           }
         }
       } catch (error) {
-        this.giveUp(`no exec loop: ${(error as Error).message}`);
+        this.giveUp(`no exec server: ${(error as Error).message}`);
         return false;
       }
     })();
@@ -105,7 +105,7 @@ class ExecPort {
         // The port stays busy until the ended command's answer has been read off it. The kill
         // names this request: late, it ends nothing else. The caller hears of the timeout now.
         answer.catch(() => undefined);
-        void kill(killRequestScript(this.loop.dir, id, this.loop.pid)).catch(() => undefined);
+        void kill(killRequestScript(this.server.dir, id, this.server.pid)).catch(() => undefined);
       }
       throw error;
     } finally {
@@ -171,7 +171,7 @@ export class ExecPorts {
     );
   }
 
-  /** Connects every port now (the member just started): the loops then wait without polling. */
+  /** Connects every port now (the member just started): the servers then wait without polling. */
   open(): void {
     for (const port of this.ports) void port.open();
   }
@@ -189,7 +189,7 @@ export class ExecPorts {
       port.busy = true;
       if (!port.ready) {
         // A hello is waited for only in the first helloMs after it went out, and for at most half
-        // the command's budget (the rest is for the agent): a port that stays silent (its loop busy with a command of an
+        // the command's budget (the rest is for the agent): a port that stays silent (its server busy with a command of an
         // earlier holder, or gone) is passed over at once after that. Its hello may still come.
         const opening = port.open();
         const wait = Math.min(port.openedAt + this.timeouts.helloMs, Date.now() + (deadline - Date.now()) / 2) - Date.now();
