@@ -36,7 +36,8 @@
  * reads on past it, dropping the rest (the size in the answer is what was written). A timeout
  * is the host's to enforce: it ends the command's process tree through the agent, found by the
  * PID written to <dir>.id ("E <id> <pid>") before the command is handed over; the PID's parent
- * is this server, so a late kill can never hit another request.
+ * is this server, so a late kill can never hit another request, and a command whose shell the
+ * kill ended before the hand-over is never run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -74,8 +75,9 @@ static int id_fd = -1;
 static char in_buf[64 * 1024];
 static size_t in_len;
 
-static char out[OUTPUT_CAP];
-static char err[OUTPUT_CAP];
+/* Page-aligned, so that their memory can be given back after a large output (madvise). */
+static char out[OUTPUT_CAP] __attribute__((aligned(4096)));
+static char err[OUTPUT_CAP] __attribute__((aligned(4096)));
 
 static void pause_ms(long ms) {
   struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
@@ -147,6 +149,15 @@ static int write_all(int fd, struct iovec *v, int count) {
 static void send_text(const char *text) {
   struct iovec v = {(void *)text, strlen(text)};
   write_all(port, &v, 1);
+}
+
+/* Answers request `id` without output of the command's own: `why` is its stderr. */
+static void send_failure(const char *id, int code, const char *why) {
+  char header[160], trailer[80];
+  snprintf(header, sizeof header, "X %s %d 0 %zu\n", id, code, strlen(why));
+  snprintf(trailer, sizeof trailer, "Z %s\n", id);
+  struct iovec v[3] = {{header, strlen(header)}, {(void *)why, strlen(why)}, {trailer, strlen(trailer)}};
+  write_all(port, v, 3);
 }
 
 /* The command's shell, started ahead, and its ends of the pipes. */
@@ -233,14 +244,6 @@ static void drop_child(struct child *c) {
   close(c->request), close(c->out), close(c->err);
 }
 
-/* Ends it (not reaped yet: its PID is still its own) and reaps it. */
-static void end_child(struct child *c) {
-  drop_child(c);
-  kill(c->pid, SIGKILL);
-  while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {
-  }
-}
-
 /* Says which request runs, for the host's kill: "E <id> <pid>". */
 static void note_running(const char *id, pid_t pid) {
   char line[96];
@@ -279,7 +282,7 @@ static size_t take_request(char *id, size_t id_size, int *input) {
     int fields = sscanf(line, "%7s %63s %llu", op, word, &size);
     consume(len + 1);
     if (fields >= 2 && strcmp(op, "H") == 0) {
-      char hello[256];
+      char hello[4400];
       snprintf(hello, sizeof hello, "%s %s %d %s\n", HELLO, word, (int)getpid(), dir);
       send_text(hello);
       continue;
@@ -305,37 +308,41 @@ static size_t take_request(char *id, size_t id_size, int *input) {
     if (!nul) continue;
     size_t command = (size_t)(nul - in_buf) + 1;
     if (size > 0) {
+      /* The input: what came with the command first, then straight from the port, all of it
+       * read off the port even when it cannot be kept (the port stays in step). */
       *input = memfd_create("fleetbox-exec-input", MFD_CLOEXEC);
-      if (*input < 0) {
-        perror("fleetbox-exec: memfd_create");
-        exit(1);
-      }
-      /* The input: what came with the command first, then straight from the port. */
+      int kept = *input >= 0;
       size_t have = in_len - command < size ? in_len - command : (size_t)size;
-      unsigned long long left = size;
-      int ok = write(*input, in_buf + command, have) == (ssize_t)have;
-      left -= have;
+      unsigned long long left = size - have;
+      kept = kept && write(*input, in_buf + command, have) == (ssize_t)have;
       memmove(in_buf + command, in_buf + command + have, in_len - command - have);
       in_len -= have;
-      while (ok && left > 0) {
-        /* Read past in_buf's command into its free tail. */
+      int whole = 1;
+      while (left > 0) {
+        /* Read into in_buf's free tail, past the command. */
         size_t room = sizeof in_buf - in_len;
-        size_t want = left < room ? (size_t)left : room;
-        ssize_t n = read(port, in_buf + in_len, want);
+        ssize_t n = read(port, in_buf + in_len, left < room ? (size_t)left : room);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-          ok = 0;
+          whole = 0;
           break;
         }
-        ok = write(*input, in_buf + in_len, (size_t)n) == n;
+        kept = kept && write(*input, in_buf + in_len, (size_t)n) == n;
         left -= (unsigned long long)n;
       }
-      if (!ok || left > 0) {
-        /* Cut short: not run. */
-        close(*input);
+      if (!whole || !kept) {
+        if (*input >= 0) close(*input);
         *input = -1;
+      }
+      if (!whole) {
+        /* Cut short (the host went away): never run. */
         in_len = 0;
         if (strcmp(port_path, "-") == 0) exit(0);
+        continue;
+      }
+      if (!kept) {
+        send_failure(word, 126, "fleetbox-exec: no room for the command's input in the guest's memory\n");
+        consume(command);
         continue;
       }
     }
@@ -354,9 +361,9 @@ static void collect(struct child *c, unsigned long long *out_size, unsigned long
   int open_streams = 2;
   while (open_streams > 0) {
     if (poll(p, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      perror("fleetbox-exec: poll");
-      exit(1);
+      /* EINTR, or no memory for a moment (ENOMEM): the streams are still there. */
+      if (errno != EINTR) pause_ms(10);
+      continue;
     }
     for (int k = 0; k < 2; k++) {
       if (p[k].fd < 0 || !p[k].revents) continue;
@@ -381,8 +388,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   port_path = argv[1], dir = argv[2], shell = argv[3], script = argv[4];
-  /* A host gone mid-answer is a failed write, not the end of the server; children are reaped here. */
+  /*
+   * A write to a host that went away fails (EPIPE, not a signal: a socket pair) or, on a virtio
+   * port, waits until a host connects, which passes over what comes before its hello's answer.
+   * Children are reaped here (waitpid), never ignored.
+   */
   signal(SIGPIPE, SIG_IGN);
+  /* An input over a file size limit is a failed write too (its command answers 126). */
+  signal(SIGXFSZ, SIG_IGN);
   signal(SIGCHLD, SIG_DFL);
   char id_path[4096];
   snprintf(id_path, sizeof id_path, "%s.id", dir);
@@ -403,42 +416,41 @@ int main(int argc, char **argv) {
     char proc_path[64] = "";
     if (input >= 0) snprintf(proc_path, sizeof proc_path, "/proc/%d/fd/%d", (int)getpid(), input);
     /*
-     * A shell that died while it waited (killed, or it could not start) is replaced before the
-     * command is handed over, twice at most; one that dies after is the command's end (the
-     * host's kill of a timed-out request may come that early), never run again.
+     * A shell that died while it waited (killed, or it could not start) is replaced before its
+     * PID is written for the host's kill. Once it is written, the command goes to that shell or
+     * nowhere: the host's kill of a timed-out request may already have ended it, and a command
+     * is never run after its kill.
      */
-    int handed = 0;
-    for (int attempt = 0; attempt < 3 && !handed; attempt++) {
-      if (ready && waitpid(c.pid, NULL, WNOHANG) == c.pid) {
-        drop_child(&c);
-        ready = 0;
-      }
-      if (!ready && !(ready = start_child(&c))) break;
-      note_running(id, c.pid);
-      struct iovec v[3] = {{proc_path, strlen(proc_path)}, {"\n", 1}, {in_buf, command}};
-      handed = write_all(c.request, v, 3);
-      if (!handed) {
-        /* Its reader is gone: it is dying. */
-        end_child(&c);
-        ready = 0;
-      }
+    if (ready && waitpid(c.pid, NULL, WNOHANG) == c.pid) {
+      drop_child(&c);
+      ready = 0;
     }
-    consume(command);
+    if (!ready) ready = start_child(&c);
     unsigned long long out_size = 0, err_size = 0;
     int code = 127;
-    if (handed) {
+    if (ready) {
+      note_running(id, c.pid);
+      struct iovec v[3] = {{proc_path, strlen(proc_path)}, {"\n", 1}, {in_buf, command}};
+      int handed = write_all(c.request, v, 3);
       close(c.request);
+      /* Handed over or not (its reader gone: it is dying), its output and its end are the answer's. */
       collect(&c, &out_size, &err_size);
       close(c.out), close(c.err);
       int status = 0;
       while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
       }
       code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      if (!handed && err_size == 0) {
+        static const char why[] = "fleetbox-exec: the command's shell ended before it took the command\n";
+        memcpy(err, why, sizeof why - 1);
+        err_size = sizeof why - 1;
+      }
     } else {
       static const char why[] = "fleetbox-exec: the command's shell could not be started\n";
       memcpy(err, why, sizeof why - 1);
       err_size = sizeof why - 1;
     }
+    consume(command);
     ready = 0;
     if (input >= 0) close(input);
     char header[160], trailer[80];
@@ -450,7 +462,7 @@ int main(int argc, char **argv) {
         {err, err_size < OUTPUT_CAP ? (size_t)err_size : OUTPUT_CAP},
         {trailer, strlen(trailer)},
     };
-    /* A host gone mid-answer loses it; the next holder says hello first. */
+    /* Lost with a host that went away, or passed over by the next one (see main's start). */
     write_all(port, v, 4);
     /* A late kill finds no request named; had this failed, it would find this one's PID reaped, its parent not this server. */
     if (ftruncate(id_fd, 0) < 0) perror("fleetbox-exec: clearing the running request");

@@ -94,7 +94,7 @@ export const EXEC_PORTS = 4;
 export const EXEC_HELLO = 'FLEETBOX_EXEC 1';
 /** Output kept of each stream of a command, as qemu-ga keeps (beyond it the result says truncated). */
 export const EXEC_OUTPUT_CAP = 16 << 20;
-/** Beside each port's <dir> here, <dir>.id says which request runs (the host's kill reads it). */
+/** Port k's server is named <dir> = EXEC_DIR/<k> (its hello says so); <dir>.id says which request it runs, for the host's kill. */
 export const EXEC_DIR = '/run/fleetbox-exec';
 /** What a command starts with, as dropbear gives an SSH command: the server runs under exactly this. */
 export const GUEST_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/sh'];
