@@ -53,8 +53,8 @@ afterEach(() => {
 function startLocal(shell: string, wrapper: readonly string[] = []): { connect: () => Promise<PortStream>; server: ChildProcess; dir: string } {
   const dir = scratch();
   // In a process group of its own, so that the shells it starts go with it.
-  const [program, ...args] = [...wrapper, serverProgram, '-', dir, shell, EXEC_REQUEST] as [string, ...string[]];
-  const started = spawn(program, args, { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env: guestEnv, cwd: dir, detached: true });
+  const command = [...wrapper, serverProgram, '-', dir, shell, EXEC_REQUEST];
+  const started = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env: guestEnv, cwd: dir, detached: true });
   running.push(started);
   const socket = started.stdio[3] as Socket;
   return { connect: () => Promise.resolve(PortStream.over(socket)), server: started, dir };
