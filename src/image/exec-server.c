@@ -29,7 +29,7 @@
  * What the child is handed on its fd 3 (a pipe): the path of its standard input (empty for
  * /dev/null) on a line, then the command and a NUL. Input is read whole before the command is
  * handed over (a request cut short is never run) into a memory file, opened by the command
- * through /proc/<this server>/fd: a regular file, as before.
+ * through /proc/<this server>/fd: a regular file, so a command may seek it or read it twice.
  *
  * Like qemu-ga, the answer waits until every writer has closed the command's output (processes
  * the command left running with it open hold the answer), keeps the cap of each stream and
@@ -113,7 +113,9 @@ static int fill(void) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (strcmp(port_path, "-") == 0) exit(0);
-    /* No host on the port: a read ends at once, so this would spin. */
+    /* No host on the port: a read ends at once, so this would spin. A fifth of a second, not
+     * the bulk loop's second: a new holder's first command (a clone's, a restored fork's)
+     * waits for this. */
     in_len = 0;
     pause_ms(200);
     return 0;

@@ -71,7 +71,7 @@ function stage(root: string, inputs: InitramfsInputs): void {
   write(root, RESEED_PROGRAM.replace(/^\//, ''), reseedProgram(), 0o700);
   // The kernel runs /init with #!/bin/busybox; /bin/sh is what dropbear starts for a session.
   for (const applet of new Set(['sh', ...inputs.busyboxApplets])) {
-    if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga', 'tc', 'fleetbox-exec'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
+    if (/^[\w.[-]+$/.test(applet) && !['busybox', 'dropbear', 'qemu-ga', 'tc'].includes(applet)) symlinkSync('busybox', join(root, 'bin', applet));
   }
   for (const lib of inputs.libraries) place(root, lib.guestPath.replace(/^\//, ''), lib.hostPath, 0o755);
   for (const module of ALL_GUEST_MODULES) {

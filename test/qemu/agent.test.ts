@@ -93,7 +93,7 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
     const servedBy = held.map((r) => r.stdout.split('\n')[0] ?? '');
     for (const server of servedBy) expect(server).toMatch(/^\/bin\/fleetbox-exec \/dev\/vport\S+ /);
     expect(new Set(servedBy.map((server) => server.split(' ')[1])).size).toBe(4);
-    // SIGINT reaches a command either way (a loop started with '&' would pass it on ignored).
+    // SIGINT reaches a command either way (a server started with '&' would pass it on ignored).
     // SIGQUIT too on a port; through 'sh -c' busybox leaves it ignored for the program it
     // execs in its place (the last), as it ignores it itself (image/guest-init.ts EXEC_REQUEST).
     const sigIgn = (line?: string) => BigInt(`0x${line?.split(/\s+/)[1]}`);
@@ -181,8 +181,8 @@ describe.skipIf(skip)('the guest agent on a real VM', () => {
     expect((await member.exec('echo without agent', { timeoutMs: 5_000 })).stdout).toBe('without agent\n');
     // Killing the exec servers too leaves no way in: the command fails at its timeout, never hangs.
     // (The pattern is put together at run time: the killer's own command line must not match it.)
-    const killLoops = 'l="fleetbox-exec /dev/"; l="${l}vport"; for p in /proc/[0-9]*; do case "$(tr "\\0" " " < $p/cmdline 2>/dev/null)" in *"$l"*) kill -9 ${p#/proc/} ;; esac; done';
-    await member.exec(`(sleep 0.3; ${killLoops}) >/dev/null 2>&1 &`);
+    const killServers = 'l="fleetbox-exec /dev/"; l="${l}vport"; for p in /proc/[0-9]*; do case "$(tr "\\0" " " < $p/cmdline 2>/dev/null)" in *"$l"*) kill -9 ${p#/proc/} ;; esac; done';
+    await member.exec(`(sleep 0.3; ${killServers}) >/dev/null 2>&1 &`);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     await expect(member.exec('true', { timeoutMs: 3_000 })).rejects.toMatchObject({ code: expect.stringMatching(/^(unresponsive|unreachable|exec_timeout)$/) });
   }, 120_000);

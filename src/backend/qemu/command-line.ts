@@ -163,7 +163,7 @@ export function qemuArguments(vm: QemuInvocation): string[] {
       // Bulk bytes (copies) beside the agent, raw: see bulk.ts.
       '-chardev', `socket,id=bulk0,path=${optionValue(bulkSocketOf(agentSocket))},server=on,wait=off`,
       '-device', `virtserialport,chardev=bulk0,name=${BULK_PORT}`,
-      // Commands without the agent, one loop per port: see exec-port.ts.
+      // Commands without the agent, one server per port: see exec-port.ts.
       ...Array.from({ length: EXEC_PORTS }, (_, k) => [
         '-chardev', `socket,id=exec${k},path=${optionValue(execSocketOf(agentSocket, k))},server=on,wait=off`,
         '-device', `virtserialport,chardev=exec${k},name=${EXEC_PORT_PREFIX}${k}`,

@@ -22,7 +22,7 @@ import { PortClosed, PortStream } from './port-stream.js';
 const HELLO_WAIT_MS = 3_000;
 /** Output follows its header at once (the guest reads it from RAM): only a guest gone silent takes this long. */
 const OUTPUT_TIMEOUT_MS = 30_000;
-/** Longer commands go through the agent: the command's shell reads a command a byte at a time. */
+/** Longer commands go through the agent: a busybox shell started ahead reads its command a byte at a time. */
 export const MAX_PORT_COMMAND = 16 * 1024;
 
 /** Runs a shell script in the guest that ends processes (through the agent: the port is busy). */

@@ -361,7 +361,7 @@ export function createQemuBackend(options: QemuBackendOptions = {}): Backend {
         if (answer['host-name'] !== config.name) {
           throw new FleetboxError('boot_failed', `${config.name}: its agent answers as ${JSON.stringify(answer['host-name'])}`);
         }
-        // Its loops wait without polling once a host is on their ports; the first command finds them open.
+        // Its bulk loop and exec servers wait without polling once a host is on their ports; the first command finds them open.
         void portsOf(ctx).bulk.open();
         if (!portsOff) portsOf(ctx).exec.open();
         return true;

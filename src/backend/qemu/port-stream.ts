@@ -5,9 +5,10 @@ import { connect, type Socket } from 'node:net';
  * unix socket per port and the holder is its only client. What the guest says arrives as a byte
  * stream of header lines and counted bytes; this reads it as such, each read with a deadline.
  *
- * The connection is also what lets the guest's loop on the port sleep: while no host is
- * connected, a read of a virtio port returns end of file at once, so the loop waits a second and
- * tries again; once a host is connected the read blocks until a request arrives.
+ * The connection is also what lets the guest's side of the port sleep: while no host is
+ * connected, a read of a virtio port returns end of file at once, so the bulk loop waits a
+ * second and an exec server 0.2 s before they try again; once a host is connected the read
+ * blocks until a request arrives.
  */
 
 export class PortStream {

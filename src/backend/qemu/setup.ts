@@ -25,7 +25,7 @@ const TOOLS: readonly { name: string; binaries: readonly string[]; package: stri
   { name: 'nftables', binaries: ['nft'], package: 'nftables', why: 'network faults: partitions and isolation on a cluster\'s bridge' },
   { name: 'dnsmasq', binaries: ['dnsmasq'], package: 'dnsmasq-base', why: 'members resolve each other by name' },
   { name: 'util-linux', binaries: ['setpriv', 'unshare'], package: 'util-linux', why: 'VMs die with their holder (pdeathsig); private mounts for file servers' },
-  { name: 'gcc', binaries: ['gcc'], package: 'gcc', why: "builds the guest's exec server, a static program (with libc6-dev)" },
+  { name: 'gcc', binaries: ['gcc'], package: 'gcc', why: "builds the guest's exec server, a static program; libc6-dev too" },
   { name: 'mmdebstrap', binaries: ['mmdebstrap'], package: 'mmdebstrap', why: 'builds guest images from Debian packages (fleetbox image build)' },
 ];
 
