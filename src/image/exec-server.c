@@ -153,13 +153,35 @@ static void send_text(const char *text) {
   write_all(port, &v, 1);
 }
 
-/* Answers request `id` without output of the command's own: `why` is its stderr. */
-static void send_failure(const char *id, int code, const char *why) {
+/*
+ * Answers request `id`: the sizes are what the command wrote, of which the cap is sent. Lost
+ * with a host that went away, or passed over by the next one (see main's start).
+ */
+static void send_answer(const char *id, int code, unsigned long long out_size, unsigned long long err_size) {
   char header[160], trailer[80];
-  snprintf(header, sizeof header, "X %s %d 0 %zu\n", id, code, strlen(why));
+  snprintf(header, sizeof header, "X %s %d %llu %llu\n", id, code, out_size, err_size);
   snprintf(trailer, sizeof trailer, "Z %s\n", id);
-  struct iovec v[3] = {{header, strlen(header)}, {(void *)why, strlen(why)}, {trailer, strlen(trailer)}};
-  write_all(port, v, 3);
+  struct iovec v[4] = {
+      {header, strlen(header)},
+      {out, out_size < OUTPUT_CAP ? (size_t)out_size : OUTPUT_CAP},
+      {err, err_size < OUTPUT_CAP ? (size_t)err_size : OUTPUT_CAP},
+      {trailer, strlen(trailer)},
+  };
+  write_all(port, v, 4);
+}
+
+/* Answers request `id` with no command run: `why` is its stderr. */
+static void send_failure(const char *id, int code, const char *why) {
+  size_t len = strlen(why);
+  memcpy(err, why, len);
+  send_answer(id, code, 0, len);
+}
+
+/* What a request the server does not know (or cannot read) gets: the host gives the port up. */
+static void send_unknown(const char *word) {
+  char unknown[96];
+  snprintf(unknown, sizeof unknown, "? %s\n", word);
+  send_text(unknown);
 }
 
 /* The command's shell, started ahead, and its ends of the pipes. */
@@ -250,9 +272,8 @@ static void drop_child(struct child *c) {
 static void note_running(const char *id, pid_t pid) {
   char line[96];
   int n = snprintf(line, sizeof line, "E %s %d\n", id, (int)pid);
-  if (ftruncate(id_fd, 0) == 0 && pwrite(id_fd, line, (size_t)n, 0) < 0) {
-    /* The kill then waits (bounded) and ends nothing; the command still runs. */
-  }
+  /* Failing, the kill waits (bounded) and ends nothing; the command still runs. */
+  if (ftruncate(id_fd, 0) < 0 || pwrite(id_fd, line, (size_t)n, 0) < 0) perror("fleetbox-exec: naming the running request");
 }
 
 /* Reads a request line: false when the host went away before it was whole. */
@@ -290,9 +311,7 @@ static size_t take_request(char *id, size_t id_size, int *input) {
       continue;
     }
     if (fields != 3 || strcmp(op, "E") != 0) {
-      char unknown[96];
-      snprintf(unknown, sizeof unknown, "? %s\n", word);
-      send_text(unknown);
+      send_unknown(word);
       continue;
     }
     /* The command, up to its NUL. */
@@ -302,9 +321,7 @@ static size_t take_request(char *id, size_t id_size, int *input) {
     if (!nul && in_len >= REQUEST_MAX) {
       /* Longer than any command the holder sends: out of step, and the host is told so. */
       in_len = 0;
-      char unknown[96];
-      snprintf(unknown, sizeof unknown, "? %s\n", word);
-      send_text(unknown);
+      send_unknown(word);
     }
     /* Else the host went away mid-command: never run. */
     if (!nul) continue;
@@ -428,48 +445,34 @@ int main(int argc, char **argv) {
       ready = 0;
     }
     if (!ready) ready = start_child(&c);
-    unsigned long long out_size = 0, err_size = 0;
-    int code = 127;
-    if (ready) {
+    if (!ready) {
+      send_failure(id, 127, "fleetbox-exec: the command's shell could not be started\n");
+    } else {
       note_running(id, c.pid);
       struct iovec v[3] = {{proc_path, strlen(proc_path)}, {"\n", 1}, {in_buf, command}};
       int handed = write_all(c.request, v, 3);
       close(c.request);
       /* Handed over or not (its reader gone: it is dying), its output and its end are the answer's. */
+      unsigned long long out_size, err_size;
       collect(&c, &out_size, &err_size);
       close(c.out), close(c.err);
       int status = 0;
       while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
       }
-      code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       if (!handed && err_size == 0) {
-        static const char why[] = "fleetbox-exec: the command's shell ended before it took the command\n";
-        memcpy(err, why, sizeof why - 1);
-        err_size = sizeof why - 1;
+        send_failure(id, code, "fleetbox-exec: the command's shell ended before it took the command\n");
+      } else {
+        send_answer(id, code, out_size, err_size);
       }
-    } else {
-      static const char why[] = "fleetbox-exec: the command's shell could not be started\n";
-      memcpy(err, why, sizeof why - 1);
-      err_size = sizeof why - 1;
+      /* The memory a large output held is given back now, not when the next one comes. */
+      if (out_size > 256 * 1024) madvise(out, OUTPUT_CAP, MADV_DONTNEED);
+      if (err_size > 256 * 1024) madvise(err, OUTPUT_CAP, MADV_DONTNEED);
     }
     consume(command);
     ready = 0;
     if (input >= 0) close(input);
-    char header[160], trailer[80];
-    snprintf(header, sizeof header, "X %s %d %llu %llu\n", id, code, out_size, err_size);
-    snprintf(trailer, sizeof trailer, "Z %s\n", id);
-    struct iovec v[4] = {
-        {header, strlen(header)},
-        {out, out_size < OUTPUT_CAP ? (size_t)out_size : OUTPUT_CAP},
-        {err, err_size < OUTPUT_CAP ? (size_t)err_size : OUTPUT_CAP},
-        {trailer, strlen(trailer)},
-    };
-    /* Lost with a host that went away, or passed over by the next one (see main's start). */
-    write_all(port, v, 4);
     /* A late kill finds no request named; had this failed, it would find this one's PID reaped, its parent not this server. */
     if (ftruncate(id_fd, 0) < 0) perror("fleetbox-exec: clearing the running request");
-    /* The memory a large output held is given back now, not when the next one comes. */
-    if (out_size > 256 * 1024) madvise(out, OUTPUT_CAP, MADV_DONTNEED);
-    if (err_size > 256 * 1024) madvise(err, OUTPUT_CAP, MADV_DONTNEED);
   }
 }
